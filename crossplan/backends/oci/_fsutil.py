@@ -1,0 +1,64 @@
+"""Atomic file and directory replacement: readers see the old content or the new, never half."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["fsync_write", "replace_dir", "temp_dir_beside", "temp_file_beside"]
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file and flush it to disk."""
+    with path.open("xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def temp_dir_beside(dest: Path) -> Path:
+    """A fresh hidden directory next to ``dest`` (same filesystem, so rename is atomic)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+
+
+def temp_file_beside(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move directory ``src`` to ``dest``, replacing ``dest`` if it exists.
+
+    Uses renameat2(RENAME_EXCHANGE) on Linux, so ``dest`` flips from old to new in one
+    step; elsewhere, falls back to two renames (a brief moment with no ``dest``).
+    """
+    if not dest.exists() and not dest.is_symlink():
+        os.rename(src, dest)
+        return
+    if _exchange(src, dest):
+        shutil.rmtree(src)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+    os.rmdir(old)
+    os.rename(dest, old)
+    os.rename(src, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+        rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+        return bool(rc == 0)
+    return False

@@ -1,0 +1,61 @@
+"""Where blob bytes come from: a small read protocol, an in-memory store, and origin hints."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crossplan.backends.oci.descriptor import Descriptor, verify_digest
+from crossplan.errors import EnvironmentProblem
+
+__all__ = ["Blob", "BlobSource", "MemoryBlobs", "Origin"]
+
+
+class BlobSource(Protocol):
+    """Anything that can hand out a blob's bytes by digest (memory, a layout, a registry)."""
+
+    def read_blob(self, digest: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A registry repository already holding a blob: lets a push mount instead of upload."""
+
+    registry: str
+    repository: str
+
+
+@dataclass(frozen=True)
+class MemoryBlobs:
+    """Blobs held in memory, keyed by digest."""
+
+    blobs: Mapping[str, bytes] = field(default_factory=dict)
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blobs[digest]
+        except KeyError:
+            raise EnvironmentProblem(f"blob {digest} is not in memory") from None
+
+    def reader(self, digest: str) -> Callable[[], bytes]:
+        """A zero-argument function returning the blob."""
+        return functools.partial(self.read_blob, digest)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A descriptor plus a lazy way to get its bytes; ``read()`` always verifies the digest."""
+
+    descriptor: Descriptor
+    source: BlobSource = field(compare=False)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    def read(self) -> bytes:
+        data = self.source.read_blob(self.descriptor.digest)
+        return verify_digest(data, self.descriptor.digest, what=f"blob {self.descriptor.digest}")

@@ -1,0 +1,182 @@
+"""Deterministic gzip layer blobs from a list of file, directory and symlink entries."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from crossplan.backends.oci._tar import TarWriter
+from crossplan.backends.oci.blobs import Blob, MemoryBlobs
+from crossplan.backends.oci.descriptor import Descriptor
+from crossplan.backends.oci.mediatypes import OCI_LAYER_GZIP
+from crossplan.errors import RecipeError, StepFailed
+
+__all__ = ["GZIP_LEVEL", "Layer", "LayerEntry", "build_layer", "entries_from_tree"]
+
+GZIP_LEVEL = 6
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One path in a layer: a file (from ``source`` or ``data``), a directory or a symlink."""
+
+    path: str  # absolute path in the image, e.g. "/usr/local/bin/hello"
+    source: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mode: int = 0o644
+    type: Literal["file", "dir", "symlink"] = "file"
+    linkname: str = ""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A built layer: the gzip blob (held in memory) and the digest of the tar inside it."""
+
+    diff_id: str  # sha256 of the uncompressed tar
+    digest: str  # sha256 of the gzip blob
+    size: int
+    blob: bytes = field(repr=False)
+    media_type: str = OCI_LAYER_GZIP
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size)
+
+    def as_blob(self) -> Blob:
+        return Blob(self.descriptor, MemoryBlobs({self.digest: self.blob}))
+
+
+def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
+    """Tar + gzip ``entries`` reproducibly: same entries and mtime give the same bytes.
+
+    Entries are sorted by path, missing parent directories are added (0755), owners are
+    root with empty names, every mtime is ``mtime`` (SOURCE_DATE_EPOCH). File sources are
+    streamed in 1 MiB chunks; only the compressed blob is kept, in memory. The gzip header
+    has mtime 0, no file name, and a fixed level (``GZIP_LEVEL``).
+    """
+    members = _plan(entries)
+    tar_hash = hashlib.sha256()
+    out = io.BytesIO()
+    with gzip.GzipFile(
+        filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=out, mtime=0
+    ) as gz:
+
+        def write(data: bytes) -> None:
+            tar_hash.update(data)
+            gz.write(data)
+
+        tar = TarWriter(write, mtime=mtime)
+        for name, entry in members:
+            if entry.type == "file":
+                size, chunks = _content(entry)
+                tar.add(name, kind="file", mode=entry.mode, size=size, chunks=chunks)
+            else:
+                tar.add(name, kind=entry.type, mode=entry.mode, linkname=entry.linkname)
+        tar.close()
+    blob = out.getvalue()
+    return Layer(
+        diff_id="sha256:" + tar_hash.hexdigest(),
+        digest="sha256:" + hashlib.sha256(blob).hexdigest(),
+        size=len(blob),
+        blob=blob,
+    )
+
+
+def entries_from_tree(root: Path, dest: str = "/") -> list[LayerEntry]:
+    """Entries for everything under ``root``, placed under ``dest`` in the image.
+
+    Modes are normalized (0755 if any execute bit is set, else 0644) so the umask of
+    the machine that produced the files does not change the layer.
+    """
+    base = "/" + dest.strip("/")
+    out: list[LayerEntry] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root)
+        for name in sorted([*dirnames, *filenames]):
+            path = Path(dirpath, name)
+            image_path = "/".join(p for p in (base.rstrip("/"), *rel.parts, name) if p)
+            image_path = "/" + image_path.lstrip("/")
+            if path.is_symlink():
+                out.append(LayerEntry(image_path, type="symlink", linkname=os.readlink(path)))
+            elif path.is_dir():
+                out.append(LayerEntry(image_path, type="dir", mode=0o755))
+            else:
+                mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+                out.append(LayerEntry(image_path, source=path, mode=mode))
+    return out
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    if not path.startswith("/") or "\0" in path:
+        raise RecipeError(
+            f"layer path '{path}' must be absolute", hint="write it as '/usr/local/bin/app'"
+        )
+    parts = tuple(p for p in path.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise RecipeError(f"layer path '{path}' contains '..'", hint="use a normalized path")
+    if not parts:
+        raise RecipeError("layer path '/' cannot be an entry", hint="name a file or directory")
+    return parts
+
+
+def _check(entry: LayerEntry) -> None:
+    if entry.type == "file" and (entry.source is None) == (entry.data is None):
+        raise RecipeError(f"layer file '{entry.path}' needs exactly one of source= or data=")
+    if entry.type == "symlink" and not entry.linkname:
+        raise RecipeError(f"layer symlink '{entry.path}' needs a linkname")
+    if entry.type != "file" and (entry.source is not None or entry.data is not None):
+        raise RecipeError(f"layer {entry.type} '{entry.path}' cannot have content")
+
+
+def _plan(entries: Iterable[LayerEntry]) -> list[tuple[str, LayerEntry]]:
+    """Validate, dedupe, add parent directories, sort by path components."""
+    by_parts: dict[tuple[str, ...], LayerEntry] = {}
+    for entry in entries:
+        _check(entry)
+        parts = _parts(entry.path)
+        previous = by_parts.get(parts)
+        if previous is not None and previous != entry:
+            raise RecipeError(f"layer path '{entry.path}' is given twice with different content")
+        by_parts[parts] = entry
+    for parts in list(by_parts):
+        for i in range(1, len(parts)):
+            parent = parts[:i]
+            existing = by_parts.get(parent)
+            if existing is None:
+                by_parts[parent] = LayerEntry("/" + "/".join(parent), type="dir", mode=0o755)
+            elif existing.type != "dir":
+                raise RecipeError(
+                    f"layer path '{existing.path}' is a {existing.type} "
+                    f"but '/{'/'.join(parts)}' is inside it"
+                )
+    return [("/".join(p), by_parts[p]) for p in sorted(by_parts)]
+
+
+def _content(entry: LayerEntry) -> tuple[int, Iterable[bytes]]:
+    if entry.data is not None:
+        return len(entry.data), (entry.data,)
+    assert entry.source is not None
+    try:
+        size = entry.source.stat().st_size
+    except OSError as exc:
+        raise StepFailed(
+            f"layer file '{entry.path}': cannot read source {entry.source}: {exc.strerror}",
+            hint="check that the step producing it ran and wrote it",
+        ) from None
+    if not entry.source.is_file():
+        raise StepFailed(f"layer file '{entry.path}': source {entry.source} is not a file")
+    return size, _chunks(entry.source)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk

@@ -1,0 +1,209 @@
+"""OCI image layouts: write a directory or a tar atomically, and read one back as a base image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from crossplan.backends.oci._fsutil import (
+    fsync_write,
+    replace_dir,
+    temp_dir_beside,
+    temp_file_beside,
+)
+from crossplan.backends.oci._tar import TarWriter
+from crossplan.backends.oci.blobs import MemoryBlobs
+from crossplan.backends.oci.descriptor import Descriptor, canonical_json
+from crossplan.backends.oci.image import BuiltIndex
+from crossplan.backends.oci.resolve import resolve_platforms
+from crossplan.backends.oci.spec import BaseImage
+from crossplan.errors import EnvironmentProblem, RecipeError
+from crossplan.platforms import Platform
+
+__all__ = [
+    "REF_NAME",
+    "LayoutRef",
+    "parse_layout_ref",
+    "read_layout_base",
+    "write_archive",
+    "write_layout",
+]
+
+REF_NAME = "org.opencontainers.image.ref.name"
+_OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+_Files = list[tuple[str, Callable[[], bytes]]]
+
+
+@dataclass(frozen=True)
+class LayoutRef:
+    """``oci:DIR[:REF]`` or ``oci-archive:FILE.tar[:REF]`` (the path cannot contain ':')."""
+
+    kind: Literal["oci", "oci-archive"]
+    path: Path
+    ref: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}" + (f":{self.ref}" if self.ref else "")
+
+
+def parse_layout_ref(text: str) -> LayoutRef | None:
+    """Parse a layout reference; ``None`` when ``text`` is not ``oci:`` or ``oci-archive:``."""
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in ("oci", "oci-archive"):
+        return None
+    path, _, ref = rest.partition(":")
+    if not path:
+        raise RecipeError(f"'{text}' names no path", hint=f"write it as '{kind}:DIR[:TAG]'")
+    return LayoutRef("oci" if kind == "oci" else "oci-archive", Path(path), ref or None)
+
+
+def write_layout(
+    built: BuiltIndex,
+    path: Path,
+    *,
+    ref_name: str | None = None,
+    platform_refs: Mapping[Platform, str] | None = None,
+) -> Path:
+    """Write an OCI layout directory at ``path``, replacing any previous one atomically.
+
+    ``index.json`` points at the image index, annotated with ``ref_name`` if given;
+    ``platform_refs`` adds single-platform names (tools like umoci unpack one manifest).
+    """
+    files = _files(built, ref_name, platform_refs)
+    tmp = temp_dir_beside(path)
+    try:
+        for name, read in files:
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fsync_write(target, read())
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def write_archive(
+    built: BuiltIndex,
+    file: Path,
+    *,
+    ref_name: str | None = None,
+    platform_refs: Mapping[Platform, str] | None = None,
+) -> Path:
+    """Write the same layout as a deterministic tar (``oci-archive:``), via a temp file + rename."""
+    files = _files(built, ref_name, platform_refs)
+    tmp = temp_file_beside(file)
+    try:
+        with tmp.open("wb") as fh:
+            tar = TarWriter(fh.write, mtime=0)
+            for directory in ("blobs", "blobs/sha256"):
+                tar.add(directory, kind="dir", mode=0o755)
+            for name, read in sorted(files):
+                data = read()
+                tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
+            tar.close()
+        tmp.replace(file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return file
+
+
+def _files(
+    built: BuiltIndex, ref_name: str | None, platform_refs: Mapping[Platform, str] | None
+) -> _Files:
+    entries = [_annotated(built.descriptor, ref_name)]
+    for platform, name in sorted((platform_refs or {}).items()):
+        entries.append(_annotated(built.images[platform].descriptor, name))
+    top = {"schemaVersion": 2, "mediaType": built.descriptor.media_type, "manifests": entries}
+    files: _Files = [
+        ("oci-layout", lambda: _OCI_LAYOUT),
+        ("index.json", lambda: canonical_json(top)),
+    ]
+    for digest, doc in built.documents().items():
+        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest)))
+    for digest, blob in sorted(built.blobs.items()):
+        files.append((_blob_path(digest), blob.read))
+    return files
+
+
+def _annotated(desc: Descriptor, ref_name: str | None) -> dict[str, object]:
+    doc = desc.to_json()
+    if ref_name:
+        doc["annotations"] = {REF_NAME: ref_name}
+    return doc
+
+
+def _blob_path(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    return f"blobs/{algo}/{hexpart}"
+
+
+class _LayoutBlobs:
+    """Blobs of a layout directory or archive, read on demand."""
+
+    def __init__(self, ref: LayoutRef) -> None:
+        self.ref = ref
+
+    def _read(self, name: str) -> bytes:
+        try:
+            if self.ref.kind == "oci":
+                return (self.ref.path / name).read_bytes()
+            with tarfile.open(self.ref.path) as tar:
+                for member in tar:
+                    if member.name.removeprefix("./") == name:
+                        fh = tar.extractfile(member)
+                        if fh is not None:
+                            return fh.read()
+                raise FileNotFoundError(name)
+        except (OSError, tarfile.TarError) as exc:
+            raise EnvironmentProblem(
+                f"cannot read {name} from {self.ref.kind}:{self.ref.path}: {exc}",
+                hint="is it a complete OCI layout (oci-layout, index.json, blobs/)?",
+            ) from None
+
+    def read_blob(self, digest: str) -> bytes:
+        return self._read(_blob_path(digest))
+
+    def read_manifest(self, digest: str) -> bytes:
+        return self._read(_blob_path(digest))
+
+    def top(self) -> Descriptor:
+        every = json.loads(self._read("index.json")).get("manifests", [])
+        names = sorted({n for e in every if (n := (e.get("annotations") or {}).get(REF_NAME))})
+        entries = every
+        if self.ref.ref is not None:
+            entries = [
+                e for e in every if (e.get("annotations") or {}).get(REF_NAME) == self.ref.ref
+            ]
+        if len(entries) != 1:
+            raise RecipeError(
+                f"{self.ref}: expected one image, found {len(entries)}",
+                hint="name one with ':REF'" + (f" (refs: {', '.join(names)})" if names else ""),
+            )
+        return Descriptor.from_json(entries[0])
+
+
+def read_layout_base(
+    ref: LayoutRef | str, platforms: Iterable[Platform]
+) -> dict[Platform, BaseImage]:
+    """Load a layout (``oci:`` or ``oci-archive:``) as a base image for each platform."""
+    parsed = parse_layout_ref(ref) if isinstance(ref, str) else ref
+    if parsed is None:
+        raise RecipeError(f"'{ref}' is not an oci: or oci-archive: reference")
+    source = _LayoutBlobs(parsed)
+    top = source.top()
+    name = f"{parsed.kind}:{parsed.path}"
+    return resolve_platforms(
+        source.read_manifest(top.digest),
+        top.digest,
+        list(platforms),
+        source=source,
+        name=name,
+        pinned=f"{name}@{top.digest}",
+    )

@@ -1,0 +1,44 @@
+"""The toolchain interface: a pure description of how to build one (step, platform) on the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from crossplan.platforms import Platform
+
+__all__ = ["BuildAction", "Toolchain"]
+
+
+@dataclass(frozen=True)
+class BuildAction:
+    """What the host executor runs in a step's work dir, in order, and what it collects.
+
+    ``env`` is added to the scrubbed base environment (PATH, HOME, TMPDIR, TARGET*/BUILD*,
+    SOURCE_DATE_EPOCH are set by the executor). ``outputs`` are paths relative to the work
+    dir, collected into the store under ``rename`` names when given. ``executables`` are
+    outputs whose ELF header must match the target platform.
+    """
+
+    commands: tuple[tuple[str, ...], ...]
+    env: dict[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    executables: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)  # extra files to write (rel path -> text)
+
+
+class Toolchain(Protocol):
+    """A Go/Rust/C toolchain able to target platforms from the build platform."""
+
+    name: str
+
+    def fingerprint(self, platform: Platform) -> str:
+        """Version identity that enters cache keys (not the binary's hash). May raise
+        EnvironmentProblem with the exact fix when the toolchain or target std is missing."""
+        ...
+
+    def action(self, step: object, platform: Platform, workdir: Path, cache_dir: Path) -> BuildAction:
+        """The commands and env that build ``step`` for ``platform`` in ``workdir``.
+        ``cache_dir`` persists across builds (GOCACHE, cargo target dir), outside keys."""
+        ...

@@ -1,0 +1,289 @@
+"""The `plan` command: parses arguments, calls the API, renders (rich or --json).
+
+Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crossplan import api
+from crossplan.errors import EXIT_USAGE, CrossplanError
+from crossplan.render import render_graph
+from crossplan.runner.events import StepEvent
+from crossplan.runner.result import RunResult
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="crossplan: cross-compile multi-arch images with Nix-style caching.\n\n"
+    "Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem.",
+)
+cache_app = typer.Typer(help="Inspect and maintain the local store.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+err = Console(stderr=True)
+out = Console()
+
+PlanArg = Annotated[
+    Path, typer.Option("--file", "-f", help="plan.toml or its directory")
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="CROSSPLAN_CACHE_DIR", help="store directory"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="comma-separated target platforms")
+]
+
+
+def fail(exc: CrossplanError, as_json: bool) -> NoReturn:
+    err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True, soft_wrap=True)
+    if as_json:
+        print(json.dumps({"ok": False, "error": exc.render(), "exit_code": exc.exit_code}))
+    raise typer.Exit(exc.exit_code)
+
+
+def _split_args(args: list[str]) -> tuple[Path, list[str]]:
+    """``plan run [PLAN] [TARGET...]``: the first arg is the plan if it is a path."""
+    if args:
+        first = Path(args[0])
+        if first.is_file() or (first.is_dir() and (first / "plan.toml").is_file()):
+            return first, args[1:]
+    return Path("plan.toml"), args
+
+
+@app.command()
+def run(
+    args: Annotated[list[str] | None, typer.Argument(help="[PLAN] [STEP...]")] = None,
+    platform: PlatformOpt = None,
+    as_json: JsonOpt = False,
+    export: Annotated[Path | None, typer.Option(help="copy outputs to DIR/<step>/<platform>/")] = None,
+    output: Annotated[str | None, typer.Option(help="oci:DIR or oci-archive:FILE.tar")] = None,
+    push: Annotated[bool, typer.Option(help="push images to their tags")] = False,
+    smoke: Annotated[bool, typer.Option(help="run each step's smoke command")] = False,
+    cache_dir: CacheDir = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel steps")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", "-k")] = False,
+) -> None:
+    """Build every step (or the named ones) for every target platform."""
+    plan_path, targets = _split_args(args or [])
+    try:
+        recipe = api.load(plan_path)
+        p = api.plan(recipe, platform, cache_dir=cache_dir)
+        opts = api.RunOptions(
+            cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
+            output=output, push=push, smoke=smoke, targets=targets,
+        )
+        result = _run_with_progress(p, opts, quiet=as_json)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        _print_result(result)
+    if not result.ok:
+        for s in result.steps:
+            if s.status == "failed" and s.error:
+                err.print(f"[bold red]failed:[/] {s.error}", highlight=False, markup=True)
+        raise typer.Exit(1)
+
+
+def _run_with_progress(p: Any, opts: api.RunOptions, *, quiet: bool) -> RunResult:
+    if quiet or not err.is_terminal:
+        def on_event(e: StepEvent) -> None:
+            if e.kind == "warning":
+                err.print(f"[yellow]warning:[/] {e.node}: {e.message}", highlight=False)
+        return api.run(p, opts, on_event=on_event)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as prog:
+        task = prog.add_task("building", total=len(p.nodes))
+
+        def on_event_p(e: StepEvent) -> None:
+            if e.kind == "started":
+                prog.update(task, description=f"building {e.node}")
+            elif e.kind == "warning":
+                prog.console.print(f"[yellow]warning:[/] {e.node}: {e.message}", highlight=False)
+            else:
+                prog.advance(task)
+
+        return api.run(p, opts, on_event=on_event_p)
+
+
+def _print_result(result: RunResult) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for col in ("step", "platform", "status", "seconds", "key"):
+        table.add_column(col)
+    colors = {"built": "green", "cached": "cyan", "substituted": "blue", "failed": "red",
+              "skipped": "yellow"}
+    for s in result.steps:
+        table.add_row(
+            s.node.step, s.node.platform, f"[{colors[s.status]}]{s.status}[/]",
+            f"{s.seconds:.2f}", (s.key or "")[:16],
+        )
+    out.print(table)
+    for img in result.images:
+        out.print(f"image [bold]{img.step}[/]: index {img.index_digest}")
+        for plat, dig in img.manifests.items():
+            out.print(f"  {plat}: {dig}")
+        for note in img.notes:
+            out.print(f"  {note}")
+    counts = {k: len(result.by_status(k)) for k in colors}  # type: ignore[arg-type]
+    out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" in {result.seconds:.2f}s")
+
+
+@app.command()
+def graph(
+    plan_file: PlanArg = Path("plan.toml"),
+    fmt: Annotated[str, typer.Option("--format", help="text | dot | mermaid | json")] = "text",
+    platform: PlatformOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the DAG of (step, platform) nodes."""
+    if as_json:
+        fmt = "json"
+    if fmt not in ("text", "dot", "mermaid", "json"):
+        fail(CrossplanError(f"unknown format '{fmt}'", hint="use text, dot, mermaid or json"), False)
+    try:
+        p = api.plan(api.load(plan_file), platform, with_toolchains=False)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    print(render_graph(p, fmt))
+
+
+@app.command()
+def explain(
+    step: str,
+    plan_file: PlanArg = Path("plan.toml"),
+    platform: PlatformOpt = None,
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a step's key is made of, and why it would rebuild."""
+    try:
+        p = api.plan(api.load(plan_file), None, cache_dir=cache_dir)
+        ex = api.explain(p, step, platform, cache_dir=cache_dir)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps(ex.as_json(), indent=2))
+        return
+    out.print(f"[bold]{ex.node}[/]  key {ex.key or '(unknown until its deps are built)'}")
+    out.print(f"  cached: {'yes' if ex.cached else 'no'}")
+    for k, v in ex.components.items():
+        out.print(f"  {k}: {json.dumps(v)[:120]}", highlight=False)
+    out.print(f"  input files: {len(ex.inputs)}")
+    for d, outs in ex.deps.items():
+        out.print(f"  dep {d}: {'not built' if outs is None else f'{len(outs)} output(s)'}")
+    out.print("[bold]since the last recorded run:[/]")
+    for c in ex.changes:
+        out.print(f"  - {c}", highlight=False)
+
+
+@cache_app.command("ls")
+def cache_ls(cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
+    """List stored entries."""
+    store = api.store_for(cache_dir)
+    entries = store.entries()
+    store.close()
+    if as_json:
+        print(json.dumps([
+            {"key": e.key, "node": e.node, "files": len(e.files),
+             "bytes": sum(f.size for f in e.files), "created": e.created}
+            for e in entries
+        ], indent=2))
+        return
+    for e in entries:
+        out.print(f"{e.key[:16]}  {e.node:40} {len(e.files)} file(s) "
+                  f"{sum(f.size for f in e.files)} bytes", highlight=False)
+
+
+@cache_app.command("verify")
+def cache_verify(cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
+    """Re-hash every blob; evict entries whose blobs are corrupt or missing."""
+    store = api.store_for(cache_dir)
+    n = len(store.keys())
+    bad = store.verify()
+    store.close()
+    if as_json:
+        print(json.dumps({"checked": n, "evicted": bad}))
+    else:
+        out.print(f"checked {n} entries; evicted {len(bad)}")
+        for k in bad:
+            out.print(f"  evicted {k}")
+
+
+def _parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("b").rstrip("i")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise CrossplanError(f"bad size '{text}'", hint="e.g. 500M, 2G, 1048576") from None
+
+
+@cache_app.command("gc")
+def cache_gc(
+    max_size: Annotated[str, typer.Option("--max-size", help="e.g. 2G")],
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evict oldest entries until the store fits MAX_SIZE, then delete unreferenced blobs."""
+    try:
+        limit = _parse_size(max_size)
+    except CrossplanError as exc:
+        exc.exit_code = EXIT_USAGE
+        fail(exc, as_json)
+    store = api.store_for(cache_dir)
+    removed, freed = store.gc(limit)
+    store.close()
+    if as_json:
+        print(json.dumps({"removed": removed, "freed_bytes": freed}))
+    else:
+        out.print(f"removed {removed} entries, freed {freed} bytes")
+
+
+@cache_app.command("rm")
+def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
+    """Remove one entry (a full key or a unique prefix)."""
+    store = api.store_for(cache_dir)
+    matches = [k for k in store.keys() if k.startswith(key)]
+    if len(matches) != 1:
+        store.close()
+        fail(CrossplanError(
+            f"{'no' if not matches else 'several'} entries match '{key}'",
+            hint="see `plan cache ls`",
+        ), as_json)
+    store.remove(matches[0])
+    store.close()
+    if as_json:
+        print(json.dumps({"removed": matches[0]}))
+    else:
+        out.print(f"removed {matches[0]}")
+
+
+def main() -> None:
+    try:
+        app()
+    except CrossplanError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"error: {exc.render()}")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

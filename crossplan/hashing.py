@@ -1,0 +1,28 @@
+"""blake3 content digests of bytes and files (the store's and the keys' hash)."""
+
+from __future__ import annotations
+
+import os
+
+import blake3
+
+__all__ = ["file_digest", "hash_bytes"]
+
+_MMAP_MIN = 1 << 16
+
+
+def hash_bytes(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def file_digest(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """blake3 of a file's bytes (memory-mapped for large files)."""
+    if size is None:
+        size = os.stat(path).st_size
+    h = blake3.blake3()
+    if size >= _MMAP_MIN:
+        h.update_mmap(path)
+    else:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()

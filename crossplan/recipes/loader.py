@@ -1,0 +1,103 @@
+"""Read plan.toml into a Recipe, turning TOML and schema errors into RecipeErrors with lines."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from crossplan.errors import RecipeError
+from crossplan.recipes.models import Recipe
+from crossplan.recipes.validate import validate_recipe
+
+__all__ = ["load", "load_text"]
+
+_KINDS = "go | rust | c | shell | image"
+
+
+def load(path: str | Path) -> Recipe:
+    """Load and validate ``plan.toml`` (or a directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "plan.toml"
+    if not p.is_file():
+        raise RecipeError(
+            f"no recipe at {p}", hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`"
+        )
+    return load_text(p.read_text(encoding="utf-8"), file=p.resolve())
+
+
+def load_text(text: str, *, file: Path) -> Recipe:
+    """Parse recipe text; ``file`` names it in errors and anchors relative paths."""
+    label = str(file)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise RecipeError(
+            f"TOML syntax error: {exc}",
+            file=label,
+            line=int(m.group(1)) if m else None,
+            hint="fix the syntax at that line (see https://toml.io)",
+        ) from None
+    return from_dict(data, file=file, text=text)
+
+
+def from_dict(data: dict[str, Any], *, file: Path, text: str = "") -> Recipe:
+    """Validate already-parsed data (used for recipes built from Python objects too)."""
+    label = str(file)
+    try:
+        recipe = Recipe.model_validate({**data, "file": file})
+    except ValidationError as exc:
+        raise _schema_error(exc, label, text) from None
+    validate_recipe(recipe)
+    return recipe
+
+
+def _schema_error(exc: ValidationError, label: str, text: str) -> RecipeError:
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"]]
+    step = loc[1] if len(loc) >= 2 and loc[0] == "steps" else None
+    field_path = loc[2:] if step else loc
+    # Drop pydantic's union-tag segment (e.g. "shell") from the location.
+    if step and field_path and field_path[0] in ("shell", "go", "rust", "c", "image"):
+        field_path = field_path[1:]
+    field = ".".join(field_path)
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        msg = f"unknown field '{field}'"
+        hint = "check the spelling; see the recipe reference in README.md"
+    elif etype in ("union_tag_invalid", "union_tag_not_found"):
+        got = err.get("input", {})
+        kind = got.get("kind") if isinstance(got, dict) else None
+        msg = f"unknown kind '{kind}'" if kind else "missing 'kind'"
+        hint = f"kind must be one of: {_KINDS}"
+    elif etype == "missing":
+        msg = f"missing required field '{field}'"
+        hint = f"add `{field_path[-1] if field_path else field} = ...`"
+    else:
+        msg = f"invalid value for '{field}': {err['msg']}"
+        hint = None
+    line = _line_of(text, step, field_path[-1] if field_path else None)
+    return RecipeError(msg, file=label, step=step, line=line, hint=hint)
+
+
+def _line_of(text: str, step: str | None, field: str | None) -> int | None:
+    """Best-effort line number of a step's table (or its field) in the TOML text."""
+    if not text or not step:
+        return None
+    lines = text.splitlines()
+    header = re.compile(rf"^\s*\[\s*steps\.\"?{re.escape(step)}\"?\s*\]")
+    for i, line in enumerate(lines):
+        if header.match(line):
+            if field:
+                for j in range(i + 1, len(lines)):
+                    if lines[j].lstrip().startswith("["):
+                        break
+                    if re.match(rf"^\s*{re.escape(field)}\s*=", lines[j]):
+                        return j + 1
+            return i + 1
+    return None

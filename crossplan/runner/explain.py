@@ -1,0 +1,127 @@
+"""``plan explain``: what a node's key is made of, and what changed since its last recorded run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossplan.cache.store import CorruptEntry, Store
+from crossplan.planner.graph import NodeId
+from crossplan.planner.plan import Plan
+
+__all__ = ["Explanation", "diff_components", "explain_node", "resolve_keys"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    node: NodeId
+    key: str | None  # None when a dependency has not been built yet
+    cached: bool
+    components: dict[str, Any]
+    inputs: dict[str, str]
+    deps: dict[str, dict[str, str] | None]
+    last_key: str | None
+    changes: list[str] = field(default_factory=list)
+    remote: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "node": str(self.node),
+            "step": self.node.step,
+            "platform": self.node.platform,
+            "key": self.key,
+            "cached": self.cached,
+            "components": self.components,
+            "inputs": {"files": len(self.inputs), "digest": self.components.get("inputs")},
+            "deps": self.deps,
+            "last_key": self.last_key,
+            "changes": self.changes,
+            "remote": self.remote,
+        }
+
+
+def resolve_keys(plan: Plan, store: Store) -> dict[NodeId, str | None]:
+    """Keys computable now: a node's key is known when every dep has a stored entry."""
+    keys: dict[NodeId, str | None] = {}
+    outputs: dict[NodeId, dict[str, str] | None] = {}
+    for node, pn in plan.nodes.items():
+        dep_out = {d: outputs.get(d) for d in pn.deps}
+        if any(v is None for v in dep_out.values()):
+            keys[node] = None
+            outputs[node] = None
+            continue
+        key = pn.key({d: v for d, v in dep_out.items() if v is not None})
+        keys[node] = key
+        try:
+            entry = store.get(key, verify=False)
+        except CorruptEntry:
+            entry = None
+        outputs[node] = entry.digests() if entry else None
+    return keys
+
+
+def explain_node(plan: Plan, store: Store, node: NodeId) -> Explanation:
+    keys = resolve_keys(plan, store)
+    pn = plan.nodes[node]
+    key = keys[node]
+    deps: dict[str, dict[str, str] | None] = {}
+    for d in pn.deps:
+        dk = keys[d]
+        entry = store.get(dk, verify=False) if dk else None
+        deps[str(d)] = entry.digests() if entry else None
+    cached = key is not None and store.get(key, verify=False) is not None
+    inputs = pn.inputs.as_map() if pn.inputs else {}
+    last = store.last_record(str(node))
+    changes: list[str] = []
+    if last is None:
+        changes.append("no recorded run of this step: it has never been built with this store")
+    elif last.get("key") == key:
+        changes.append("nothing changed since the last recorded run")
+    else:
+        changes += diff_components(last.get("components", {}), dict(pn.components))
+        changes += _diff_files("input", last.get("inputs", {}), inputs)
+        for d, outs in deps.items():
+            before = last.get("deps", {}).get(d)
+            if outs is None:
+                changes.append(f"dep {d}: not built yet (its outputs decide this key)")
+            elif before is not None and before != outs:
+                changes += _diff_files(f"dep {d} output", before, outs)
+        if not changes:
+            changes.append("the key changed, but no recorded component differs")
+    return Explanation(
+        node, key, cached, dict(pn.components), inputs, deps,
+        last.get("key") if last else None, changes,
+    )
+
+
+def diff_components(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k in sorted(set(before) | set(after)):
+        name = f"{prefix}{k}"
+        a, b = before.get(k), after.get(k)
+        if a == b:
+            continue
+        if name == "inputs":
+            continue  # reported file by file
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_components(a, b, name + ".")
+        else:
+            out.append(f"{name} changed: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _diff_files(what: str, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    out = []
+    for p in sorted(set(before) | set(after)):
+        if p not in before:
+            out.append(f"{what} added: {p}")
+        elif p not in after:
+            out.append(f"{what} removed: {p}")
+        elif before[p] != after[p]:
+            out.append(f"{what} changed: {p}")
+    return out
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."

@@ -1,0 +1,71 @@
+"""Hermetic work dirs: copy in declared inputs and deps' outputs; collect outputs into the store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+from crossplan.cache.store import Entry, OutputFile, Store
+from crossplan.errors import StepFailed
+from crossplan.planner.digest import TreeDigest
+
+__all__ = ["collect_outputs", "new_workdir", "populate"]
+
+
+def new_workdir(store: Store, label: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
+    return Path(tempfile.mkdtemp(prefix=f"work-{safe}-", dir=store.root / "tmp"))
+
+
+def populate(workdir: Path, inputs: TreeDigest | None, deps: dict[str, Entry], store: Store) -> None:
+    """Copy the input tree's files (only those digested) and deps' outputs (deps/<id>/)."""
+    if inputs is not None:
+        for f in inputs.files:
+            src = inputs.root / f.path if inputs.root.is_dir() else inputs.root
+            dest = workdir / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if f.link is not None:
+                os.symlink(f.link, dest)
+            else:
+                shutil.copyfile(src, dest)
+                os.chmod(dest, 0o755 if f.executable else 0o644)
+    for dep_id, entry in deps.items():
+        store.materialize(entry, workdir / "deps" / dep_id)
+
+
+def collect_outputs(
+    workdir: Path, outputs: tuple[str, ...], store: Store, *, step: str
+) -> tuple[OutputFile, ...]:
+    """Move each declared output (file or directory tree) into the store as blobs."""
+    files: list[OutputFile] = []
+    for out in outputs:
+        path = workdir / out
+        if not os.path.lexists(path):
+            raise StepFailed(
+                f"exited 0 but did not produce declared output '{out}'", step=step,
+                hint="make the command write it, or fix `outputs`",
+            )
+        if path.is_dir() and not path.is_symlink():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    full = Path(dirpath) / name
+                    rel = full.relative_to(workdir).as_posix()
+                    files.append(_collect_one(full, rel, store))
+        else:
+            files.append(_collect_one(path, Path(out).as_posix(), store))
+    return tuple(sorted(files, key=lambda f: f.path))
+
+
+def _collect_one(full: Path, rel: str, store: Store) -> OutputFile:
+    st = full.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(full)
+        digest = store.put_bytes(target.encode())
+        return OutputFile(rel, digest, 0o777, 0, target)
+    mode = 0o755 if st.st_mode & 0o111 else 0o644
+    digest, size = store.put_file(full, move=True)
+    return OutputFile(rel, digest, mode, size)
