@@ -95,7 +95,7 @@ def run(p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None 
         if opts.targets:
             p = p.subplan(p.select(opts.targets))
         environ = os.environ if opts.environ is None else opts.environ
-        images = ImagePipeline(p.recipe, store)
+        images = ImagePipeline(p.recipe, store, p.source_date_epoch)
         actions = make_action_factory(
             resolver_for(p.recipe, store.root, environ), images.assemble, store.root / "toolcache"
         )

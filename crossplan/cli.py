@@ -136,11 +136,11 @@ def _print_result(result: RunResult) -> None:
         )
     out.print(table)
     for img in result.images:
-        out.print(f"image [bold]{img.step}[/]: index {img.index_digest}")
+        out.print(f"image [bold]{img.step}[/]: index {img.index_digest}", soft_wrap=True)
         for plat, dig in img.manifests.items():
-            out.print(f"  {plat}: {dig}")
+            out.print(f"  {plat}: {dig}", soft_wrap=True)
         for note in img.notes:
-            out.print(f"  {note}")
+            out.print(f"  {note}", soft_wrap=True, highlight=False)
     counts = {k: len(result.by_status(k)) for k in colors}  # type: ignore[arg-type]
     out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" in {result.seconds:.2f}s")
 

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,11 @@ from crossplan.hashing import file_digest, hash_bytes
 __all__ = ["FileDigest", "StatMemo", "TreeDigest", "file_digest", "hash_bytes", "tree_digest"]
 
 _ALWAYS_IGNORED = (".git/", ".crossplan/", "__pycache__/")
+
+# A file modified this recently may be modified again within the same mtime tick (coarse
+# timestamps: a jiffy on Linux < 6.13, seconds on some filesystems) without its stat
+# changing; such "racy" files are hashed but never memoized (like git's racy-clean check).
+_RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ def tree_digest(
         files.append(FileDigest(root.name, file_digest(root, st.st_size), _is_exec(st), st.st_size))
     else:
         spec = _ignore_spec(root, exclude)
+        racy_after = time.time_ns() - _RACY_NS
         for dirpath, dirnames, filenames in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
@@ -129,8 +136,9 @@ def tree_digest(
                     digest = str(hit[3])
                 else:
                     digest = file_digest(full, st.st_size)
-                    memo_table[rel] = [*sig, digest]
-                    changed = True
+                    if st.st_mtime_ns < racy_after:
+                        memo_table[rel] = [*sig, digest]
+                        changed = True
                 files.append(FileDigest(rel, digest, _is_exec(st), st.st_size))
     files.sort(key=lambda f: f.path)
     h = blake3.blake3()

@@ -10,6 +10,7 @@ from pathlib import Path
 from crossplan.backends.toolchains.base import BuildAction, Toolchain
 from crossplan.cache.store import Entry
 from crossplan.errors import StepFailed
+from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.recipes.models import ShellStep, Step
 
@@ -18,15 +19,15 @@ __all__ = ["ImageAssembler", "ToolchainResolver", "make_action_factory"]
 # (step id, step) -> the toolchain that builds it.
 ToolchainResolver = Callable[[str, Step], Toolchain]
 # (node, work dir, deps' entries) -> writes the image into the work dir; returns the action.
-ImageAssembler = Callable[[PlannedNode, Path, Mapping[str, Entry]], BuildAction]
+ImageAssembler = Callable[[PlannedNode, Path, Mapping[NodeId, Entry]], BuildAction]
 
 
 def make_action_factory(
     toolchains: ToolchainResolver,
     images: ImageAssembler,
     toolcache: Path,
-) -> Callable[[PlannedNode, Path, Mapping[str, Entry]], BuildAction]:
-    def factory(pn: PlannedNode, workdir: Path, deps: Mapping[str, Entry]) -> BuildAction:
+) -> Callable[[PlannedNode, Path, Mapping[NodeId, Entry]], BuildAction]:
+    def factory(pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]) -> BuildAction:
         step = pn.step
         if isinstance(step, ShellStep):
             return BuildAction(commands=(step.command,), env=dict(step.env), outputs=step.outputs)

@@ -1,36 +1,231 @@
-"""Image steps: assemble per-platform OCI images from deps' outputs; write and push them."""
+"""Image steps: assemble per-platform OCI images from deps' outputs; write and push them.
+
+The image node's store entry *is* an OCI image layout (``oci/``), so a second run is a
+cache hit and ``--output``/``--push`` just re-export the stored layout.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from functools import cache
+from pathlib import Path, PurePosixPath
 
+from crossplan.backends.oci import (
+    ImageSpec,
+    LayerEntry,
+    LayerSpec,
+    build_index,
+    export,
+    resolve_base,
+    write_layout,
+)
+from crossplan.backends.oci.reload import read_layout_index
 from crossplan.backends.toolchains.base import BuildAction
-from crossplan.cache.store import Entry, Store
-from crossplan.errors import StepFailed
-from crossplan.planner.graph import NodeId
+from crossplan.cache.store import Entry, OutputFile, Store
+from crossplan.errors import RecipeError, StepFailed
+from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
-from crossplan.recipes.models import ImageStep, Recipe
-from crossplan.runner.result import RunResult
+from crossplan.recipes.models import CopySpec, ImageStep, Recipe
+from crossplan.runner.result import ImageResult, RunResult
 
-__all__ = ["ImagePipeline", "base_pin"]
+__all__ = ["ImagePipeline", "base_pin", "git_info"]
+
+LAYOUT_DIR = "oci"
+
+
+@cache
+def git_info(root: Path) -> tuple[str | None, str | None]:
+    """(revision, source URL) of the git checkout holding ``root``, when there is one."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, check=False,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    return git("rev-parse", "HEAD"), git("config", "--get", "remote.origin.url")
 
 
 def base_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
-    return step.base
+    """What of the outside world an image depends on: the base pinned by digest, and git."""
+    if step.base == "scratch":
+        pin = "scratch"
+    else:
+        base = step.base
+        if base.startswith(("oci:", "oci-archive:")):
+            kind, _, rest = base.partition(":")
+            base = f"{kind}:{(recipe.root / rest).resolve()}"
+        bases = resolve_base(base, platforms)
+        pin = ",".join(sorted({b.pinned or b.digest for b in bases.values() if b is not None}))
+    rev, src = git_info(recipe.root)
+    return f"base={pin};revision={rev or ''};source={src or ''}"
+
+
+def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:
+    files: list[OutputFile] = list(entry.files)
+    prefix = ""
+    if spec.src is not None:
+        src = PurePosixPath(spec.src).as_posix().rstrip("/")
+        files = [f for f in files if f.path == src or f.path.startswith(src + "/")]
+        if not files:
+            raise StepFailed(
+                f"copy from '{spec.from_}': no output '{spec.src}'", step=step,
+                hint="outputs are: " + ", ".join(f.path for f in entry.files),
+            )
+        single = len(files) == 1 and files[0].path == src
+        prefix = str(PurePosixPath(src).parent) if single else src
+        prefix = "" if prefix == "." else prefix
+    out = []
+    for f in files:
+        rel = f.path[len(prefix):].lstrip("/") if prefix else f.path
+        if spec.dest.endswith("/") or len(files) > 1:
+            dest = str(PurePosixPath(spec.dest) / rel)
+        else:
+            dest = spec.dest
+        mode = spec.mode if spec.mode is not None else f.mode
+        if f.link is not None:
+            out.append(LayerEntry(dest, type="symlink", linkname=f.link, mode=0o777))
+        else:
+            out.append(LayerEntry(dest, source=store.blob_path(f.digest), mode=mode))
+    return out
 
 
 class ImagePipeline:
-    def __init__(self, recipe: Recipe, store: Store) -> None:
+    """Builds image nodes into the store and publishes them after the run."""
+
+    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0) -> None:
         self.recipe = recipe
         self.store = store
+        self.sde = source_date_epoch
 
-    def assemble(self, pn: PlannedNode, workdir: Path, deps: Mapping[str, Entry]) -> BuildAction:
-        raise StepFailed("image steps are not implemented yet", step=pn.id.step)
+    def assemble(
+        self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]
+    ) -> BuildAction:
+        step = pn.step
+        assert isinstance(step, ImageStep)
+        sid = pn.id.step
+        base = step.base
+        if base.startswith(("oci:", "oci-archive:")):
+            kind, _, rest = base.partition(":")
+            base = f"{kind}:{(self.recipe.root / rest).resolve()}"
+        bases = resolve_base(None if base == "scratch" else base, pn.platforms)
+        specs: dict[Platform, ImageSpec] = {}
+        for plat in pn.platforms:
+            layers = []
+            for c in step.copy_:
+                dep = deps.get(NodeId(c.from_, str(plat))) or deps.get(NodeId(c.from_, ANY))
+                if dep is None:
+                    raise StepFailed(f"no output of '{c.from_}' for {plat}", step=sid)
+                what = f"COPY --from={c.from_}{' ' + c.src if c.src else ''} {c.dest}"
+                layers.append(LayerSpec(
+                    tuple(_copy_entries(c, dep, self.store, sid)), what, comment=f"crossplan {sid}"
+                ))
+            specs[plat] = ImageSpec(
+                base=bases.get(plat), layers=layers, entrypoint=step.entrypoint, cmd=step.cmd,
+                env=dict(step.env), workdir=step.workdir, user=step.user,
+                labels=dict(step.labels), expose=step.expose, created=pn.components[
+                    "source_date_epoch"],
+            )
+        rev, src = git_info(self.recipe.root)
+        built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
+                            source=src)
+        name = _ref_name(step)
+        write_layout(built, workdir / LAYOUT_DIR, ref_name=name, platform_refs=(
+            {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None))
+        return BuildAction(commands=(), outputs=(LAYOUT_DIR,))
 
     def publish(
         self, result: RunResult, entries: Mapping[NodeId, Entry], *, output: str | None,
         push: bool,
     ) -> RunResult:
-        return result
+        images = []
+        image_nodes = [
+            (n, e) for n, e in entries.items()
+            if isinstance(self.recipe.steps[n.step], ImageStep)
+        ]
+        notes: list[str] = []
+        for node, entry in image_nodes:
+            step = self.recipe.steps[node.step]
+            assert isinstance(step, ImageStep)
+            with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
+                self.store.materialize(entry, Path(tmp))
+                layout = Path(tmp) / LAYOUT_DIR
+                built = read_layout_index(layout)
+                written: Path | None = None
+                img_notes: list[str] = []
+                if output:
+                    dest = _output_for(output, node.step, len(image_nodes))
+                    res = export(built, dest, tags=list(_tag_names(step)), arch_tags=step.arch_tags)
+                    written = res.path
+                    img_notes.append(f"wrote {dest}")
+                pushed: list[str] = []
+                up_to_date = bool(step.tags)
+                if push:
+                    if not step.tags:
+                        raise RecipeError(
+                            "--push needs `tags` on the image step", step=node.step,
+                            file=self.recipe.label, hint='add tags = ["registry/repo:tag"]',
+                        )
+                    for repo, tags in _group_tags(step.tags).items():
+                        pres = export(built, f"{repo}:{tags[0]}", tags=tags,
+                                      arch_tags=step.arch_tags)
+                        assert pres.push is not None
+                        img_notes.append(pres.push.summary())
+                        up_to_date = up_to_date and pres.push.up_to_date
+                        pushed += [f"{repo}:{t}" for t in tags]
+                images.append(ImageResult(
+                    node.step, built.digest, {str(p): d for p, d in built.manifests.items()},
+                    written, tuple(pushed), push and up_to_date, tuple(img_notes),
+                ))
+                notes += img_notes
+        return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
+
+
+def _ref_name(step: ImageStep) -> str | None:
+    names = _tag_names(step)
+    return names[0] if names else None
+
+
+def _tag_names(step: ImageStep) -> list[str]:
+    out = []
+    for t in step.tags:
+        last = t.rsplit("/", 1)[-1]
+        if ":" in last:
+            out.append(last.rsplit(":", 1)[1])
+    return out
+
+
+def _group_tags(tags: tuple[str, ...]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for t in tags:
+        head, _, last = t.rpartition("/")
+        if ":" in last:
+            name, tag = last.rsplit(":", 1)
+        else:
+            name, tag = last, "latest"
+        repo = f"{head}/{name}" if head else name
+        groups.setdefault(repo, []).append(tag)
+    return groups
+
+
+def _output_for(output: str, step: str, count: int) -> str:
+    kind, sep, rest = output.partition(":")
+    if not sep or kind not in ("oci", "oci-archive"):
+        raise RecipeError(
+            f"unknown --output '{output}'", hint="use oci:DIR or oci-archive:FILE.tar"
+        )
+    if count == 1:
+        return output
+    if kind == "oci":
+        return f"oci:{Path(rest) / step}"
+    p = Path(rest)
+    return f"oci-archive:{p.with_name(f'{p.stem}-{step}{p.suffix}')}"
+
+

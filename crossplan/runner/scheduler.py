@@ -28,7 +28,7 @@ from crossplan.runner.workdir import collect_outputs, new_workdir, populate
 __all__ = ["ActionFactory", "Substituter", "execute_plan"]
 
 # (planned node, work dir, deps' entries) -> what to run. Compile/image kinds plug in here.
-ActionFactory = Callable[[PlannedNode, Path, Mapping[str, Entry]], BuildAction]
+ActionFactory = Callable[[PlannedNode, Path, Mapping[NodeId, Entry]], BuildAction]
 # key, node -> Entry put into the store from a remote cache, or None.
 Substituter = Callable[[str, PlannedNode], Entry | None]
 # node, entry -> verify the produced files (ELF machine etc.); raise StepFailed.
@@ -76,7 +76,8 @@ def execute_plan(
     graph = plan.graph
     remaining = [n for n in plan.order]
     failed_any = False
-    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+    workers = max(1, jobs or os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         running: dict[Future[StepResult], NodeId] = {}
         while remaining or running:
             for node in list(remaining):
@@ -88,7 +89,9 @@ def execute_plan(
                                                error="a dependency failed" if preds else "stopped")
                     ctx.on_event(StepEvent("skipped", node))
                     continue
-                if all(p in results for p in preds):
+                # Submit no more than `workers`: a queued node would still run after a
+                # failure that should have stopped the run (no --keep-going).
+                if all(p in results for p in preds) and len(running) < workers:
                     remaining.remove(node)
                     running[pool.submit(_run_node, ctx, plan.nodes[node])] = node
             if not running:
@@ -132,6 +135,10 @@ def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
         text = exc.render() + (f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else "")
         ctx.on_event(StepEvent("failed", pn.id, key, secs, log, text))
         return StepResult(pn.id, "failed", key, secs, log=log, error=text)
+    except EnvironmentProblem as exc:
+        # Not the step's fault (a missing tool...): abort the run so the CLI exits 3.
+        ctx.on_event(StepEvent("failed", pn.id, key, time.monotonic() - t0, None, exc.render()))
+        raise
     except CrossplanError as exc:
         secs = time.monotonic() - t0
         ctx.on_event(StepEvent("failed", pn.id, key, secs, None, exc.render()))
@@ -171,8 +178,9 @@ def _build(ctx: _Ctx, pn: PlannedNode, key: str, deps: Mapping[NodeId, Entry]) -
     workdir = new_workdir(ctx.store, str(pn.id))
     log = workdir / ".crossplan.log"
     try:
-        populate(workdir, pn.inputs, {d.step: e for d, e in deps.items()}, ctx.store)
-        action = ctx.actions(pn, workdir, {d.step: e for d, e in deps.items()})
+        if pn.platform is not None or pn.step.kind != "image":
+            populate(workdir, pn.inputs, {d.step: e for d, e in deps.items()}, ctx.store)
+        action = ctx.actions(pn, workdir, deps)
         for rel, text in action.files.items():
             (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
             (workdir / rel).write_text(text)

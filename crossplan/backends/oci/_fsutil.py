@@ -45,8 +45,11 @@ def replace_dir(src: Path, dest: Path) -> None:
     if not dest.exists() and not dest.is_symlink():
         os.rename(src, dest)
         return
-    if _exchange(src, dest):
-        shutil.rmtree(src)
+    if _exchange(src, dest):  # src now holds the old content
+        if src.is_dir() and not src.is_symlink():
+            shutil.rmtree(src)
+        else:
+            src.unlink()
         return
     old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
     os.rmdir(old)

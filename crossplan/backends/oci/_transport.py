@@ -38,7 +38,9 @@ class AuthSession:
         host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
         self.scheme = "http" if insecure or is_loopback(registry) else "https"
         self.base = f"{self.scheme}://{host}"
-        self.http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+        self._transport = transport
+        self._timeout = timeout
+        self._http: httpx.Client | None = None
         self._credentials = credentials
         self._creds: Credentials | None = None
         self._creds_loaded = False
@@ -48,8 +50,23 @@ class AuthSession:
         self._tokens: dict[str, str] = {}
         self._basic = False
 
+    @property
+    def http(self) -> httpx.Client:
+        """The connection pool; opened on first use, and again after ``close()``."""
+        if self._http is None:
+            self._http = httpx.Client(
+                transport=self._transport, timeout=self._timeout, follow_redirects=True
+            )
+        return self._http
+
     def close(self) -> None:
-        self.http.close()
+        """Close connections; auth state is kept and the next request reconnects.
+
+        An injected transport belongs to the caller and is left open.
+        """
+        if self._http is not None and self._transport is None:
+            self._http.close()
+            self._http = None
 
     def request(
         self,

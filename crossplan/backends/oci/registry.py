@@ -160,6 +160,12 @@ class RegistryClient:
         if resp.status_code not in (200, 202, 404):
             raise self._fail(resp, what)
 
+    def delete_blob(self, repo: str, digest: str) -> None:
+        what = f"DELETE blob {self.registry}/{repo}@{digest}"
+        resp = self._do("DELETE", f"/v2/{repo}/blobs/{digest}", repo, "delete", what)
+        if resp.status_code not in (200, 202, 404):
+            raise self._fail(resp, what)
+
     def list_tags(self, repo: str) -> list[str]:
         """All tags of ``repo`` (following pagination); empty if the repository is unknown."""
         what = f"list tags of {self.registry}/{repo}"

@@ -1,0 +1,167 @@
+"""Layer tars are byte-for-byte reproducible and carry normalized headers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from crossplan.backends.oci import LayerEntry, build_layer, entries_from_tree
+from crossplan.errors import RecipeError, StepFailed
+
+EPOCH = 1_700_000_000
+
+
+def _entries() -> list[LayerEntry]:
+    return [
+        LayerEntry("/usr/local/bin/hello", data=b"#!/bin/sh\necho hello\n", mode=0o755),
+        LayerEntry("/etc/hello.conf", data=b"greeting=hi\n"),
+        LayerEntry("/usr/bin/hi", type="symlink", linkname="/usr/local/bin/hello"),
+        LayerEntry("/var/empty", type="dir", mode=0o700),
+    ]
+
+
+def _members(blob: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return tar.getmembers()
+
+
+def test_same_input_same_bytes() -> None:
+    a = build_layer(_entries(), mtime=EPOCH)
+    b = build_layer(list(reversed(_entries())), mtime=EPOCH)
+    assert (a.digest, a.diff_id, a.blob) == (b.digest, b.diff_id, b.blob)
+    assert a.size == len(a.blob)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: [LayerEntry(e[0].path, data=b"#!/bin/sh\necho hellO\n", mode=0o755), *e[1:]],
+        lambda e: [LayerEntry(e[0].path, data=e[0].data, mode=0o750), *e[1:]],
+        lambda e: [*e, LayerEntry("/extra", data=b"")],
+    ],
+    ids=["one byte", "mode", "extra file"],
+)
+def test_any_change_changes_digests(change: object) -> None:
+    base = build_layer(_entries(), mtime=EPOCH)
+    changed = build_layer(change(_entries()), mtime=EPOCH)  # type: ignore[operator]
+    assert changed.digest != base.digest
+    assert changed.diff_id != base.diff_id
+
+
+def test_mtime_changes_digest() -> None:
+    assert build_layer(_entries(), mtime=0).digest != build_layer(_entries(), mtime=1).digest
+
+
+def test_headers_are_normalized_sorted_with_parents() -> None:
+    members = _members(build_layer(_entries(), mtime=EPOCH).blob)
+    names = [m.name for m in members]
+    assert names == [
+        "etc",
+        "etc/hello.conf",
+        "usr",
+        "usr/bin",
+        "usr/bin/hi",
+        "usr/local",
+        "usr/local/bin",
+        "usr/local/bin/hello",
+        "var",
+        "var/empty",
+    ]
+    for m in members:
+        assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", EPOCH)
+        assert m.pax_headers == {}
+    by_name = {m.name: m for m in members}
+    assert by_name["usr/local"].isdir() and by_name["usr/local"].mode == 0o755
+    assert by_name["var/empty"].mode == 0o700
+    assert by_name["usr/local/bin/hello"].mode == 0o755
+    assert by_name["etc/hello.conf"].mode == 0o644
+    assert (
+        by_name["usr/bin/hi"].issym() and by_name["usr/bin/hi"].linkname == "/usr/local/bin/hello"
+    )
+
+
+def test_tar_is_ustar_without_atime_ctime() -> None:
+    raw = gzip.decompress(build_layer(_entries(), mtime=EPOCH).blob)
+    assert raw[257:265] == b"ustar\x0000"
+    assert raw[345:500].strip(b"\0") == b""  # prefix field only: no GNU atime/ctime
+    assert raw.endswith(b"\0" * 1024) and len(raw) % 512 == 0
+
+
+def test_gzip_header_has_no_mtime_and_no_name() -> None:
+    blob = build_layer(_entries(), mtime=EPOCH).blob
+    magic, method, flags, mtime = struct.unpack("<HBBI", blob[:8])
+    assert (magic, method) == (0x8B1F, 8)
+    assert flags == 0  # no FNAME, no FCOMMENT, no FEXTRA
+    assert mtime == 0
+
+
+def test_long_path_falls_back_to_pax() -> None:
+    long = "/" + "/".join(["d" * 60] * 4) + "/file"
+    layer = build_layer([LayerEntry(long, data=b"x")], mtime=0)
+    member = _members(layer.blob)[-1]
+    assert member.name == long.lstrip("/")
+    assert member.pax_headers.get("path") == long.lstrip("/")
+
+
+@pytest.mark.parametrize("path", ["relative/file", "/usr/../etc/passwd", "/", "/a/\0b"])
+def test_bad_paths_rejected(path: str) -> None:
+    with pytest.raises(RecipeError) as err:
+        build_layer([LayerEntry(path, data=b"x")], mtime=0)
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [LayerEntry("/a", data=b"1"), LayerEntry("/a", data=b"2")],
+        [LayerEntry("/a", data=b"1"), LayerEntry("/a/b", data=b"2")],
+        [LayerEntry("/a")],
+        [LayerEntry("/a", data=b"1", source=Path("/etc/hostname"))],
+        [LayerEntry("/a", type="symlink")],
+        [LayerEntry("/a", type="dir", data=b"x")],
+    ],
+    ids=["conflict", "file-as-parent", "no-content", "two-contents", "no-target", "dir-data"],
+)
+def test_inconsistent_entries_rejected(entries: list[LayerEntry]) -> None:
+    with pytest.raises(RecipeError):
+        build_layer(entries, mtime=0)
+
+
+def test_identical_duplicates_are_merged() -> None:
+    one = build_layer([LayerEntry("/a", data=b"1")], mtime=0)
+    two = build_layer([LayerEntry("/a", data=b"1"), LayerEntry("/a", data=b"1")], mtime=0)
+    assert one.digest == two.digest
+
+
+def test_source_files_stream_and_match_inline_data(tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 8192  # 2 MiB: more than one read chunk
+    (tmp_path / "big").write_bytes(payload)
+    from_file = build_layer([LayerEntry("/big", source=tmp_path / "big")], mtime=0)
+    inline = build_layer([LayerEntry("/big", data=payload)], mtime=0)
+    assert from_file.digest == inline.digest
+
+
+def test_missing_source_is_a_step_failure(tmp_path: Path) -> None:
+    with pytest.raises(StepFailed, match="cannot read source"):
+        build_layer([LayerEntry("/x", source=tmp_path / "nope")], mtime=0)
+
+
+def test_entries_from_tree_normalizes_modes(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "app").write_bytes(b"app")
+    (tmp_path / "bin" / "app").chmod(0o700)
+    (tmp_path / "README").write_text("hi")
+    (tmp_path / "README").chmod(0o600)
+    (tmp_path / "bin" / "link").symlink_to("app")
+    entries = {e.path: e for e in entries_from_tree(tmp_path, "/opt/app")}
+    assert entries["/opt/app/bin/app"].mode == 0o755
+    assert entries["/opt/app/README"].mode == 0o644
+    assert entries["/opt/app/bin"].type == "dir"
+    assert entries["/opt/app/bin/link"].linkname == "app"
+    names = [m.name for m in _members(build_layer(entries.values(), mtime=0).blob)]
+    assert names[:3] == ["opt", "opt/app", "opt/app/README"]
