@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +92,32 @@ def cli(tmp_path: Path, cli_env: dict[str, str]) -> Cli:
     return run
 
 
+def shell_steps_only(toml: str) -> str:
+    """Drop the tables of non-shell steps (e.g. an image step added by a later issue), so
+    foundation tests see exactly the 3-step shell recipe."""
+    data = tomllib.loads(toml)
+    drop = {sid for sid, step in data.get("steps", {}).items() if step.get("kind") != "shell"}
+    kept: list[str] = []
+    keep = True
+    for line in toml.splitlines(keepends=True):
+        m = re.match(r"\s*\[+\s*steps\.\"?([^\].\"]+)", line)
+        if line.lstrip().startswith("["):
+            keep = not (m and m.group(1) in drop)
+        if keep:
+            kept.append(line)
+    out = "".join(kept)
+    assert set(tomllib.loads(out).get("steps", {})) == set(data["steps"]) - drop
+    return out
+
+
 @pytest.fixture
 def shell_project(tmp_path: Path) -> Path:
-    """A private copy of examples/shell (gen, count -> report@{amd64,arm64})."""
+    """A private copy of examples/shell's shell steps (gen, count -> report@{amd64,arm64})."""
     dest = tmp_path / "proj"
     shutil.copytree(EXAMPLES / "shell", dest)
+    toml = dest / "plan.toml"
+    toml.write_text(shell_steps_only(toml.read_text()))
+    assert set(tomllib.loads(toml.read_text())["steps"]) == {"gen", "count", "report"}
     return dest
 
 

@@ -90,7 +90,7 @@ class StatMemo:
         self._dirty.clear()
 
 
-def _ignore_spec(root: Path, exclude: Iterable[str]) -> pathspec.PathSpec:
+def _ignore_spec(root: Path, exclude: Iterable[str]) -> pathspec.PathSpec:  # type: ignore[type-arg]
     lines: list[str] = list(_ALWAYS_IGNORED)
     for name in (".gitignore", ".dockerignore"):
         f = root / name

@@ -73,7 +73,7 @@ def expand(recipe: Recipe, targets: tuple[Platform, ...]) -> nx.DiGraph[NodeId]:
         step = recipe.steps[sid]
         plats = step_platforms(step, targets)
         if step.platform_independent or is_multi(step):
-            nodes = [(NodeId(sid, ANY), None)]
+            nodes: list[tuple[NodeId, Platform | None]] = [(NodeId(sid, ANY), None)]
         else:
             nodes = [(NodeId(sid, str(p)), p) for p in plats]
         for node, plat in nodes:

@@ -80,12 +80,12 @@ def explain_node(plan: Plan, store: Store, node: NodeId) -> Explanation:
     else:
         changes += diff_components(last.get("components", {}), dict(pn.components))
         changes += _diff_files("input", last.get("inputs", {}), inputs)
-        for d, outs in deps.items():
-            before = last.get("deps", {}).get(d)
+        for dname, outs in deps.items():
+            before = last.get("deps", {}).get(dname)
             if outs is None:
-                changes.append(f"dep {d}: not built yet (its outputs decide this key)")
+                changes.append(f"dep {dname}: not built yet (its outputs decide this key)")
             elif before is not None and before != outs:
-                changes += _diff_files(f"dep {d} output", before, outs)
+                changes += _diff_files(f"dep {dname} output", before, outs)
         if not changes:
             changes.append("the key changed, but no recorded component differs")
     return Explanation(

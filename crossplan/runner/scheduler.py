@@ -148,7 +148,7 @@ def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
         ctx.entries[pn.id] = entry
     _record(ctx, pn, key, deps)
     kind = "finished" if status == "built" else status
-    ctx.on_event(StepEvent(kind, pn.id, key, secs, _log_path(ctx.store, pn)))  # type: ignore[arg-type]
+    ctx.on_event(StepEvent(kind, pn.id, key, secs, _log_path(ctx.store, pn)))
     return StepResult(pn.id, status, key, secs, entry.digests(), _log_path(ctx.store, pn))
 
 
