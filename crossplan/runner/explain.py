@@ -106,7 +106,7 @@ def diff_components(before: dict[str, Any], after: dict[str, Any], prefix: str =
         if isinstance(a, dict) and isinstance(b, dict):
             out += diff_components(a, b, name + ".")
         else:
-            out.append(f"{name} changed: {_short(a)} -> {_short(b)}")
+            out.append(f"{name} changed: {_short_pair(a, b)}")
     return out
 
 
@@ -125,3 +125,20 @@ def _diff_files(what: str, before: dict[str, str], after: dict[str, str]) -> lis
 def _short(v: Any) -> str:
     s = repr(v)
     return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _short_pair(a: Any, b: Any) -> str:
+    """``before -> after``; long values are cut around their first difference so the
+    change stays visible (two long commands differing at their end must not look equal)."""
+    ra, rb = repr(a), repr(b)
+    if len(ra) <= 80 and len(rb) <= 80:
+        return f"{ra} -> {rb}"
+    i = next((k for k, (x, y) in enumerate(zip(ra, rb, strict=False)) if x != y),
+             min(len(ra), len(rb)))
+    start = max(0, i - 30)
+
+    def cut(r: str) -> str:
+        s = r[start:start + 77]
+        return ("..." if start else "") + s + ("..." if start + 77 < len(r) else "")
+
+    return f"{cut(ra)} -> {cut(rb)}"

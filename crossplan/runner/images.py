@@ -29,6 +29,8 @@ from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CopySpec, ImageStep, Recipe
+from crossplan.runner.buildx_images import BuildxImages
+from crossplan.runner.buildx_plan import buildx_pin, uses_buildx
 from crossplan.runner.result import ImageResult, RunResult
 
 __all__ = ["ImagePipeline", "base_pin", "git_info"]
@@ -55,6 +57,8 @@ def git_info(root: Path) -> tuple[str | None, str | None]:
 
 def base_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
     """What of the outside world an image depends on: the base pinned by digest, and git."""
+    if uses_buildx(recipe, sid):
+        return buildx_pin(recipe, sid, step, platforms)
     if step.base == "scratch":
         pin = "scratch"
     else:
@@ -104,6 +108,7 @@ class ImagePipeline:
         self.recipe = recipe
         self.store = store
         self.sde = source_date_epoch
+        self.buildx = BuildxImages(recipe, store, source_date_epoch)  # image steps on buildx
 
     def assemble(
         self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]
@@ -111,6 +116,8 @@ class ImagePipeline:
         step = pn.step
         assert isinstance(step, ImageStep)
         sid = pn.id.step
+        if uses_buildx(self.recipe, sid):
+            return self.buildx.assemble(pn, workdir, deps)
         base = step.base
         if base.startswith(("oci:", "oci-archive:")):
             kind, _, rest = base.partition(":")
@@ -154,6 +161,10 @@ class ImagePipeline:
         for node, entry in image_nodes:
             step = self.recipe.steps[node.step]
             assert isinstance(step, ImageStep)
+            if uses_buildx(self.recipe, node.step):
+                images.append(self.buildx.publish(
+                    node, entry, entries, output=output, push=push, count=len(image_nodes)))
+                continue
             with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
                 self.store.materialize(entry, Path(tmp))
                 layout = Path(tmp) / LAYOUT_DIR

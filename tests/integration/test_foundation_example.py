@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Cli, ProjectFactory, store_snapshot
-
 from crossplan.platforms import build_platform
 
 ALL = {"gen", "count", "report@linux/amd64", "report@linux/arm64"}
@@ -104,7 +103,9 @@ def test_export_layout(cli: Cli, shell_project: Path, tmp_path: Path) -> None:
     assert sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file()) == files
 
 
-def test_export_dir_names_the_variant(cli: Cli, make_project: ProjectFactory, tmp_path: Path) -> None:
+def test_export_dir_names_the_variant(
+    cli: Cli, make_project: ProjectFactory, tmp_path: Path
+) -> None:
     proj = make_project("""
         [project]
         name = "v7"

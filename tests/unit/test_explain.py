@@ -125,3 +125,14 @@ def test_diff_components_recurses_and_skips_inputs() -> None:
     before = {"inputs": "x", "step": {"env": {"A": "1"}, "outputs": ["o"]}, "platform": "p"}
     after = {"inputs": "y", "step": {"env": {"A": "2"}, "outputs": ["o"]}, "platform": "p"}
     assert diff_components(before, after) == ["step.env.A changed: '1' -> '2'"]
+
+
+def test_long_changed_values_stay_distinguishable() -> None:
+    prefix = "mkdir -p out && " * 10
+    (change,) = diff_components(
+        {"step": {"command": ["sh", "-c", prefix + "echo old-tail"]}},
+        {"step": {"command": ["sh", "-c", prefix + "echo new-tail"]}},
+    )
+    before, after = change.removeprefix("step.command changed: ").split(" -> ")
+    assert "old-tail" in before and "new-tail" in after
+    assert len(change) < 250

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_longer_cycle_prints_every_step_of_the_loop(tmp_path: Path) -> None:
     assert sorted(loop[:-1]) == ["a", "b", "c"]
     # each printed edge is a real dep edge: x -> y means y depends on x
     deps = {"a": "c", "b": "a", "c": "b"}
-    for x, y in zip(loop, loop[1:], strict=False):
+    for x, y in itertools.pairwise(loop):
         assert deps[y] == x
 
 

@@ -22,7 +22,10 @@ HOST = {
 }
 
 
-def _env(workdir: Path, target: Platform | None = Platform("linux", "arm", "v7"), **kw: object):
+ARMV7 = Platform("linux", "arm", "v7")
+
+
+def _env(workdir: Path, target: Platform | None = ARMV7, **kw: object) -> dict[str, str]:
     return base_env(
         workdir=workdir, target=target, build=Platform("linux", "amd64"),
         source_date_epoch=1700000000, host_env=HOST, **kw,  # type: ignore[arg-type]

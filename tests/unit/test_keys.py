@@ -6,12 +6,13 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crossplan.planner import NodeId, Plan, StatMemo, make_plan
 from crossplan.planner.keys import KEY_SCHEMA, canonical
-from crossplan.recipes import load
+from crossplan.recipes import from_dict, load
 
 ORDERED = """
 [project]
@@ -93,7 +94,8 @@ def _project(root: Path, toml: str = ORDERED) -> Path:
 
 
 def _plan(root: Path, platforms: str | None = None, **environ: str) -> Plan:
-    return make_plan(load(root), platforms, environ=environ, memo=StatMemo(root.parent / (root.name + "-memo")))
+    memo = StatMemo(root.parent / (root.name + "-memo"))  # outside: report's src is "."
+    return make_plan(load(root), platforms, environ=environ, memo=memo)
 
 
 def keys(p: Plan) -> dict[str, str]:
@@ -245,3 +247,36 @@ def test_components_name_the_schema_and_exclude_cosmetic_and_location_fields(pro
 
 def test_canonical_encoding_sorts_keys() -> None:
     assert canonical({"b": 1, "a": [2, {"d": 1, "c": 0}]}) == b'{"a":[2,{"c":0,"d":1}],"b":1}'
+
+
+def test_steps_sharing_an_input_tree_hash_it_once(
+    proj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crossplan.planner.plan as plan_mod
+
+    calls: list[Path] = []
+    real = plan_mod.tree_digest
+
+    def counting(root: Path, **kw: Any) -> Any:
+        calls.append(root)
+        return real(root, **kw)
+
+    monkeypatch.setattr(plan_mod, "tree_digest", counting)
+    step = {"kind": "shell", "src": "gen/", "command": ["true"]}
+    recipe = from_dict(
+        {
+            "project": {"name": "share"},
+            "steps": {
+                "a": step, "b": {**step, "env": {"X": "1"}},
+                "c": {**step, "exclude": ["b.txt"]},
+            },
+        },
+        file=proj / "plan.toml",
+    )
+    p = make_plan(recipe, environ={})
+    assert len(calls) == 2  # (gen/, no exclude) once; (gen/, exclude b.txt) once
+    a, c = (p.nodes[NodeId(s, "linux/amd64")] for s in ("a", "c"))
+    assert a.inputs is not None and c.inputs is not None
+    assert set(a.inputs.as_map()) == {"a.txt", "b.txt"}
+    assert set(c.inputs.as_map()) == {"a.txt"}
+    assert a.components["inputs"] != c.components["inputs"]

@@ -44,7 +44,9 @@ def root(tmp_path: Path) -> Path:
     return r
 
 
-def _plan(root: Path, steps: dict[str, dict[str, Any]], platforms: tuple[str, ...] = ("amd64",)) -> Plan:
+def _plan(
+    root: Path, steps: dict[str, dict[str, Any]], platforms: tuple[str, ...] = ("amd64",)
+) -> Plan:
     full = {sid: {"kind": "shell", "src": "src", **f} for sid, f in steps.items()}
     recipe = from_dict(
         {"project": {"name": "t", "platforms": list(platforms)}, "steps": full},
@@ -93,14 +95,15 @@ def test_work_dir_holds_only_declared_inputs_and_deps_outputs(root: Path, store:
     p = _plan(root, {
         **CHAIN,
         "look": {"deps": ["gen"], "outputs": ["listing.txt"],
-                 "command": [*SH, "find . -type f ! -path './.home/*' | sort > listing.txt"]},
+                 "command": [*SH, "find . -type f ! -path './.tmp/*' | sort > $TMPDIR/l; "
+                                  "mv $TMPDIR/l listing.txt"]},
     })
     result, entries = _run(p, store)
     assert result.ok
     dest = root.parent / "out"
     store.materialize(entries[NodeId("look", "linux/amd64")], dest)
     assert (dest / "listing.txt").read_text().split() == [
-        "./.crossplan.log", "./a.txt", "./deps/gen/gen.txt", "./listing.txt", "./sub/b.txt",
+        "./.crossplan.log", "./a.txt", "./deps/gen/gen.txt", "./sub/b.txt",
     ]
 
 
@@ -212,3 +215,20 @@ def test_explain_records_are_written_for_built_and_cached_nodes(root: Path, stor
     assert rec["key"] == result.step("use", "linux/amd64").key
     assert rec["inputs"] == p.nodes[NodeId("use", "linux/amd64")].inputs.as_map()  # type: ignore[union-attr]
     assert set(rec["deps"]) == {"gen"}
+
+
+def test_keep_going_builds_what_does_not_depend_on_the_failure(root: Path, store: Store) -> None:
+    p = _plan(root, {
+        "a": {"command": [*SH, "echo a > a.txt"], "outputs": ["a.txt"]},
+        "b": {"deps": ["a"], "command": [*SH, "exit 1"]},
+        "c": {"deps": ["a"], "command": [*SH, "echo c > c.txt"], "outputs": ["c.txt"]},
+        "d": {"deps": ["b", "c"], "command": ["true"]},
+        "e": {"deps": ["d"], "command": ["true"]},
+        "f": {"deps": ["c"], "command": [*SH, "echo f > f.txt"], "outputs": ["f.txt"]},
+    })
+    result, _ = _run(p, store, keep_going=True, jobs=2)
+    assert {k.split("@")[0]: v for k, v in statuses(result).items()} == {
+        "a": "built", "b": "failed", "c": "built", "d": "skipped", "e": "skipped", "f": "built",
+    }
+    assert result.step("e", "linux/amd64").error == "a dependency failed"
+    assert [str(s.node) for s in result.steps] == [str(n) for n in p.order]

@@ -13,10 +13,28 @@ from crossplan.backends.oci.auth import Credentials, load_credentials, parse_cha
 from crossplan.backends.oci.reference import DOCKER_HUB, is_loopback
 from crossplan.errors import EnvironmentProblem
 
-__all__ = ["RETRY_STATUS", "AuthSession", "CredentialsProvider"]
+__all__ = [
+    "RETRY_STATUS",
+    "AuthSession",
+    "CredentialsProvider",
+    "RegistryDenied",
+    "RegistryUnreachable",
+]
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 CredentialsProvider = Callable[[str], Credentials | None]
+
+
+class RegistryUnreachable(EnvironmentProblem):
+    """No answer from the registry (connection refused, DNS, timeout) after every retry."""
+
+
+class RegistryDenied(EnvironmentProblem):
+    """The registry (or its token server) answered 401/403: log in or fix permissions."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        self.status = status
+        super().__init__(message, hint=hint)
 
 
 class AuthSession:
@@ -104,10 +122,11 @@ class AuthSession:
                     continue
             return resp
 
-    def denied(self, resp: httpx.Response, what: str) -> EnvironmentProblem:
+    def denied(self, resp: httpx.Response, what: str) -> RegistryDenied:
         """The error for a 401/403 answer."""
-        return EnvironmentProblem(
+        return RegistryDenied(
             f"registry {self.registry} denied access ({what}): HTTP {resp.status_code}",
+            status=resp.status_code,
             hint=f"log in with `docker login {self.registry}` (credentials are read from "
             "~/.docker/config.json and its credential helpers) or check your permissions",
         )
@@ -117,8 +136,8 @@ class AuthSession:
             return min(float(retry_after), 30.0)
         return float(min(self._backoff * 2 ** (attempt - 1), 10.0))
 
-    def _unreachable(self, what: str, exc: Exception) -> EnvironmentProblem:
-        return EnvironmentProblem(
+    def _unreachable(self, what: str, exc: Exception) -> RegistryUnreachable:
+        return RegistryUnreachable(
             f"cannot reach registry {self.registry} ({what}): {exc or type(exc).__name__}",
             hint=f"is the registry running? try `curl {self.base}/v2/`",
         )

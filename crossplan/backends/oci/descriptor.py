@@ -13,6 +13,7 @@ from crossplan.platforms import Platform
 
 __all__ = [
     "Descriptor",
+    "DigestMismatch",
     "canonical_json",
     "platform_from_json",
     "platform_to_json",
@@ -21,6 +22,10 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
+
+
+class DigestMismatch(EnvironmentProblem):
+    """Content does not hash to the digest it was asked for: corrupt or tampered with."""
 
 
 def sha256_digest(data: bytes) -> str:
@@ -42,7 +47,7 @@ def verify_digest(data: bytes, digest: str, *, what: str) -> bytes:
         )
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
-        raise EnvironmentProblem(
+        raise DigestMismatch(
             f"{what}: content has digest sha256:{actual}, expected {digest}",
             hint="the source is corrupt or was modified; refusing to use it",
         )

@@ -8,13 +8,24 @@ from types import TracebackType
 
 import httpx
 
-from crossplan.backends.oci._transport import AuthSession, CredentialsProvider
+from crossplan.backends.oci._transport import (
+    AuthSession,
+    CredentialsProvider,
+    RegistryDenied,
+    RegistryUnreachable,
+)
 from crossplan.backends.oci.auth import load_credentials
 from crossplan.backends.oci.descriptor import sha256_digest, verify_digest
 from crossplan.backends.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 from crossplan.errors import EnvironmentProblem
 
-__all__ = ["MANIFEST_ACCEPT", "RegistryClient", "RegistryError"]
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "RegistryClient",
+    "RegistryDenied",
+    "RegistryError",
+    "RegistryUnreachable",
+]
 
 MANIFEST_ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -22,6 +33,12 @@ _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 class RegistryError(EnvironmentProblem):
     """The registry answered, but not the way the distribution spec says it should."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None
+    ) -> None:
+        self.status = status
+        super().__init__(message, hint=hint)
 
 
 class RegistryClient:
@@ -40,6 +57,7 @@ class RegistryClient:
         attempts: int = 5,
         backoff: float = 0.25,
         sleep: Callable[[float], None] | None = None,
+        timeout: float = 60.0,
     ) -> None:
         self.session = AuthSession(
             registry,
@@ -49,6 +67,7 @@ class RegistryClient:
             attempts=attempts,
             backoff=backoff,
             sleep=sleep,
+            timeout=timeout,
         )
         self.registry = registry
 
@@ -215,5 +234,6 @@ class RegistryClient:
         return RegistryError(
             f"registry {self.registry}: {what} failed with HTTP {resp.status_code}"
             + (f" ({detail})" if detail else ""),
+            status=resp.status_code,
             hint="retry later; if it persists, check the registry's logs",
         )

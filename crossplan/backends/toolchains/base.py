@@ -38,7 +38,9 @@ class Toolchain(Protocol):
         EnvironmentProblem with the exact fix when the toolchain or target std is missing."""
         ...
 
-    def action(self, step: object, platform: Platform, workdir: Path, cache_dir: Path) -> BuildAction:
+    def action(
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+    ) -> BuildAction:
         """The commands and env that build ``step`` for ``platform`` in ``workdir``.
         ``cache_dir`` persists across builds (GOCACHE, cargo target dir), outside keys."""
         ...

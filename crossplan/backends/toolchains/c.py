@@ -1,0 +1,95 @@
+"""C/C++ steps: the step's ``build`` lines (Make, CMake, ...) run with the target's CC/AR/..."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from crossplan.platforms import Platform
+from crossplan.recipes.models import CStep
+
+from ._proc import Runner, run
+from .base import BuildAction
+from .cc import CrossCC
+from .targets import cmake_processor, gnu_triple
+
+__all__ = ["CToolchain", "cmake_toolchain_file"]
+
+TOOLCHAIN_FILE = ".crossplan/toolchain.cmake"
+# Outputs that are not ELF files, so no machine check applies.
+_NOT_ELF = (".a", ".h", ".hpp", ".pc", ".cmake", ".txt", ".json", ".tar", ".gz")
+
+
+def cmake_toolchain_file(cross: CrossCC, env: dict[str, str]) -> str:
+    """A CMake toolchain file matching ``env`` (CC, CXX, AR, RANLIB, CFLAGS, LDFLAGS)."""
+    lines = [
+        "# Written by crossplan: cross-compiling for " + str(cross.platform),
+        "set(CMAKE_SYSTEM_NAME Linux)",
+        f"set(CMAKE_SYSTEM_PROCESSOR {cmake_processor(cross.platform)})",
+        f'set(CMAKE_C_COMPILER "{env["CC"]}")',
+        f'set(CMAKE_CXX_COMPILER "{env["CXX"]}")',
+        f'set(CMAKE_AR "{env["AR"]}" CACHE FILEPATH "")',
+        f'set(CMAKE_RANLIB "{env["RANLIB"]}" CACHE FILEPATH "")',
+        f'set(CMAKE_STRIP "{env["STRIP"]}" CACHE FILEPATH "")',
+        f'set(CMAKE_C_FLAGS_INIT "{env["CFLAGS"]}")',
+        f'set(CMAKE_CXX_FLAGS_INIT "{env["CXXFLAGS"]}")',
+        f'set(CMAKE_EXE_LINKER_FLAGS_INIT "{env["LDFLAGS"]}")',
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
+    ]
+    if cross.sysroot:
+        lines.append(f'set(CMAKE_FIND_ROOT_PATH "{cross.sysroot}")')
+    return "\n".join(lines) + "\n"
+
+
+class CToolchain:
+    """Runs a C step's ``build`` lines (each through ``sh -c``) with a cross compiler in the env."""
+
+    name = "c"
+
+    def __init__(self, cc: Callable[[Platform], CrossCC], *, pin: str = "", runner: Runner = run):
+        self.cc = cc
+        self.pin = pin
+        self.runner = runner
+
+    def fingerprint(self, platform: Platform) -> str:
+        cross = self.cc(platform)
+        lines = [f"{cross.kind}: {cross.identity(self.runner)}", f"libc={cross.libc}"]
+        if self.pin:
+            lines.append(f"managed {self.pin}")
+        return "\n".join(lines)
+
+    def action(
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+    ) -> BuildAction:
+        if not isinstance(step, CStep):
+            raise TypeError(f"CToolchain cannot build {type(step).__name__}")
+        cross = self.cc(platform)
+        setup = cross.setup(workdir, cache_dir)
+        flags = f"-O2 -ffile-prefix-map={workdir}=."
+        env = {
+            **setup.env,
+            "CFLAGS": flags,
+            "CXXFLAGS": flags,
+            "LDFLAGS": "-static" if cross.libc == "musl" else "",
+            "ARFLAGS": "rcsD",
+            "ZERO_AR_DATE": "1",
+            "CROSSPLAN_GNU_TRIPLE": gnu_triple(platform),
+            "CMAKE_TOOLCHAIN_FILE": str(workdir / TOOLCHAIN_FILE),
+        }
+        if cross.sysroot:
+            triple = gnu_triple(platform)
+            env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{triple}/pkgconfig:/usr/{triple}/lib/pkgconfig"
+        elif cross.kind == "zig":
+            env["PKG_CONFIG_LIBDIR"] = ""
+        files = {**setup.files, TOOLCHAIN_FILE: cmake_toolchain_file(cross, env)}
+        commands = (*setup.prepare, *(("sh", "-c", line) for line in step.build))
+        return BuildAction(
+            commands=commands,
+            env=env,
+            outputs=step.outputs,
+            executables=tuple(o for o in step.outputs if not o.endswith(_NOT_ELF)),
+            files=files,
+        )
