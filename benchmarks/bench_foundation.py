@@ -106,7 +106,7 @@ def test_load_synthetic_recipe(benchmark: Any, dag: tuple[Path, Recipe]) -> None
 def test_make_plan_keys(
     benchmark: Any, dag: tuple[Path, Recipe], tmp_path: Path, figures: dict[str, str]
 ) -> None:
-    root, recipe = dag
+    _, recipe = dag
     memo = StatMemo(tmp_path / "memo")
     make_plan(recipe, environ={}, memo=memo)  # warm the memo, as in any second invocation
     p = benchmark.pedantic(

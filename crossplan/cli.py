@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crossplan import api
-from crossplan.errors import EXIT_USAGE, CrossplanError
+from crossplan.errors import EXIT_USAGE, CrossplanError, RecipeError
 from crossplan.render import render_graph
 from crossplan.runner.events import StepEvent
 from crossplan.runner.result import RunResult
@@ -57,7 +57,7 @@ ModeOpt = Annotated[str | None, typer.Option(
 
 
 def fail(exc: CrossplanError, as_json: bool) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps({"ok": False, "error": exc.render(), "exit_code": exc.exit_code}))
     raise typer.Exit(exc.exit_code)
@@ -107,7 +107,7 @@ def run(
     if not result.ok:
         for s in result.steps:
             if s.status == "failed" and s.error:
-                err.print(f"[bold red]failed:[/] {s.error}", highlight=False, markup=True)
+                err.print(f"[bold red]failed:[/] {escape(s.error)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -115,7 +115,7 @@ def _run_with_progress(p: Any, opts: api.RunOptions, *, quiet: bool) -> RunResul
     if quiet or not err.is_terminal:
         def on_event(e: StepEvent) -> None:
             if e.kind == "warning":
-                err.print(f"[yellow]warning:[/] {e.node}: {e.message}", highlight=False)
+                err.print(f"[yellow]warning:[/] {e.node}: {escape(e.message)}", highlight=False)
         return api.run(p, opts, on_event=on_event)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -153,7 +153,7 @@ def _print_result(result: RunResult) -> None:
         for plat, dig in img.manifests.items():
             out.print(f"  {plat}: {dig}", soft_wrap=True)
         for note in img.notes:
-            out.print(f"  {note}", soft_wrap=True, highlight=False)
+            out.print(f"  {escape(note)}", soft_wrap=True, highlight=False)
     counts = {k: len(result.by_status(k)) for k in colors}  # type: ignore[arg-type]
     out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" in {result.seconds:.2f}s")
 
@@ -210,7 +210,7 @@ def explain(
         out.print(f"  dep {d}: {'not built' if outs is None else f'{len(outs)} output(s)'}")
     out.print("[bold]since the last recorded run:[/]")
     for c in ex.changes:
-        out.print(f"  - {c}", highlight=False)
+        out.print(f"  - {escape(c)}", highlight=False)
 
 
 @cache_app.command("ls")
@@ -270,7 +270,7 @@ def cache_gc(
         exc.exit_code = EXIT_USAGE
         fail(exc, as_json)
     store = api.store_for(cache_dir)
-    removed, freed = store.gc(limit)
+    removed, freed = store.gc(limit, grace=3600.0)
     store.close()
     if as_json:
         print(json.dumps({"removed": removed, "freed_bytes": freed}))
@@ -285,7 +285,7 @@ def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> 
     matches = [k for k in store.keys() if k.startswith(key)]
     if len(matches) != 1:
         store.close()
-        fail(CrossplanError(
+        fail(RecipeError(
             f"{'no' if not matches else 'several'} entries match '{key}'",
             hint="see `plan cache ls`",
         ), as_json)
@@ -410,8 +410,7 @@ def dockerfile(
     except CrossplanError as exc:
         fail(exc, as_json)
     if as_json:
-        print(json.dumps([g.as_json() for g in gens] if step is None else gens[0].as_json(),
-                         indent=2))
+        print(json.dumps({"dockerfiles": [g.as_json() for g in gens]}, indent=2))
         return
     for g in gens:
         if len(gens) > 1:
@@ -507,7 +506,8 @@ def toolchain_image_cmd(
     base: Annotated[str, typer.Option(help="base image with a POSIX shell")] = (
         "crossplan-ci/busybox:latest"),
     platform: PlatformOpt = None,
-    tag: Annotated[str | None, typer.Option(help="default crossplan/toolchain-KIND:VERSION")] = None,
+    tag: Annotated[str | None, typer.Option(
+        help="default crossplan/toolchain-KIND:VERSION")] = None,
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -127,7 +127,9 @@ def ensure_toolchain_image(
     return spec.ref
 
 
-def platforms_needed(build: Platform, targets: Sequence[Platform], *, naive: bool) -> tuple[Platform, ...]:
+def platforms_needed(
+    build: Platform, targets: Sequence[Platform], *, naive: bool
+) -> tuple[Platform, ...]:
     """The BUILD platform for cross stages; the targets too for naive (emulated) ones."""
     out = [build]
     if naive:

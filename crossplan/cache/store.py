@@ -246,21 +246,24 @@ class Store:
                 total += p.stat().st_size
         return total
 
-    def gc(self, max_size: int) -> tuple[int, int]:
+    def gc(self, max_size: int, *, grace: float = 0.0) -> tuple[int, int]:
         """Drop least recently created entries until blobs fit ``max_size``; then delete
-        unreferenced blobs. Returns (entries removed, bytes freed)."""
+        unreferenced blobs. Blobs no entry ever named are kept while younger than ``grace``
+        seconds: they may belong to a build in progress. Returns (entries removed, bytes freed)."""
         before = self.size()
         entries = sorted(self.entries(), key=lambda e: e.created)
         live = self._blob_sizes(entries)
         total = sum(live.values())
         removed = 0
+        evicted: set[str] = set()
         while entries and total > max_size:
             e = entries.pop(0)
+            evicted |= {f.digest for f in e.files} | ({e.log} if e.log else set())
             self.remove(e.key)
             removed += 1
             live = self._blob_sizes(entries)
             total = sum(live.values())
-        self._sweep(set(live))
+        self._sweep(set(live), evicted, grace)
         self._clean_tmp()
         return removed, before - self.size()
 
@@ -273,9 +276,12 @@ class Store:
                 live[e.log] = 0
         return live
 
-    def _sweep(self, live: set[str]) -> None:
+    def _sweep(self, live: set[str], evicted: set[str], grace: float) -> None:
+        now = time.time()
         for p in (self.root / "blobs").glob("*/*"):
-            if p.name not in live:
+            if p.name in live:
+                continue
+            if p.name in evicted or now - p.stat().st_mtime >= grace:
                 os.chmod(p, stat.S_IWUSR | stat.S_IRUSR)
                 p.unlink()
 

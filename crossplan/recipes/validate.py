@@ -19,7 +19,7 @@ def validate_recipe(recipe: Recipe) -> None:
         _platform(p, label, None)
     seen_outputs: dict[str, str] = {}
     for sid, step in recipe.steps.items():
-        if not sid or "/" in sid or sid.startswith("."):
+        if not sid or "@" in sid or sid.startswith((".", "/")) or sid.endswith("/"):
             raise RecipeError(f"invalid step id '{sid}'", file=label, hint="use letters, digits, - _ : .")
         for p in step.platforms or ():
             _platform(p, label, sid)

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossplan.backends.buildx.binfmt import binfmt_fix, can_execute, read_binfmt
 from crossplan.backends.buildx.build import Builder, BuildJob, NeedsPush
 from crossplan.backends.buildx.caps import Capabilities
 from crossplan.backends.buildx.engine import Engine
@@ -30,7 +29,6 @@ from crossplan.backends.dockerfile import (
     compile_stage,
     render,
 )
-from crossplan.backends.toolchain_images import platforms_needed
 from crossplan.backends.toolchains.base import BuildAction
 from crossplan.backends.toolchains.go import binary_name
 from crossplan.cache.store import Entry, Store
@@ -38,9 +36,13 @@ from crossplan.errors import EnvironmentProblem, RecipeError, StepFailed
 from crossplan.planner.digest import TreeDigest, tree_digest
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
-from crossplan.platforms import Platform, build_platform
+from crossplan.platforms import Platform
 from crossplan.recipes.models import GoStep, ImageStep, Recipe, RustStep
-from crossplan.runner.buildx_plan import ContainerImageNode, container_compiled
+from crossplan.runner.buildx_plan import (
+    ContainerImageNode,
+    check_emulation,
+    container_compiled,
+)
 from crossplan.runner.result import ImageResult
 
 __all__ = ["META", "BuildxImages", "dockerfile_spec", "predicted_files", "write_context"]
@@ -212,32 +214,13 @@ class BuildxImages:
             local_cache_dir=self.store.root / "buildx-cache" / self.recipe.project.name / sid,
         )
 
-    def check_emulation(self, sid: str, platforms: tuple[Platform, ...], caps: Capabilities,
-                        variant: Variant = "cross") -> None:
-        """Before building: every platform a RUN executes on must be runnable (binfmt)."""
-        compiled = container_compiled(self.recipe).get(sid, ())
-        emulated = variant == "naive" or any(self.recipe.steps[s].emulate for s in compiled)
-        if not emulated:
-            return
-        build = build_platform()
-        entries = read_binfmt()
-        need = [p for p in platforms_needed(build, platforms, naive=True)
-                if not can_execute(p, build, entries, caps.platforms)]
-        if need:
-            names = ", ".join(str(p) for p in need)
-            raise EnvironmentProblem(
-                f"RUN steps execute on {names} (emulate = true), but this machine cannot run "
-                f"{names} binaries: no QEMU binfmt_misc registration",
-                file=self.recipe.label, step=sid, hint=binfmt_fix(need),
-            )
-
     def assemble(self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]) -> BuildAction:
         """The image node's build: context -> buildx -> OCI layout in ``workdir/oci``."""
         step = pn.step
         assert isinstance(step, ImageStep)
         sid = pn.id.step
         run = self.detect()
-        self.check_emulation(sid, pn.platforms, run.caps)
+        check_emulation(self.recipe, sid, pn.platforms, builder_platforms=run.caps.platforms)
         ctx = workdir / "context"
         sources = pn.sources if isinstance(pn, ContainerImageNode) else None
         text = write_context(ctx, self.recipe, sid, pn.platforms, deps, self.store,
@@ -251,7 +234,8 @@ class BuildxImages:
                                    "driver": run.caps.driver}
         outputs: tuple[str, ...] = (META, "Dockerfile", LAYOUT_DIR)
         try:
-            digest, strategy, warnings = run.builder.build_layout(job, workdir / LAYOUT_DIR, scratch)
+            built = run.builder.build_layout(job, workdir / LAYOUT_DIR, scratch)
+            digest, strategy, warnings = built
             meta.update(index=digest, strategy=strategy, warnings=warnings)
         except NeedsPush as exc:
             meta["deferred"] = {"message": exc.message, "hint": exc.hint or ""}
@@ -319,7 +303,8 @@ class BuildxImages:
         step = self.recipe.steps[node.step]
         assert isinstance(step, ImageStep)
         run = self.detect()
-        self.check_emulation(node.step, platforms, run.caps)
+        check_emulation(self.recipe, node.step, platforms,
+                        builder_platforms=run.caps.platforms)
         log = self.store.root / "logs" / f"{node.step}.push.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")

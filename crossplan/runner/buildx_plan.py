@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossplan.backends.buildx.bases import check_base
+from crossplan.backends.buildx.binfmt import binfmt_fix, can_execute, read_binfmt
 from crossplan.backends.buildx.engine import Engine, docker_host
+from crossplan.backends.buildx.invoke import Buildx
 from crossplan.backends.dockerfile import COMPILE_KINDS, DOCKERFILE_SCHEMA
 from crossplan.errors import EnvironmentProblem, RecipeError
 from crossplan.planner.digest import TreeDigest
@@ -31,6 +33,7 @@ __all__ = [
     "adapt_fingerprinter",
     "adapt_plan",
     "buildx_pin",
+    "check_emulation",
     "container_compiled",
     "image_backend",
     "pruned_steps",
@@ -167,16 +170,44 @@ def buildx_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platf
     engine = Engine()
     try:
         engine.ping()
+        Buildx().version()  # buildx missing: fail now, before any host step compiles
+        check_emulation(recipe, sid, platforms)
         base = check_base(step.base, platforms, engine, step=sid, file=recipe.label)
         images: dict[str, str] = {}
         if recipe.buildx.compile == "container":
             images = _toolchain_pins(recipe, sid, step, platforms, engine)
+    except EnvironmentProblem as exc:
+        if exc.file is None and exc.step is None:  # say which recipe and step needed it
+            raise EnvironmentProblem(exc.message, file=recipe.label, step=sid,
+                                     hint=exc.hint) from None
+        raise
     finally:
         engine.close()
     return json.dumps({
         "backend": "buildx", "dockerfile_schema": DOCKERFILE_SCHEMA, "base": base.pin,
         "compile": recipe.buildx.compile, "toolchain_images": images,
     }, sort_keys=True)
+
+
+def check_emulation(
+    recipe: Recipe, sid: str, platforms: tuple[Platform, ...], *, naive: bool = False,
+    builder_platforms: tuple[Platform, ...] = (),
+) -> None:
+    """Every platform a RUN executes on (``emulate = true`` stages, naive Dockerfiles) must
+    be runnable here, natively or through QEMU binfmt; else exit 3 with the fix."""
+    compiled = container_compiled(recipe).get(sid, ())
+    if not naive and not any(recipe.steps[s].emulate for s in compiled):
+        return
+    build = build_platform()
+    entries = read_binfmt()
+    need = [p for p in platforms if not can_execute(p, build, entries, builder_platforms)]
+    if need:
+        names = ", ".join(str(p) for p in need)
+        raise EnvironmentProblem(
+            f"RUN steps execute on {names} (emulate = true), but this machine cannot run "
+            f"{names} binaries: QEMU binfmt_misc is not registered for them",
+            file=recipe.label, step=sid, hint=binfmt_fix(need),
+        )
 
 
 def _toolchain_pins(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
@@ -117,32 +118,41 @@ class RemoteRun:
     # -- prefetch --------------------------------------------------------------------------
     def resolve(self) -> None:
         """Every key computable from local entries and remote entry JSONs, one batched
-        look-up per level of the plan."""
+        look-up per level of the plan (linear in nodes + edges, plus the look-ups)."""
+        graph = self.plan.graph
         outputs: dict[NodeId, Mapping[str, str]] = {}
-        pending = list(self.plan.order)  # topological
-        while pending and self.cache.readable:
+        waiting = {n: len(pn.deps) for n, pn in self.plan.nodes.items()}
+        ready = deque(n for n, w in waiting.items() if w == 0)
+
+        def known(node: NodeId, digests: Mapping[str, str]) -> list[NodeId]:
+            """Record ``node``'s outputs; the dependents whose keys are now computable."""
+            outputs[node] = digests
+            now = []
+            for succ in graph.successors(node):
+                waiting[succ] -= 1
+                if waiting[succ] == 0:
+                    now.append(succ)
+            return now
+
+        while ready and self.cache.readable:
             batch: dict[str, NodeId] = {}
-            for node in list(pending):
+            while ready:  # local entries settle at once; the rest wait for one look-up
+                node = ready.popleft()
                 pn = self.plan.nodes[node]
-                if any(d not in outputs for d in pn.deps):
-                    continue
-                pending.remove(node)
                 key = pn.key({d: outputs[d] for d in pn.deps})
                 self.keys[node] = key
                 self._node_of[key] = node
                 local = self._local(key)
                 if local is not None:
                     self.local.add(node)
-                    outputs[node] = local.digests()
+                    ready.extend(known(node, local.digests()))
                 else:
                     batch[key] = node
-            if not batch:
-                break
             self._asked.update(batch)
             for key, art in self.cache.lookup_many(batch).items():
                 if art is not None:
                     self.hits[key] = art
-                    outputs[batch[key]] = art.entry.digests()
+                    ready.extend(known(batch[key], art.entry.digests()))
 
     def prefetch(self) -> None:
         """``resolve()``, then download every hit's blobs in the background."""

@@ -20,7 +20,9 @@ def new_workdir(store: Store, label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"work-{safe}-", dir=store.root / "tmp"))
 
 
-def populate(workdir: Path, inputs: TreeDigest | None, deps: dict[str, Entry], store: Store) -> None:
+def populate(
+    workdir: Path, inputs: TreeDigest | None, deps: dict[str, Entry], store: Store
+) -> None:
     """Copy the input tree's files (only those digested) and deps' outputs (deps/<id>/)."""
     if inputs is not None:
         for f in inputs.files:
@@ -51,7 +53,10 @@ def collect_outputs(
         if path.is_dir() and not path.is_symlink():
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames.sort()
-                for name in sorted(filenames):
+                # os.walk lists symlinks to directories as dirs (and doesn't follow them):
+                # keep them as links rather than silently dropping them.
+                links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+                for name in sorted(filenames + links):
                     full = Path(dirpath) / name
                     rel = full.relative_to(workdir).as_posix()
                     files.append(_collect_one(full, rel, store))

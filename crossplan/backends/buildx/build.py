@@ -162,7 +162,9 @@ class Builder:
             build_args={"SOURCE_DATE_EPOCH": str(job.source_date_epoch)},
         )
 
-    def build_layout(self, job: BuildJob, dest: Path, scratch: Path) -> tuple[str, Strategy, list[str]]:
+    def build_layout(
+        self, job: BuildJob, dest: Path, scratch: Path
+    ) -> tuple[str, Strategy, list[str]]:
         """Build every platform into the OCI layout ``dest``; returns (index digest, strategy,
         warnings). Without OCI export (docker driver, classic image store) only a single
         platform can be built locally (``--load``); several raise :class:`NeedsPush`."""

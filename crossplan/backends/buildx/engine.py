@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -68,7 +69,7 @@ class Engine:
         try:
             client = docker.DockerClient.from_env(environment=env, timeout=self.timeout)
         except docker.errors.DockerException as exc:
-            raise self.unreachable(str(exc)) from None
+            raise self.unreachable(_short(exc)) from None
         return client
 
     def ping(self, timeout: float | None = None) -> None:
@@ -161,10 +162,8 @@ class Engine:
         return [t for img in images for t in img.tags]
 
     def remove_image(self, ref: str) -> None:
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             self._call(self.client.images.remove, ref, force=True)
-        except docker.errors.APIError:
-            pass
 
     def run(
         self, ref: str, platform: Platform, command: Sequence[str] | None = None, *,
@@ -193,10 +192,8 @@ class Engine:
             logs = self._call(self.client.api.logs, cid, stdout=True, stderr=True)
             return RunOutput(int(result.get("StatusCode", 1)), logs.decode(errors="replace"))
         finally:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 self._call(self.client.api.remove_container, cid, force=True)
-            except docker.errors.APIError:
-                pass
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -205,4 +202,12 @@ class Engine:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    for needle, meaning in (
+        ("No such file or directory", "no such socket"),
+        ("Connection refused", "connection refused"),
+        ("Permission denied", "permission denied (join the docker group, or run as root)"),
+        ("timed out", "timed out"),
+    ):
+        if needle in text:
+            return meaning
     return text.splitlines()[0][:300]

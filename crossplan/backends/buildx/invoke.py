@@ -165,8 +165,8 @@ def classify_failure(
             f"({', '.join(str(p) for p in plats) or 'unknown platform'}): QEMU binfmt is missing",
             step=step, hint=binfmt_fix(plats),
         )
-    m = re.search(r"no match for platform in manifest|does not provide the specified platform", output)
-    if m:
+    if re.search(r"no match for platform in manifest|does not provide the specified platform",
+                 output):
         return EnvironmentProblem(
             "the base image lacks a target platform", step=step,
             hint="pick a multi-platform base, or drop the platform; " + (where or ""),
@@ -209,7 +209,9 @@ class Buildx:
         info = self.inspect(builder)
         return Capabilities(version, info, containerd_store, info.platforms)
 
-    def build(self, req: BuildRequest, *, step: str, log: Path, echo: bool = False) -> dict[str, Any]:
+    def build(
+        self, req: BuildRequest, *, step: str, log: Path, echo: bool = False
+    ) -> dict[str, Any]:
         """Run the build; returns the metadata file's content. Raises on failure."""
         req.metadata_file.unlink(missing_ok=True)
         code, out = self.runner(build_argv(req, self.docker), log=log, echo=echo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,13 @@ class CrossCC:
 
     def identity(self, runner: Runner) -> str:
         """E.g. ``zig 0.17.1 target=aarch64-linux-musl`` (the version line, target, flags)."""
-        version = first_line(runner(self.version_argv, None))
+        try:
+            version = first_line(runner(self.version_argv, None))
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EnvironmentProblem(
+                f"cannot run {' '.join(self.version_argv)}: {exc}",
+                hint=f"reinstall the {self.kind} toolchain",
+            ) from exc
         if self.kind == "zig":
             version = f"zig {version}"
         return " ".join([version, f"target={self.target}", *self.flags])
