@@ -47,7 +47,7 @@ def _step_graph(recipe: Recipe) -> nx.DiGraph[str]:
     loop = [cycle[0][0]] + [v for _, v in cycle]
     raise RecipeError(
         "dependency cycle: " + " -> ".join(loop),
-        file=recipe.label,
+        file=recipe.label_of(loop[0]),
         step=loop[0],
         hint="remove one of these deps so the steps form a DAG",
     )
@@ -85,14 +85,15 @@ def expand(recipe: Recipe, targets: tuple[Platform, ...]) -> nx.DiGraph[NodeId]:
                     continue
                 if is_multi(dep_step):
                     raise RecipeError(
-                        f"cannot depend on image step '{dep}'", file=recipe.label, step=sid,
+                        f"cannot depend on image step '{dep}'", file=recipe.label_of(sid),
+                        step=sid,
                         hint="depend on the steps that build the files instead",
                     )
                 need = [plat] if plat is not None else list(plats)
                 if plat is None and not is_multi(step):
                     raise RecipeError(
                         f"platform-independent step depends on per-platform step '{dep}'",
-                        file=recipe.label, step=sid,
+                        file=recipe.label_of(sid), step=sid,
                         hint=f"mark '{dep}' platform_independent too, or drop platform_independent",
                     )
                 for p in need:
@@ -100,7 +101,8 @@ def expand(recipe: Recipe, targets: tuple[Platform, ...]) -> nx.DiGraph[NodeId]:
                     dep_node = NodeId(dep, str(p))
                     if dep_node not in g:
                         raise RecipeError(
-                            f"dep '{dep}' is not built for {p}", file=recipe.label, step=sid,
+                            f"dep '{dep}' is not built for {p}", file=recipe.label_of(sid),
+                            step=sid,
                             hint=f"add {p} to the platforms of step '{dep}'",
                         )
                     g.add_edge(dep_node, node)

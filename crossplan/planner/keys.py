@@ -10,7 +10,7 @@ import blake3
 
 from crossplan.recipes.models import COSMETIC_FIELDS, ImageStep, Step
 
-__all__ = ["KEY_SCHEMA", "canonical", "final_key", "step_fields"]
+__all__ = ["KEY_SCHEMA", "canonical", "final_key", "input_key", "step_fields"]
 
 KEY_SCHEMA = 1
 
@@ -39,4 +39,10 @@ def step_fields(step: Step) -> dict[str, Any]:
 def final_key(components: Mapping[str, Any], dep_outputs: Mapping[str, Mapping[str, str]]) -> str:
     """The action key: static components plus each dependency's output digests (early cutoff)."""
     payload = {"components": components, "deps": dep_outputs}
+    return blake3.blake3(canonical(payload)).hexdigest()
+
+
+def input_key(components: Mapping[str, Any], dep_keys: Mapping[str, str]) -> str:
+    """The input-addressed key: static components plus each dependency's input key."""
+    payload = {"components": components, "input_deps": dep_keys}
     return blake3.blake3(canonical(payload)).hexdigest()

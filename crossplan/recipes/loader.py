@@ -12,49 +12,72 @@ from pydantic import ValidationError
 from crossplan.errors import RecipeError
 from crossplan.recipes.models import Recipe
 from crossplan.recipes.validate import validate_recipe
+from crossplan.recipes.workspace import MemberSource, expand_members, merge_members
 
-__all__ = ["load", "load_text"]
+__all__ = ["from_dict", "load", "load_text"]
 
 _KINDS = "go | rust | c | shell | image"
 
 
 def load(path: str | Path) -> Recipe:
-    """Load and validate ``plan.toml`` (or a directory holding one)."""
+    """Load and validate ``plan.toml`` (or a directory holding one), with its workspace members."""
     p = Path(path)
     if p.is_dir():
         p = p / "plan.toml"
     if not p.is_file():
         raise RecipeError(
-            f"no recipe at {p}", hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`"
+            f"no recipe at {p}",
+            hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`",
         )
     return load_text(p.read_text(encoding="utf-8"), file=p.resolve())
 
 
-def load_text(text: str, *, file: Path) -> Recipe:
-    """Parse recipe text; ``file`` names it in errors and anchors relative paths."""
-    label = str(file)
+def _parse(text: str, file: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise RecipeError(
             f"TOML syntax error: {exc}",
-            file=label,
+            file=str(file),
             line=int(m.group(1)) if m else None,
             hint="fix the syntax at that line (see https://toml.io)",
         ) from None
-    return from_dict(data, file=file, text=text)
+
+
+def load_text(text: str, *, file: Path) -> Recipe:
+    """Parse recipe text; ``file`` names it in errors and anchors relative paths."""
+    return from_dict(_parse(text, file), file=file, text=text)
 
 
 def from_dict(data: dict[str, Any], *, file: Path, text: str = "") -> Recipe:
-    """Validate already-parsed data (used for recipes built from Python objects too)."""
-    label = str(file)
-    try:
-        recipe = Recipe.model_validate({**data, "file": file})
-    except ValidationError as exc:
-        raise _schema_error(exc, label, text) from None
+    """Validate already-parsed data (used for recipes built from Python objects too).
+
+    With ``[workspace] members``, each member's plan.toml is read from disk (relative to
+    ``file``'s directory) and merged in as ``member:step`` steps."""
+    recipe = _model(data, file, text)
+    if recipe.workspace is not None and recipe.workspace.members:
+        root = file.parent
+        sources = []
+        for rel in expand_members(root, recipe.workspace.members, recipe.label):
+            mfile = (root / rel / "plan.toml").resolve()
+            mtext = mfile.read_text(encoding="utf-8")
+            mdata = _parse(mtext, mfile)
+            sources.append(MemberSource(rel, _model(mdata, mfile, mtext), mdata))
+        recipe = merge_members(recipe, sources)
     validate_recipe(recipe)
     return recipe
+
+
+def _model(data: dict[str, Any], file: Path, text: str) -> Recipe:
+    if "members" in data:
+        raise RecipeError(
+            "unknown field 'members'", file=str(file), hint="did you mean [workspace] members?"
+        )
+    try:
+        return Recipe.model_validate({**data, "file": file})
+    except ValidationError as exc:
+        raise _schema_error(exc, str(file), text) from None
 
 
 def _schema_error(exc: ValidationError, label: str, text: str) -> RecipeError:

@@ -1,4 +1,5 @@
-"""The plan.toml contract as frozen pydantic models: project, steps (one model per kind), settings."""
+"""The plan.toml contract as frozen pydantic models: project, steps (one model per kind),
+settings, workspace members."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ __all__ = [
     "CopySpec",
     "GoStep",
     "ImageStep",
+    "Member",
     "ProjectConfig",
     "Recipe",
     "RustStep",
@@ -149,7 +151,21 @@ class CacheConfig(_Model):
 
 
 class WorkspaceConfig(_Model):
+    """``[workspace] members = ["services/*", "tools/cli"]``: globs relative to the root."""
+
     members: tuple[str, ...] = ()
+
+
+class Member(_Model):
+    """One loaded workspace member: its directory relative to the root, its plan.toml, and
+    the ids (``member:step``) its steps have in the merged recipe."""
+
+    path: str
+    name: str
+    file: Path
+    steps: tuple[str, ...] = ()
+    platforms: tuple[str, ...] | None = None  # the member's [project] platforms, when set
+    description: str = ""
 
 
 class Recipe(_Model):
@@ -162,6 +178,7 @@ class Recipe(_Model):
     cache: CacheConfig = CacheConfig()
     workspace: WorkspaceConfig | None = None
     file: Path = Field(default=Path("plan.toml"), exclude=True)
+    members: tuple[Member, ...] = Field(default=(), exclude=True)  # set by the loader only
 
     @property
     def root(self) -> Path:
@@ -170,3 +187,15 @@ class Recipe(_Model):
     @property
     def label(self) -> str:
         return str(self.file)
+
+    def member_of(self, sid: str) -> Member | None:
+        """The workspace member defining step ``sid`` (None for the root's own steps)."""
+        for m in self.members:
+            if sid.startswith(m.path + ":"):
+                return m
+        return None
+
+    def label_of(self, sid: str | None) -> str:
+        """The file that defines step ``sid``: a member's plan.toml, else this recipe's."""
+        m = self.member_of(sid) if sid else None
+        return str(m.file) if m else self.label

@@ -14,13 +14,15 @@ __all__ = ["check_relative", "validate_recipe"]
 
 def validate_recipe(recipe: Recipe) -> None:
     """Raise RecipeError (exit 2) naming the file and step for the first problem found."""
-    label = recipe.label
     for p in recipe.project.platforms:
-        _platform(p, label, None)
+        _platform(p, recipe.label, None)
     seen_outputs: dict[str, str] = {}
     for sid, step in recipe.steps.items():
+        label = recipe.label_of(sid)  # a workspace member's own plan.toml for its steps
         if not sid or "@" in sid or sid.startswith((".", "/")) or sid.endswith("/"):
-            raise RecipeError(f"invalid step id '{sid}'", file=label, hint="use letters, digits, - _ : .")
+            raise RecipeError(
+                f"invalid step id '{sid}'", file=label, hint="use letters, digits, - _ : . /"
+            )
         for p in step.platforms or ():
             _platform(p, label, sid)
         if step.kind in ("shell", "c") and step.src is None:
@@ -44,10 +46,8 @@ def validate_recipe(recipe: Recipe) -> None:
             deps += [c.from_ for c in step.copy_]
         for dep in deps:
             if dep not in recipe.steps:
-                close = difflib.get_close_matches(dep, list(recipe.steps), n=1)
                 raise RecipeError(
-                    f"unknown dep '{dep}'", file=label, step=sid,
-                    hint=f"did you mean '{close[0]}'?" if close else "deps name other steps' ids",
+                    f"unknown dep '{dep}'", file=label, step=sid, hint=_dep_hint(recipe, dep),
                 )
         if isinstance(step, ImageStep):
             for c in step.copy_:
@@ -58,6 +58,19 @@ def validate_recipe(recipe: Recipe) -> None:
                         f"copy dest '{c.dest}' must be an absolute path in the image",
                         file=label, step=sid,
                     )
+
+
+def _dep_hint(recipe: Recipe, dep: str) -> str:
+    close = difflib.get_close_matches(dep, list(recipe.steps), n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if ":" in dep and not recipe.members:
+        return ("'member:step' deps resolve only when this plan.toml is loaded through its "
+                "workspace root (the plan.toml with [workspace] members)")
+    if recipe.members:
+        return ("deps name steps: 'name' in the same member, 'member/path:name' in another, "
+                "':name' in the workspace root")
+    return "deps name other steps' ids"
 
 
 def _platform(text: str, label: str, step: str | None) -> Platform:

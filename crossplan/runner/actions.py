@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -14,7 +13,11 @@ from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.recipes.models import ShellStep, Step
 
-__all__ = ["ImageAssembler", "ToolchainResolver", "make_action_factory"]
+__all__ = ["APPENDED", "ImageAssembler", "ToolchainResolver", "make_action_factory"]
+
+# A step's own value of these is appended to the toolchain's (which carries reproducibility
+# flags such as --remap-path-prefix) instead of replacing it.
+APPENDED = frozenset({"RUSTFLAGS"})
 
 # (step id, step) -> the toolchain that builds it.
 ToolchainResolver = Callable[[str, Step], Toolchain]
@@ -43,7 +46,14 @@ def make_action_factory(
         cache.mkdir(parents=True, exist_ok=True)
         action = tc.action(step, pn.platform, workdir, cache)
         if step.env:
-            action = dataclasses.replace(action, env={**action.env, **step.env})
+            action = dataclasses.replace(action, env=_merge_env(action.env, step.env))
         return action
 
     return factory
+
+
+def _merge_env(toolchain: Mapping[str, str], step: Mapping[str, str]) -> dict[str, str]:
+    env = {**toolchain, **step}
+    for var in APPENDED & set(step) & set(toolchain):
+        env[var] = f"{toolchain[var]} {step[var]}".strip()
+    return env

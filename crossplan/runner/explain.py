@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossplan.cache.store import CorruptEntry, Store
+from crossplan.planner.affected import diff_components
+from crossplan.planner.affected import diff_files as _diff_files
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan
 
@@ -14,6 +16,9 @@ __all__ = ["Explanation", "diff_components", "explain_node", "resolve_keys"]
 
 @dataclass(frozen=True)
 class Explanation:
+    """Why a node would (not) rebuild: its key, its components, and the changes since the
+    last recorded run of it in this store."""
+
     node: NodeId
     key: str | None  # None when a dependency has not been built yet
     cached: bool
@@ -92,53 +97,3 @@ def explain_node(plan: Plan, store: Store, node: NodeId) -> Explanation:
         node, key, cached, dict(pn.components), inputs, deps,
         last.get("key") if last else None, changes,
     )
-
-
-def diff_components(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for k in sorted(set(before) | set(after)):
-        name = f"{prefix}{k}"
-        a, b = before.get(k), after.get(k)
-        if a == b:
-            continue
-        if name == "inputs":
-            continue  # reported file by file
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += diff_components(a, b, name + ".")
-        else:
-            out.append(f"{name} changed: {_short_pair(a, b)}")
-    return out
-
-
-def _diff_files(what: str, before: dict[str, str], after: dict[str, str]) -> list[str]:
-    out = []
-    for p in sorted(set(before) | set(after)):
-        if p not in before:
-            out.append(f"{what} added: {p}")
-        elif p not in after:
-            out.append(f"{what} removed: {p}")
-        elif before[p] != after[p]:
-            out.append(f"{what} changed: {p}")
-    return out
-
-
-def _short(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."
-
-
-def _short_pair(a: Any, b: Any) -> str:
-    """``before -> after``; long values are cut around their first difference so the
-    change stays visible (two long commands differing at their end must not look equal)."""
-    ra, rb = repr(a), repr(b)
-    if len(ra) <= 80 and len(rb) <= 80:
-        return f"{ra} -> {rb}"
-    i = next((k for k, (x, y) in enumerate(zip(ra, rb, strict=False)) if x != y),
-             min(len(ra), len(rb)))
-    start = max(0, i - 30)
-
-    def cut(r: str) -> str:
-        s = r[start:start + 77]
-        return ("..." if start else "") + s + ("..." if start + 77 < len(r) else "")
-
-    return f"{cut(ra)} -> {cut(rb)}"

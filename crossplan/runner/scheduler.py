@@ -22,6 +22,7 @@ from crossplan.cache.store import CorruptEntry, Entry, Store
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import ENV_ALLOWLIST, Plan, PlannedNode
+from crossplan.recipes.workspace import dep_dir
 from crossplan.runner.events import OnEvent, StepEvent
 from crossplan.runner.result import RunResult, Status, StepResult
 from crossplan.runner.workdir import collect_outputs, new_workdir, populate
@@ -192,7 +193,9 @@ def _build(ctx: _Ctx, pn: PlannedNode, key: str, deps: Mapping[NodeId, Entry]) -
     log = workdir / ".crossplan.log"
     try:
         if pn.platform is not None or pn.step.kind != "image":
-            populate(workdir, pn.inputs, {d.step: e for d, e in deps.items()}, ctx.store)
+            recipe = ctx.plan.recipe
+            by_dir = {dep_dir(recipe, pn.id.step, d.step): e for d, e in deps.items()}
+            populate(workdir, pn.inputs, by_dir, ctx.store)
         action = ctx.actions(pn, workdir, deps)
         for rel, text in action.files.items():
             (workdir / rel).parent.mkdir(parents=True, exist_ok=True)

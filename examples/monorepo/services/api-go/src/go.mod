@@ -1,0 +1,3 @@
+module example.com/monorepo/api-go
+
+go 1.22

@@ -1,0 +1,3 @@
+fn main() {
+    println!("worker-rust: ready on {}", std::env::consts::ARCH);
+}
