@@ -20,3 +20,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must install every component: {reason}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Share managed toolchains (PyPI wheels) and toolchain caches (zig's libc builds, Go's
+    build cache) between the tests' throwaway stores: they never enter keys, and building
+    musl with zig for every test store would take minutes each."""
+    shared = os.environ.get("CROSSPLAN_TEST_SHARED", "/var/cache/crossplan-test")
+    os.environ.setdefault("CROSSPLAN_TOOLCHAINS_DIR", f"{shared}/toolchains")
+    os.environ.setdefault("CROSSPLAN_TOOLCACHE_DIR", f"{shared}/toolcache")

@@ -1,14 +1,27 @@
 """crossplan: a cross-compilation-first multi-arch image build planner with Nix-style caching.
 
-The public API::
+The public API (see docs/api.md)::
 
     import crossplan
-    recipe = crossplan.load("plan.toml")
+    recipe = crossplan.load("plan.toml")            # a plan.toml, or a workspace root
     p = crossplan.plan(recipe, platforms=["linux/amd64", "linux/arm64"])
-    result = crossplan.run(p)
+    result = crossplan.run(p, crossplan.RunOptions(jobs=4), on_event=print)
+    changed = crossplan.affected(p, since="origin/main")
 """
 
-from crossplan.api import RunOptions, explain, load, plan, recipe_from_dict, run, store_for
+from crossplan.api import (
+    RunOptions,
+    affected,
+    cache_keygen,
+    cache_pull,
+    cache_push,
+    explain,
+    load,
+    plan,
+    recipe_from_dict,
+    run,
+    store_for,
+)
 from crossplan.errors import (
     CrossplanError,
     EnvironmentProblem,
@@ -16,15 +29,23 @@ from crossplan.errors import (
     StepFailed,
 )
 from crossplan.planner import NodeId, Plan, PlannedNode
+from crossplan.planner.affected import AffectedNode
 from crossplan.platforms import Platform
-from crossplan.recipes.models import Recipe
+from crossplan.recipes.models import Member, Recipe
+from crossplan.recipes.workspace import Workspace
+from crossplan.runner.affected import Affected
 from crossplan.runner.events import StepEvent
+from crossplan.runner.explain import Explanation
 from crossplan.runner.result import ImageResult, RunResult, StepResult
 
 __all__ = [
+    "Affected",
+    "AffectedNode",
     "CrossplanError",
     "EnvironmentProblem",
+    "Explanation",
     "ImageResult",
+    "Member",
     "NodeId",
     "Plan",
     "PlannedNode",
@@ -36,6 +57,11 @@ __all__ = [
     "StepEvent",
     "StepFailed",
     "StepResult",
+    "Workspace",
+    "affected",
+    "cache_keygen",
+    "cache_pull",
+    "cache_push",
     "explain",
     "load",
     "plan",

@@ -1,4 +1,5 @@
-"""The public Python API: load -> plan -> run, plus explain. The CLI only parses and renders."""
+"""The public Python API: load -> plan -> run, plus explain and affected. The CLI only
+parses arguments and renders what these return."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ from crossplan.planner.plan import Plan, make_plan
 from crossplan.platforms import Platform
 from crossplan.recipes import from_dict
 from crossplan.recipes import load as _load
-from crossplan.recipes.models import Recipe, Step
+from crossplan.recipes.models import Recipe
 from crossplan.runner.actions import make_action_factory
+from crossplan.runner.affected import (
+    Affected,
+    affected_since_plan,
+    affected_since_store,
+    checkout,
+)
 from crossplan.runner.events import OnEvent
 from crossplan.runner.explain import Explanation, explain_node
 from crossplan.runner.export import export_entries
@@ -36,6 +43,7 @@ from crossplan.runner.substitution import (
 
 __all__ = [
     "RunOptions",
+    "affected",
     "cache_keygen",
     "cache_pull",
     "cache_push",
@@ -59,6 +67,8 @@ def recipe_from_dict(data: Mapping[str, Any], *, root: str | Path = ".") -> Reci
 
 
 def store_for(cache_dir: str | Path | None = None) -> Store:
+    """The local store at ``cache_dir`` (default: $CROSSPLAN_CACHE_DIR, else
+    $XDG_CACHE_HOME/crossplan). Close it when done."""
     return Store(Path(cache_dir) if cache_dir else default_store_dir())
 
 
@@ -74,10 +84,17 @@ def plan(
 
     ``with_toolchains=False`` skips toolchain discovery (keys then lack fingerprints: for
     printing graphs only)."""
+    store_dir = Path(cache_dir) if cache_dir else default_store_dir(environ)
+    return _plan(recipe, platforms, store_dir, StatMemo(store_dir / "statmemo"),
+                 with_toolchains=with_toolchains, environ=environ)
+
+
+def _plan(
+    recipe: Recipe, platforms: list[str] | tuple[str, ...] | str | None, store_dir: Path,
+    memo: StatMemo | None, *, with_toolchains: bool, environ: Mapping[str, str] | None,
+) -> Plan:
     from crossplan.runner.buildx_plan import adapt_fingerprinter, adapt_plan
 
-    store_dir = Path(cache_dir) if cache_dir else default_store_dir(environ)
-    memo = StatMemo(store_dir / "statmemo")
     fp = _fingerprinter(recipe, store_dir, environ) if with_toolchains else None
     if fp is None:
         return adapt_plan(make_plan(recipe, platforms, memo=memo, environ=environ))
@@ -102,27 +119,40 @@ class RunOptions:
     output: str | None = None  # oci:DIR | oci-archive:FILE
     push: bool = False
     smoke: bool = False
-    targets: list[str] = field(default_factory=list)  # step ids ("" = all)
+    targets: list[str] = field(default_factory=list)  # step ids or globs (empty: all)
     environ: Mapping[str, str] | None = None
     cache_remote: str | None = None
     cache_mode: str | None = None
+    affected: bool = False  # only the nodes `affected(plan, since)` reports, and their deps
+    since: str | None = None  # git revision for `affected` (None: the last recorded run)
 
 
-def run(p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None = None) -> RunResult:
-    """Build every node of ``p`` (or ``options.targets`` and their deps)."""
+def run(
+    p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None = None,
+    jobs: int | None = None,
+) -> RunResult:
+    """Build every node of ``p`` (or ``options.targets`` and their deps; with
+    ``options.affected``, only the affected ones among them). ``on_event`` receives a
+    typed StepEvent per started/finished/cached/substituted/failed/skipped node, from
+    worker threads; ``jobs`` overrides ``options.jobs``."""
     opts = options or RunOptions()
+    if jobs is not None:
+        opts = dataclasses.replace(opts, jobs=jobs)
     from crossplan.runner.images import ImagePipeline
     from crossplan.runner.toolchain_glue import resolver_for
 
+    if opts.targets:
+        p = p.subplan(p.select(opts.targets))
+    if opts.affected:
+        found = affected(p, opts.since, cache_dir=opts.cache_dir, environ=opts.environ)
+        p = p.subplan(found.targets)
     store = store_for(opts.cache_dir)
     remote: RemoteRun | None = None
     try:
-        if opts.targets:
-            p = p.subplan(p.select(opts.targets))
         environ = os.environ if opts.environ is None else opts.environ
         images = ImagePipeline(p.recipe, store, p.source_date_epoch)
         actions = make_action_factory(
-            resolver_for(p.recipe, store.root, environ), images.assemble, store.root / "toolcache"
+            resolver_for(p.recipe, store.root, environ), images.assemble, toolcache_dir(store, environ)
         )
         settings = remote_settings(
             p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
@@ -153,6 +183,49 @@ def _verify(pn: Any, workdir: Path, action: Any) -> None:
 
     for rel in action.executables:
         check_elf(workdir / rel, pn.platform)
+
+
+def affected(
+    p: Plan, since: str | None = None, *, cache_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Affected:
+    """The nodes of ``p`` whose input keys differ from the same recipe at git revision
+    ``since`` (planned for the same platforms, in a temporary extract of that revision), or,
+    without ``since``, from the last recorded successful run of each node in the store; with
+    what changed for each. Keys, not paths, decide: a change to a shared library's sources
+    marks exactly the nodes that (transitively) consume it."""
+    if since is None:
+        store = store_for(cache_dir)
+        try:
+            return affected_since_store(p, store)
+        finally:
+            store.close()
+    store_dir = Path(cache_dir) if cache_dir else default_store_dir(environ)
+    label = f"git {since}"
+    with checkout(p.recipe.root, since) as (old_root, commit):
+        old_file = old_root / p.recipe.file.name if old_root is not None else None
+        if old_file is None or not old_file.is_file():
+            return affected_since_plan(p, None, f"{label} (no plan there)", since=since,
+                                       commit=commit)
+        try:
+            # Plan it the way ``p`` was planned: with toolchain fingerprints or without.
+            fingerprinted = any(n.components.get("toolchain") for n in p.nodes.values())
+            old = _plan(_load(old_file), [str(x) for x in p.platforms], store_dir, None,
+                        with_toolchains=fingerprinted, environ=environ)
+        except RecipeError as exc:
+            raise RecipeError(
+                f"cannot plan the recipe as of {since}: {exc.message}", file=exc.file,
+                step=exc.step, hint=exc.hint,
+            ) from None
+        return affected_since_plan(p, old, f"{label} ({commit[:12]})", since=since,
+                                   commit=commit)
+
+
+def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
+    """Toolchains' own caches (GOCACHE, zig, cargo target): speed only, never in keys.
+    ``CROSSPLAN_TOOLCACHE_DIR`` shares them between stores."""
+    shared = environ.get("CROSSPLAN_TOOLCACHE_DIR")
+    return Path(shared) if shared else store.root / "toolcache"
 
 
 def explain(

@@ -77,7 +77,8 @@ def run(
     args: Annotated[list[str] | None, typer.Argument(help="[PLAN] [STEP...]")] = None,
     platform: PlatformOpt = None,
     as_json: JsonOpt = False,
-    export: Annotated[Path | None, typer.Option(help="copy outputs to DIR/<step>/<platform>/")] = None,
+    export: Annotated[Path | None, typer.Option(
+        help="copy outputs to DIR/<step>/<platform>/")] = None,
     output: Annotated[str | None, typer.Option(help="oci:DIR or oci-archive:FILE.tar")] = None,
     push: Annotated[bool, typer.Option(help="push images to their tags")] = False,
     smoke: Annotated[bool, typer.Option(help="run each step's smoke command")] = False,
@@ -86,16 +87,23 @@ def run(
     keep_going: Annotated[bool, typer.Option("--keep-going", "-k")] = False,
     cache_remote: RemoteOpt = None,
     cache_mode: ModeOpt = None,
+    affected: Annotated[bool, typer.Option(
+        "--affected", help="only the nodes `plan affected` lists (and what they need)")] = False,
+    since: Annotated[str | None, typer.Option(
+        help="with --affected: compare with this git revision (default: the last run)")] = None,
 ) -> None:
-    """Build every step (or the named ones) for every target platform."""
+    """Build every step (or the named ones: ids like member:step, or globs) for every
+    target platform."""
     plan_path, targets = _split_args(args or [])
     try:
+        if since is not None and not affected:
+            raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
         recipe = api.load(plan_path)
         p = api.plan(recipe, platform, cache_dir=cache_dir)
         opts = api.RunOptions(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets,
-            cache_remote=cache_remote, cache_mode=cache_mode,
+            cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
         )
         result = _run_with_progress(p, opts, quiet=as_json)
     except CrossplanError as exc:
@@ -107,7 +115,8 @@ def run(
     if not result.ok:
         for s in result.steps:
             if s.status == "failed" and s.error:
-                err.print(f"[bold red]failed:[/] {escape(s.error)}", highlight=False, soft_wrap=True)
+                err.print(f"[bold red]failed:[/] {escape(s.error)}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -155,7 +164,8 @@ def _print_result(result: RunResult) -> None:
         for note in img.notes:
             out.print(f"  {escape(note)}", soft_wrap=True, highlight=False)
     counts = {k: len(result.by_status(k)) for k in colors}  # type: ignore[arg-type]
-    out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" in {result.seconds:.2f}s")
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing to build"
+    out.print(f"{summary} in {result.seconds:.2f}s")
 
 
 @app.command()
@@ -169,7 +179,8 @@ def graph(
     if as_json:
         fmt = "json"
     if fmt not in ("text", "dot", "mermaid", "json"):
-        fail(CrossplanError(f"unknown format '{fmt}'", hint="use text, dot, mermaid or json"), False)
+        fail(CrossplanError(f"unknown format '{fmt}'", hint="use text, dot, mermaid or json"),
+             False)
     try:
         p = api.plan(api.load(plan_file), platform, with_toolchains=False)
     except CrossplanError as exc:
@@ -211,6 +222,36 @@ def explain(
     out.print("[bold]since the last recorded run:[/]")
     for c in ex.changes:
         out.print(f"  - {escape(c)}", highlight=False)
+
+
+@app.command()
+def affected(
+    plan_file: PlanArg = Path("plan.toml"),
+    since: Annotated[str | None, typer.Option(
+        help="git revision to compare with (default: the last recorded run in the store)")]
+    = None,
+    platform: PlatformOpt = None,
+    cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the (step, platform) nodes whose input keys differ from those at git revision
+    --since (or from the last recorded run), with what changed for each."""
+    try:
+        p = api.plan(api.load(plan_file), platform, cache_dir=cache_dir)
+        found = api.affected(p, since, cache_dir=cache_dir)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps(found.as_json(), indent=2))
+        return
+    out.print(f"compared with {escape(found.baseline)}: {len(found.nodes)} of {found.total} "
+              "node(s) affected", highlight=False, soft_wrap=True)
+    for a in found.nodes:
+        out.print(f"[bold]{escape(str(a.node))}[/]", highlight=False, soft_wrap=True)
+        for c in a.changes:
+            out.print(f"  - {escape(c)}", highlight=False, soft_wrap=True)
+    for name in found.removed:
+        out.print(f"removed: {escape(name)}", highlight=False, soft_wrap=True)
 
 
 @cache_app.command("ls")
@@ -282,7 +323,7 @@ def cache_gc(
 def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
     """Remove one entry (a full key or a unique prefix)."""
     store = api.store_for(cache_dir)
-    matches = [k for k in store.keys() if k.startswith(key)]
+    matches = [k for k in store.keys() if k.startswith(key)]  # noqa: SIM118 (not a dict)
     if len(matches) != 1:
         store.close()
         fail(RecipeError(
@@ -530,6 +571,142 @@ def toolchain_image_cmd(
         print(json.dumps({"image": ref}))
     else:
         out.print(f"toolchain image {ref} is ready", highlight=False)
+
+
+# -- releases: plan ci / report / tags prune ----------------------------------------------
+
+tags_app = typer.Typer(help="Maintain an image repository's tags.", no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+
+
+@app.command("ci")
+def ci_cmd(
+    system: Annotated[str, typer.Argument(help="github | gitlab | jenkins")],
+    plan_file: PlanArg = Path("plan.toml"),
+    write: Annotated[bool, typer.Option(
+        "--write", help="write .github/workflows/crossplan.yml, .gitlab-ci.yml or Jenkinsfile "
+        "next to plan.toml")] = False,
+    cache_remote: Annotated[str | None, typer.Option(
+        "--cache-remote", help="remote cache REGISTRY/REPO (default: cache.remote, else "
+        "<first image tag's repository>-plan-cache)")] = None,
+    default_branch: Annotated[str, typer.Option(
+        help="the branch that pushes (GitHub push trigger, Jenkins `when`)")] = "main",
+    install: Annotated[str | None, typer.Option(
+        help="pip requirement installing crossplan (default: crossplan==<this version>)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a CI pipeline for the plan: installs crossplan and the toolchains it needs,
+    logs into the registries, builds with the remote cache (read-only on pull requests),
+    smoke-tests each platform and pushes on the default branch."""
+    from crossplan import ci
+
+    try:
+        recipe = api.load(plan_file)
+        opts = ci.CiOptions(default_branch=default_branch, cache_remote=cache_remote,
+                            **({"install": install} if install else {}))
+        pipeline = ci.generate(system, recipe, opts)
+        written = ci.write(pipeline, recipe) if write else None
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps({**pipeline.as_json(), "written": str(written) if written else None},
+                         indent=2))
+    elif written is not None:
+        out.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    else:
+        print(pipeline.text, end="")
+
+
+@app.command()
+def report(
+    image: Annotated[str | None, typer.Argument(
+        help="REGISTRY/REPO:TAG, oci:DIR[:REF], or a bare TAG of the plan's images "
+        "(default: each image step's first tag)")] = None,
+    against: Annotated[str | None, typer.Option(
+        help="compare with this image (a bare TAG: the same repository or layout)")] = None,
+    plan_file: PlanArg = Path("plan.toml"),
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+    as_json: JsonOpt = False,
+) -> None:
+    """Per platform: compressed and uncompressed size, the layers and the steps that made
+    them, layers shared across platforms, and the delta against another tag."""
+    from crossplan import release
+    from crossplan.recipes.models import ImageStep
+
+    fmt = "json" if as_json else fmt
+    if fmt not in ("table", "markdown", "json"):
+        fail(RecipeError(f"unknown format '{fmt}'", hint="use table, markdown or json"), False)
+    reports = []
+    try:
+        steps: list[str] = []
+        tagged: list[tuple[str, tuple[str, ...]]] = []
+        layout = image is not None and image.startswith(("oci:", "oci-archive:"))
+        explicit = image is not None and ("/" in image or layout)
+        recipe = api.load(plan_file) if not explicit or plan_file.exists() else None
+        if recipe is not None:  # step ids confirm `COPY --from=<step>`; tags are the default
+            steps = list(recipe.steps)
+            tagged = [(sid, s.tags) for sid, s in recipe.steps.items()
+                      if isinstance(s, ImageStep)]
+        for ref in release.plan_references(tagged, image):
+            rep = _read_report(release, ref, steps)
+            if against is not None:
+                rep = release.compare(rep, _read_report(release, release.sibling(ref, against),
+                                                        steps))
+            reports.append(rep)
+    except CrossplanError as exc:
+        fail(exc, fmt == "json")
+    if fmt == "json":
+        print(json.dumps({"ok": True, "images": [r.as_json() for r in reports]}, indent=2))
+    elif fmt == "markdown":
+        print("\n".join(release.markdown(r) for r in reports), end="")
+    else:
+        for r in reports:
+            out.print(release.rich_report(r))
+
+
+def _read_report(release: Any, ref: str, steps: list[str]) -> Any:
+    source = release.open_source(ref)
+    try:
+        return release.read_image(source, steps=steps)
+    finally:
+        source.close()
+
+
+@tags_app.command("prune")
+def tags_prune(
+    repository: Annotated[str, typer.Argument(help="REGISTRY/REPO (no tag)")],
+    keep: Annotated[int, typer.Option("--keep", min=1, help="how many releases to keep")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run/--yes", help="only print what would be deleted (default), or delete")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the tags (and arch tags) of all but the newest N releases; never a digest a
+    kept tag still uses. Newest: the index's org.opencontainers.image.created annotation or
+    the config's created time; ties by version order (1.10 > 1.9 > 1.9-rc1 > latest)."""
+    from crossplan import release
+
+    try:
+        result = release.prune(repository, keep, dry_run=dry_run)
+    except CrossplanError as exc:
+        fail(exc, as_json)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("action", "tag", "digest", "created", "why"):
+        table.add_column(col)
+    for d in result.decisions:
+        action = "[red]delete[/]" if d.action == "delete" else "[green]keep[/]"
+        table.add_row(action, escape(d.tag), d.digest.split(":")[-1][:12], d.created or "?",
+                      escape(d.reason))
+    out.print(table)
+    n, m = len(result.deleted_tags), len(result.manifests)
+    if result.dry_run:
+        out.print(f"dry run: would delete {n} tag(s) ({m} manifest(s)) from "
+                  f"{result.repository}; run again with --yes to delete", highlight=False)
+    else:
+        out.print(f"deleted {n} tag(s) ({m} manifest(s)) from {result.repository}; "
+                  f"{len(result.remaining)} tag(s) left", highlight=False)
 
 
 def main() -> None:

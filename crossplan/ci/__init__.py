@@ -15,7 +15,7 @@ from typing import Any
 
 from crossplan.ci import github, gitlab, jenkins
 from crossplan.ci.needs import CiOptions, Needs, analyze
-from crossplan.errors import RecipeError
+from crossplan.errors import EnvironmentProblem, RecipeError
 from crossplan.recipes.models import Recipe
 
 __all__ = ["SYSTEMS", "CiOptions", "Needs", "Pipeline", "analyze", "generate", "write"]
@@ -67,6 +67,10 @@ def generate(system: str, recipe: Recipe, options: CiOptions | None = None) -> P
 def write(pipeline: Pipeline, recipe: Recipe) -> Path:
     """Write the pipeline next to the recipe's plan.toml; returns the file."""
     target = recipe.root / pipeline.path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(pipeline.text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(pipeline.text)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {target}: {exc}",
+                                 hint="check the directory's permissions") from None
     return target

@@ -132,7 +132,7 @@ class Needs:
         return out
 
     def toolchain_image_commands(self) -> list[str]:
-        return [f"plan toolchain-image {kind} --version {shell_quote(ver)}"
+        return [f"plan toolchain-image {kind} --version {shell_quote(ver)} --base busybox:1.36"
                 for kind, ver in self.toolchain_images]
 
 
@@ -274,8 +274,7 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
             tests.append((None if every else sid, p))
             if _foreign(p):
                 emulated.add(p)
-    tests = list(dict.fromkeys(tests))
-    tests.sort(key=lambda t: (t[0] or "", str(t[1])))
+    tests = list(dict.fromkeys(tests))  # platforms in the recipe's order
 
     cache_remote, cache_note = _cache_remote(recipe, opts)
     hosts: dict[str, set[str]] = {}
@@ -285,6 +284,9 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
                 hosts.setdefault(host, set()).add("image tags")
     if cache_remote and (host := _registry_of(cache_remote)) is not None:
         hosts.setdefault(host, set()).add("remote cache")
+    cache_ref = recipe.buildx.cache_ref if buildx and recipe.buildx.cache == "registry" else None
+    if cache_ref and (host := _registry_of(cache_ref)) is not None:
+        hosts.setdefault(host, set()).add("buildx cache")
     logins, loopback = [], []
     for host in sorted(hosts):
         if is_loopback(host):
@@ -301,6 +303,8 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
     if any(_foreign(p) for _, p in tests):
         why.append("smoke tests of foreign-platform images")
     notes = []
+    if col.rustup:
+        notes.append("musl Rust targets come from `rustup target add`: the runner needs rustup")
     if loopback:
         notes.append(f"{', '.join(loopback)}: a loopback registry on the runner, no login; "
                      "point the image tags and [cache] remote at your registry")

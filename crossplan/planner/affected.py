@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crossplan.planner.graph import NodeId
@@ -110,6 +111,7 @@ def compare(
     before_keys = snapshot_keys(baseline)
     out: list[AffectedNode] = []
     hit: set[str] = set()
+    root = plan.recipe.root.resolve()
     for node, pn in plan.nodes.items():
         name = str(node)
         before = baseline.get(name)
@@ -119,17 +121,20 @@ def compare(
             continue
         if before_keys.get(name) is not None and before_keys[name] == now_keys[name]:
             continue
-        changes = _why(now[name], before, hit, pn)
+        changes = _why(now[name], before, hit, _src_prefix(pn, root))
         out.append(AffectedNode(node, tuple(changes)))
         hit.add(name)
     removed = sorted(set(baseline) - set(now))
     return out, removed
 
 
-def _why(now: NodeState, before: NodeState, hit: set[str], pn: PlannedNode) -> list[str]:
+def _why(now: NodeState, before: NodeState, hit: set[str], where: str) -> list[str]:
     changes = diff_components(dict(before.components), dict(now.components))
     if before.components.get("inputs") != now.components.get("inputs"):
-        changes += diff_files("input", dict(before.inputs), dict(now.inputs))
+        changes += diff_files(
+            "input", {where + k: v for k, v in before.inputs.items()},
+            {where + k: v for k, v in now.inputs.items()},
+        )
     for d in sorted(set(now.deps) - set(before.deps)):
         changes.append(f"dep added: {d}")
     for d in sorted(set(before.deps) - set(now.deps)):
@@ -142,6 +147,18 @@ def _why(now: NodeState, before: NodeState, hit: set[str], pn: PlannedNode) -> l
             else "the input key changed, but no recorded component differs"
         )
     return changes
+
+
+def _src_prefix(pn: PlannedNode, recipe_root: Path) -> str:
+    """Input paths are relative to the step's ``src``; report them relative to the recipe."""
+    if pn.inputs is None:
+        return ""
+    root = pn.inputs.root.parent if pn.inputs.root.is_file() else pn.inputs.root
+    try:
+        rel = root.relative_to(recipe_root).as_posix()
+    except ValueError:
+        return ""
+    return "" if rel == "." else rel + "/"
 
 
 def diff_components(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

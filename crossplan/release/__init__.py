@@ -9,7 +9,7 @@
 from crossplan.release.prune import PruneResult, TagDecision, decide, prune
 from crossplan.release.render import markdown, rich_report
 from crossplan.release.report import ImageReport, SizeCache, compare, read_image
-from crossplan.release.source import ImageSource, open_source, sibling
+from crossplan.release.source import ImageSource, open_source, plan_references, sibling
 
 __all__ = [
     "ImageReport",
@@ -21,6 +21,7 @@ __all__ = [
     "decide",
     "markdown",
     "open_source",
+    "plan_references",
     "prune",
     "read_image",
     "rich_report",

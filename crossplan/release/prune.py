@@ -1,12 +1,13 @@
 """``plan tags prune``: keep the newest N releases of a repository, delete the older tags.
 
-A release is a tag plus its arch tags (``1.0`` with ``1.0-amd64``, ``1.0-arm64``: a tag
-named ``<T>-<arch><variant>`` whose ``<T>`` is also a tag). Releases are ordered newest
-first by their creation time: the index annotation ``org.opencontainers.image.created``,
-else the image config's ``created`` (the newest of an index's platforms); a release
-without either is the oldest. Equal times (reproducible builds share one
-``SOURCE_DATE_EPOCH``) are ordered by the tag as a version: ``v1.10`` > ``1.9`` >
-``1.9-rc.1``, and any version > a non-version tag like ``latest``, then by name.
+A release is one image (index or manifest digest) with every tag naming it (``1.0`` and
+``latest``) and their arch tags (``1.0-amd64``: a tag ``<T>-<arch><variant>`` whose ``<T>``
+is also a tag); it is called by its highest version-ordered tag. Releases are ordered
+newest first by their creation time: the index annotation
+``org.opencontainers.image.created``, else the image config's ``created`` (the newest of an
+index's platforms); a release without either is the oldest. Equal times (reproducible
+builds share one ``SOURCE_DATE_EPOCH``) are ordered by that tag as a version: ``v1.10`` >
+``1.9`` > ``1.9-rc.1``, and any version > a non-version tag like ``latest``, then by name.
 
 Registries delete manifests by digest, which also removes every tag pointing at that
 digest. So a digest that a kept release uses (its tags' digests and its index's platform
@@ -110,39 +111,45 @@ def decide(infos: Sequence[TagInfo], keep: int) -> tuple[list[TagDecision], list
     """Pure: what to keep and delete; returns (decisions, manifest digests to delete) with
     indexes before the manifests they list."""
     by_tag = {i.tag: i for i in infos}
-    groups: dict[str, list[TagInfo]] = {}
-    for info in sorted(infos, key=lambda i: i.tag):
+    groups: dict[str, list[TagInfo]] = {}  # main tag -> itself, then its arch tags
+    for info in sorted(infos, key=lambda i: (i.tag != _release_of(i.tag, set(by_tag)), i.tag)):
         groups.setdefault(_release_of(info.tag, set(by_tag)), []).append(info)
+    images: dict[str, list[str]] = {}  # a release: the main tags naming one image
+    for main in groups:
+        images.setdefault(by_tag[main].digest, []).append(main)
     lowest = datetime.min.replace(tzinfo=UTC)
 
-    def newest_first(release: str) -> tuple[Any, ...]:
-        return (parse_time(by_tag[release].created) or lowest, version_key(release))
+    def name(digest: str) -> str:
+        return max(images[digest], key=version_key)
 
-    releases = sorted(groups, key=newest_first, reverse=True)
-    kept = releases[:keep]
+    def newest_first(digest: str) -> tuple[Any, ...]:
+        return (parse_time(by_tag[name(digest)].created) or lowest, version_key(name(digest)))
+
+    releases = sorted(images, key=newest_first, reverse=True)
     protected: dict[str, str] = {}  # digest -> the kept tag that uses it
-    for release in kept:
-        for info in groups[release]:
-            for d in (info.digest, *info.children):
-                protected.setdefault(d, info.tag)
+    for digest in releases[:keep]:
+        for main in sorted(images[digest], key=lambda t: t != name(digest)):
+            for info in groups[main]:
+                for d in (info.digest, *info.children):
+                    protected.setdefault(d, info.tag)
     decisions: list[TagDecision] = []
     doomed: list[TagInfo] = []
-    for rank, release in enumerate(releases):
-        for info in sorted(groups[release], key=lambda i: (i.tag != release, i.tag)):
-            arch = info.tag != release
-            if rank < keep:
-                reason = f"arch tag of {release}" if arch else f"newest {keep} (#{rank + 1})"
+    for rank, digest in enumerate(releases):
+        for main in sorted(images[digest], key=lambda t: (t != name(digest), t)):
+            for info in groups[main]:
+                arch = info.tag != main
                 action: Literal["keep", "delete"] = "keep"
-            elif info.digest in protected:
-                reason = f"same digest as kept tag {protected[info.digest]}"
-                action = "keep"
-            else:
-                reason = f"arch tag of {release}, older than the newest {keep}" if arch \
-                    else f"older than the newest {keep}"
-                action = "delete"
-                doomed.append(info)
-            decisions.append(TagDecision(info.tag, info.digest, action, reason, release,
-                                         by_tag[release].created))
+                if rank < keep:
+                    reason = f"arch tag of {main}" if arch else f"newest {keep} (#{rank + 1})"
+                elif info.digest in protected:
+                    reason = f"its digest is used by kept tag {protected[info.digest]}"
+                else:
+                    reason = f"arch tag of {main}, older than the newest {keep}" if arch \
+                        else f"older than the newest {keep}"
+                    action = "delete"
+                    doomed.append(info)
+                decisions.append(TagDecision(info.tag, info.digest, action, reason, main,
+                                             by_tag[main].created))
     digests = [i.digest for i in doomed if i.children] + [i.digest for i in doomed
                                                           if not i.children]
     digests += [c for i in doomed for c in i.children if c not in protected]

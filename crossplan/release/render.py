@@ -47,10 +47,19 @@ def _created_by(layer: LayerReport) -> str:
 def _layers(report: ImageReport) -> list[tuple[LayerReport, dict[str, LayerReport]]]:
     """Every distinct layer (in platform order, then layer order) and where it appears."""
     rows: dict[str, tuple[LayerReport, dict[str, LayerReport]]] = {}
-    for p in report.platforms:
-        for layer in p.layers:
+    order: dict[str, tuple[int, int]] = {}  # digest -> (position, first platform): same
+    for n, p in enumerate(report.platforms):  # position across platforms sits together
+        for i, layer in enumerate(p.layers):
             rows.setdefault(layer.digest, (layer, {}))[1][p.platform] = layer
-    return list(rows.values())
+            order[layer.digest] = min(order.get(layer.digest, (i, n)), (i, n))
+    return [rows[d] for d in sorted(rows, key=lambda d: order[d])]
+
+
+def _old_layers(report: ImageReport) -> set[str] | None:
+    """Layer digests of the image compared against (None without ``--against``)."""
+    if report.against is None:
+        return None
+    return {layer.digest for p in report.against.platforms for layer in p.layers}
 
 
 def _cell(layer: LayerReport | None) -> str:
@@ -87,13 +96,17 @@ def markdown(report: ImageReport) -> str:
             lines.append(f"| {d.platform} | — | — | 0 | {signed(d.compressed)} | "
                          f"{signed(d.uncompressed)} | removed |")
     names = [p.platform for p in report.platforms]
-    lines += ["", "| Layer | Created by | Step | " + " | ".join(names) + " | Shared |",
-              "| --- | --- | --- | " + " | ".join("---:" for _ in names) + " | :---: |"]
+    old = _old_layers(report)
+    lines += ["", "| Layer | Created by | Step | " + " | ".join(names) + " | Shared |"
+              + (" New |" if old is not None else ""),
+              "| --- | --- | --- | " + " | ".join("---:" for _ in names) + " | :---: |"
+              + (" :---: |" if old is not None else "")]
     for layer, where in _layers(report):
         cells = [_cell(where.get(n)) for n in names]
         shared = "yes" if len(where) > 1 else ""
+        new = "" if old is None else (" yes |" if layer.digest not in old else "  |")
         lines.append(f"| `{_short(layer.digest)}` | `{_created_by(layer)}` | "
-                     f"{layer.step or 'base'} | " + " | ".join(cells) + f" | {shared} |")
+                     f"{layer.step or 'base'} | " + " | ".join(cells) + f" | {shared} |" + new)
     lines.append("")
     lines.append("Sizes: compressed (uncompressed); compressed is what a pull downloads "
                  "(the manifest's layer sizes).")
@@ -104,8 +117,8 @@ def markdown(report: ImageReport) -> str:
 
 def rich_report(report: ImageReport) -> RenderableType:
     """Two tables: sizes per platform (with the delta), and layers across platforms."""
-    title = f"{report.reference}  {report.digest}"
-    sizes = Table(title=title, title_justify="left", header_style="bold")
+    sizes = Table(title=report.reference, title_justify="left", header_style="bold",
+                  caption=report.digest, caption_justify="left")
     for col, just in (("platform", "left"), ("compressed", "right"), ("uncompressed", "right"),
                       ("layers", "right")):
         sizes.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -127,9 +140,14 @@ def rich_report(report: ImageReport) -> RenderableType:
     for n in names:
         layers.add_column(n, justify="right")
     layers.add_column("shared")
+    old = _old_layers(report)
+    if old is not None:
+        layers.add_column("new")
     for layer, where in _layers(report):
+        extra = [] if old is None else ["yes" if layer.digest not in old else ""]
         layers.add_row(_short(layer.digest), Text(_created_by(layer)), layer.step or "base",
-                       *[_cell(where.get(n)) for n in names], "yes" if len(where) > 1 else "")
+                       *[_cell(where.get(n)) for n in names], "yes" if len(where) > 1 else "",
+                       *extra)
     parts: list[RenderableType] = [sizes, layers]
     parts += [Text(f"warning: {w}", style="yellow") for w in report.warnings]
     return Group(*parts)

@@ -18,7 +18,9 @@ from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.registry import RegistryClient
 from crossplan.errors import EnvironmentProblem, RecipeError
 
-__all__ = ["ImageSource", "LayoutSource", "RegistrySource", "open_source", "sibling"]
+__all__ = [
+    "ImageSource", "LayoutSource", "RegistrySource", "open_source", "plan_references", "sibling",
+]
 
 
 class ImageSource(Protocol):
@@ -147,3 +149,17 @@ def sibling(of: str, text: str) -> str:
     if layout is not None:
         return str(LayoutRef(layout.kind, layout.path, text))
     return str(Reference.parse(of).with_tag(text))
+
+
+def plan_references(tags: list[tuple[str, tuple[str, ...]]], image: str | None) -> list[str]:
+    """What ``plan report [IMAGE]`` reads: IMAGE if it is a reference or a layout; else each
+    image step's first tag (``(step, tags)`` pairs), with its tag replaced by a bare IMAGE."""
+    if image is not None and ("/" in image or parse_layout_ref(image) is not None):
+        return [image]
+    refs = [tagged[0] for _, tagged in tags if tagged]
+    if not refs:
+        raise RecipeError(
+            "no image to report on: the recipe has no image step with tags",
+            hint="name one: plan report REGISTRY/REPO:TAG or plan report oci:DIR",
+        )
+    return [sibling(ref, image) if image else ref for ref in refs]

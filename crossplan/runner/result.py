@@ -15,6 +15,9 @@ Status = Literal["built", "cached", "substituted", "failed", "skipped"]
 
 @dataclass(frozen=True)
 class StepResult:
+    """What happened to one node: its status, action key, duration, outputs (path -> blake3
+    digest, in the store), log and error."""
+
     node: NodeId
     status: Status
     key: str | None
@@ -44,6 +47,9 @@ class StepResult:
 
 @dataclass(frozen=True)
 class ImageResult:
+    """A built image step: its index digest, each platform's manifest digest, where it was
+    written (``--output``) and pushed."""
+
     step: str
     index_digest: str
     manifests: dict[str, str]  # platform -> manifest digest
@@ -66,6 +72,8 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run returns: a StepResult per node in plan order, the images, and warnings."""
+
     steps: tuple[StepResult, ...]
     images: tuple[ImageResult, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -79,10 +87,25 @@ class RunResult:
         return [s for s in self.steps if s.status == status]
 
     def step(self, step: str, platform: str = "any") -> StepResult:
+        """The result of (step, platform); ``any`` for images and platform-independent steps."""
         for s in self.steps:
             if s.node.step == step and s.node.platform == platform:
                 return s
         raise KeyError(f"{step}@{platform}")
+
+    @property
+    def artifacts(self) -> dict[NodeId, dict[str, str]]:
+        """Each successful node's outputs (path -> blake3 digest); ``RunOptions(export=DIR)``
+        copies them out of the store to DIR/<step>/<os>_<arch>/."""
+        return {s.node: dict(s.outputs) for s in self.steps if s.key and s.status not in (
+            "failed", "skipped")}
+
+    def image(self, step: str) -> ImageResult:
+        """The image built by ``step``."""
+        for i in self.images:
+            if i.step == step:
+                return i
+        raise KeyError(step)
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -234,6 +234,7 @@ def _record(ctx: _Ctx, pn: PlannedNode, key: str, deps: Mapping[NodeId, Entry]) 
         "components": dict(pn.components),
         "inputs": pn.inputs.as_map() if pn.inputs else {},
         "deps": {str(d): e.digests() for d, e in deps.items()},
+        "root": str(ctx.plan.recipe.root.resolve()),  # records are per node id, in one store
         "time": time.time(),
     }
     ctx.store.record(str(pn.id), data)

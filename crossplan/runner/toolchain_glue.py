@@ -27,7 +27,9 @@ def resolver_for(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) ->
     return resolve
 
 
-def make_fingerprinter(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) -> Fingerprinter:
+def make_fingerprinter(
+    recipe: Recipe, store_dir: Path, environ: Mapping[str, str]
+) -> Fingerprinter:
     resolve = resolver_for(recipe, store_dir, environ)
 
     def fingerprint(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crossplan.backends.toolchains.c import CToolchain
+from crossplan.backends.toolchains.c import CToolchain, build_command
 from crossplan.backends.toolchains.cc import CrossCC, find_cc
 from crossplan.backends.toolchains.go import GoToolchain, binary_name
 from crossplan.backends.toolchains.rust import RustCompiler, RustToolchain
@@ -278,7 +278,7 @@ def test_find_cc_choices() -> None:
 
 def test_c_action_with_zig(tmp_path: Path) -> None:
     tc = CToolchain(zig_cc, runner=FakeRunner(ZIG_ANSWERS))
-    step = CStep(kind="c", build=("make", "make install PREFIX=out"), outputs=("hello", "libx.a"))
+    step = CStep(kind="c", build=("make", "PREFIX=out", "all"), outputs=("hello", "libx.a"))
     work = tmp_path / "w"
     action = tc.action(step, ARMV7, work, tmp_path / "cache")
     wrappers = work / ".crossplan" / "cc"
@@ -287,7 +287,7 @@ def test_c_action_with_zig(tmp_path: Path) -> None:
         "0755",
         *(str(wrappers / n) for n in ("cc", "c++", "ar", "ranlib", "strip")),
     )
-    assert action.commands[1:] == (("sh", "-c", "make"), ("sh", "-c", "make install PREFIX=out"))
+    assert action.commands[1:] == (("make", "PREFIX=out", "all"),)
     env = action.env
     assert env["CC"] == str(wrappers / "cc") and env["AR"] == str(wrappers / "ar")
     assert env["CFLAGS"] == f"-O2 -ffile-prefix-map={work}=."
@@ -332,3 +332,9 @@ def test_c_fingerprint_changes_with_compiler_version() -> None:
     assert fp("0.17.1") != CToolchain(
         zig_cc, pin="ziglang==0.17.1", runner=FakeRunner(ZIG_ANSWERS)
     ).fingerprint(ARM64)
+
+
+def test_c_build_is_one_shell_line_or_one_argv() -> None:
+    assert build_command(("make libgreet.a",)) == ("sh", "-c", "make libgreet.a")
+    assert build_command(("$CC $CFLAGS -o x x.c",)) == ("sh", "-c", "$CC $CFLAGS -o x x.c")
+    assert build_command(("make", "hello")) == ("make", "hello")

@@ -250,16 +250,18 @@ class Builder:
         strategy = choose_strategy(job.config, self.caps, job.platforms, step=job.step)
         warnings: list[str] = []
         notes: list[str] = []
+        reported: object = None  # the digest buildx's --metadata-file names
         oci = ",oci-mediatypes=true" if self.caps.oci_export else ""
         if strategy == "multi":
             cache = cache_plan(job.config, self.caps, push=True, tags=job.tags,
                                local_dir=job.local_cache_dir, step=job.step)
             warnings += cache.warnings
-            self.buildx.build(
+            meta = self.buildx.build(
                 self._request(job, job.platforms, f"type=registry{oci}",
                               scratch / "metadata.json", cache, job.tags),
                 step=job.step, log=job.log, echo=job.echo,
             )
+            reported = meta.get("containerimage.digest")
             notes.append(f"pushed {', '.join(job.tags)} in one multi-platform build")
         else:
             repo, tag0 = split_tag(job.tags[0])
@@ -294,6 +296,8 @@ class Builder:
                 f"imagetools create` as {', '.join(job.tags)}"
             )
         index_digest, manifests = read_pushed(job.tags[0])
+        if strategy == "multi" and reported and reported != index_digest:
+            warnings.append(f"buildx reported {reported} but {job.tags[0]} names {index_digest}")
         tags_out = list(job.tags)
         if job.arch_tags:
             tags_out += tag_arch(job.tags, manifests)

@@ -1,4 +1,4 @@
-"""C/C++ steps: the step's ``build`` lines (Make, CMake, ...) run with the target's CC/AR/..."""
+"""C/C++ steps: the step's ``build`` command (Make, CMake, ...) run with the target's CC/AR/..."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .base import BuildAction
 from .cc import CrossCC
 from .targets import cmake_processor, gnu_triple
 
-__all__ = ["CToolchain", "cmake_toolchain_file"]
+__all__ = ["CToolchain", "build_command", "cmake_toolchain_file"]
 
 TOOLCHAIN_FILE = ".crossplan/toolchain.cmake"
 # Outputs that are not ELF files, so no machine check applies.
@@ -44,8 +44,15 @@ def cmake_toolchain_file(cross: CrossCC, env: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def build_command(build: tuple[str, ...]) -> tuple[str, ...]:
+    """``build`` as one command: a single string is a shell line (``sh -c``), so
+    ``["make libx.a"]`` and ``["$CC $CFLAGS -o x x.c"]`` work; several strings are an argv
+    run as is, like a shell step's ``command``: ``["make", "hello"]``."""
+    return ("sh", "-c", build[0]) if len(build) == 1 else tuple(build)
+
+
 class CToolchain:
-    """Runs a C step's ``build`` lines (each through ``sh -c``) with a cross compiler in the env."""
+    """Runs a C step's ``build`` command with a cross compiler (CC, AR, CFLAGS...) in the env."""
 
     name = "c"
 
@@ -85,7 +92,7 @@ class CToolchain:
         elif cross.kind == "zig":
             env["PKG_CONFIG_LIBDIR"] = ""
         files = {**setup.files, TOOLCHAIN_FILE: cmake_toolchain_file(cross, env)}
-        commands = (*setup.prepare, *(("sh", "-c", line) for line in step.build))
+        commands = (*setup.prepare, build_command(step.build))
         return BuildAction(
             commands=commands,
             env=env,

