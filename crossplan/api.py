@@ -152,7 +152,8 @@ def run(
         environ = os.environ if opts.environ is None else opts.environ
         images = ImagePipeline(p.recipe, store, p.source_date_epoch)
         actions = make_action_factory(
-            resolver_for(p.recipe, store.root, environ), images.assemble, toolcache_dir(store, environ)
+            resolver_for(p.recipe, store.root, environ), images.assemble,
+            toolcache_dir(store, environ),
         )
         settings = remote_settings(
             p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ

@@ -11,7 +11,7 @@ from typing import Any
 from crossplan.ci import _yaml
 from crossplan.ci.header import header
 from crossplan.ci.needs import CACHE_ENV, CiOptions, Login, Needs
-from crossplan.ci.shell import apt_script, pip_command, rustup_script
+from crossplan.ci.shell import apt_script, containerd_store_script, pip_command, rustup_script
 
 __all__ = ["DEFAULT", "LOGIN", "OTHER", "PATH", "render"]
 
@@ -55,6 +55,9 @@ def _steps(needs: Needs, options: CiOptions) -> list[dict[str, Any]]:
         steps.append({"name": "Install cross compilers", "run": apt})
     if (rustup := rustup_script(needs, with_gnu=True)) is not None:
         steps.append({"name": "Add Rust targets", "run": rustup})
+    if needs.tests:
+        steps.append({"name": "Use the containerd image store (plan test runs multi-platform "
+                      "images)", "run": containerd_store_script()})
     if needs.qemu:
         steps.append({"name": f"Set up QEMU for {needs.qemu_why}",
                       "uses": "docker/setup-qemu-action@v3",

@@ -26,7 +26,7 @@ PATH = ".gitlab-ci.yml"
 DEFAULT_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
 MR_RULE = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 _GITLAB_REGISTRY = "registry.gitlab.com"
-_DIND = "docker:27-dind"
+_DIND = "docker:28-dind"
 
 
 def _login_vars(login: Login) -> Login:
@@ -44,7 +44,10 @@ def _describe(login: Login) -> str:
 def _template(needs: Needs, options: CiOptions) -> dict[str, Any]:
     job: dict[str, Any] = {"image": f"python:{options.python}-trixie"}
     if needs.docker:
-        job["services"] = [{"name": _DIND, "alias": "docker"}]
+        dind: dict[str, Any] = {"name": _DIND, "alias": "docker"}
+        if needs.tests or needs.buildx:  # multi-platform images in the engine
+            dind["command"] = ["--feature", "containerd-snapshotter=true"]
+        job["services"] = [dind]
         job["variables"] = {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": ""}
     before: list[str] = [pip_command(needs)]
     cli: tuple[str, ...] = ("docker-cli",) if needs.qemu or needs.buildx else ()

@@ -87,8 +87,11 @@ def _plan(cmd: str) -> str:
 def render(needs: Needs, options: CiOptions) -> str:
     branch = f"branch {groovy_string(options.default_branch)}"
     w = _Writer()
+    notes = ("the agent needs Docker with the containerd image store "
+             '({"features": {"containerd-snapshotter": true}}) for plan test',) \
+        if needs.tests else ()
     lines = header("jenkins", needs, lambda x: f"credentials '{credentials_id(x)}' "
-                   "(username with password)", "other branches and change requests")
+                   "(username with password)", "other branches and change requests", notes)
     w.lines += [f"// {h}" if h else "//" for h in lines]
     w.line()
     w.open("pipeline")

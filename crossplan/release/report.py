@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 _FROM = re.compile(r"--from=([\w.-]+)")
-_OUT = re.compile(r"\bout/[\w.-]+/([\w.-]+)/")  # buildx copy-only stages: out/<arch>/<step>/
+_OUT = re.compile(r"\bout/[^/\s]+/([\w.-]+)/")  # buildx copy-only stages: out/<arch>/<step>/
 _CREATED = "org.opencontainers.image.created"
 _CHUNK = 1 << 20
 

@@ -1,6 +1,6 @@
 """Helpers for the monorepo tests: a git repository holding a copy of examples/monorepo,
-a store whose toolcache (zig's libc builds for cgo, Go's build cache) is shared across runs,
-and the skip-or-fail policy for missing toolchains."""
+and the skip-or-fail policy for missing toolchains. (The toolchains' caches, zig's libc
+builds for cgo among them, are shared between test stores by the root conftest.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MONOREPO = REPO / "examples" / "monorepo"
 REQUIRE_ALL = os.environ.get("CROSSPLAN_REQUIRE_ALL") == "1"
-CI_CACHE = Path(os.environ.get("CROSSPLAN_CI_CACHE", "/var/cache/crossplan-ci"))
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 LIB = {f"libs/greet:lib@{p}" for p in PLATFORMS}
@@ -47,24 +46,6 @@ def monorepo_repo(dest: Path) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "monorepo")
     return dest
-
-
-def shared_toolcache(fallback: Path) -> Path:
-    """The CI cache's toolcache when writable (zig builds its libc once per machine), else
-    ``fallback``."""
-    shared = CI_CACHE / "toolcache"
-    try:
-        shared.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        shared = fallback
-        shared.mkdir(parents=True, exist_ok=True)
-    return shared if os.access(shared, os.W_OK) else fallback
-
-
-def store_dir(path: Path, toolcache: Path) -> Path:
-    path.mkdir(parents=True)
-    (path / "toolcache").symlink_to(toolcache)
-    return path
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from monorepo_env import API_C, API_GO, LIB, WORKER, edit, git, missing, monorepo_repo
 
 import crossplan
 from conftest import Cli
 from crossplan.errors import EnvironmentProblem
-from monorepo_env import API_C, API_GO, LIB, WORKER, edit, git, missing, monorepo_repo
 
 pytestmark = pytest.mark.integration
 

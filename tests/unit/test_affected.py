@@ -268,7 +268,7 @@ def test_compare_with_a_baseline_missing_a_dep(tmp_path: Path) -> None:
     [
         ("image", "base=scratch;revision=abc;source=git@x:y", "base=scratch"),
         ("image", "base=scratch;revision=;source=", "base=scratch"),
-        ("go", "go version go1.27.3;revision=abc;source=x", "go version go1.27.3;revision=abc;source=x"),
+        ("go", "go1.27.3;revision=abc;source=x", "go1.27.3;revision=abc;source=x"),
         ("image", '{"backend": "buildx"}', '{"backend": "buildx"}'),
     ],
 )

@@ -108,7 +108,8 @@ def test_members_merge_into_one_recipe(make_ws: MakeWs) -> None:
 
 @pytest.mark.parametrize(
     ("member", "ref", "resolved"),
-    [("svc/a", "lib", "svc/a:lib"), ("svc/a", "libs/x:lib", "libs/x:lib"), ("svc/a", ":gen", "gen")],
+    [("svc/a", "lib", "svc/a:lib"), ("svc/a", "libs/x:lib", "libs/x:lib"),
+     ("svc/a", ":gen", "gen")],
 )
 def test_resolve_ref(member: str, ref: str, resolved: str) -> None:
     assert resolve_ref(member, ref) == resolved
