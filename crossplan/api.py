@@ -168,6 +168,10 @@ def run(
         )
         if opts.export:
             export_entries(store, entries, Path(opts.export))
+        if opts.smoke:
+            from crossplan.runner.smoke_run import smoke_test
+
+            result = smoke_test(p, store, result, entries)
         if result.ok:
             result = images.publish(result, entries, output=opts.output, push=opts.push)
         return remote.finish(result) if remote else result

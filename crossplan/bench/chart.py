@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from crossplan.bench.report import MODES, BenchReport
+from crossplan.bench.report import BenchReport
 from crossplan.errors import EnvironmentProblem, RecipeError
 
 __all__ = ["COLORS", "FORMATS", "write_chart"]
@@ -92,10 +92,9 @@ def write_chart(
     ax.set_title(title or _title(report), fontsize=11)
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"Date": None} if fmt == "svg" else {}
-    rc = {"svg.hashsalt": "crossplan-bench"}
     import matplotlib
 
-    with matplotlib.rc_context(rc):
+    with matplotlib.rc_context({"svg.hashsalt": "crossplan-bench"}):  # stable SVG ids
         fig.savefig(out, format=fmt, metadata=metadata)
     return out
 
@@ -108,5 +107,3 @@ def _title(report: BenchReport) -> str:
 def _secs(v: float) -> str:
     return f"{v:.0f} s" if v >= 100 else f"{v:.1f} s"
 
-
-__all__ += ["MODES"]

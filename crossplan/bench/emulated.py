@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import shutil
+import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
@@ -30,7 +32,7 @@ from crossplan.bench.report import Prep, Sample
 from crossplan.errors import CrossplanError, EnvironmentProblem, RecipeError
 from crossplan.planner.digest import tree_digest
 from crossplan.platforms import Platform
-from crossplan.recipes.models import CopySpec, CStep, GoStep, ImageStep, RustStep, Step
+from crossplan.recipes.models import CStep, GoStep, ImageStep, RustStep, Step
 
 __all__ = ["EmulatedMode", "naive_dockerfile", "run_step_seconds"]
 
@@ -52,7 +54,7 @@ def run_step_seconds(progress: str, stage: str) -> float | None:
 
 def naive_dockerfile(project: str, stage: CompileStage, platform: Platform) -> str:
     """The naive Dockerfile of one compile stage, its outputs copied into a scratch image."""
-    img = ImageStep(kind="image", copy=(CopySpec(from_=stage.step, dest="/"),))
+    img = ImageStep.model_validate({"kind": "image", "copy": [{"from": stage.step, "dest": "/"}]})
     spec = DockerfileSpec(project, "bench", img, (platform,), (stage,))
     return render(spec, variant="naive")
 
@@ -120,15 +122,22 @@ class EmulatedMode:
         return prep
 
     def _as_host_builds(self, sid: str, step: Step, platform: Platform) -> Step:
-        """A C step with ``compiler = "auto"`` compiles with what the host picks (zig, else
-        gcc), so the emulated build runs the same compiler."""
-        if isinstance(step, CStep) and step.compiler == "auto":
+        """The C step as the host runs it: ``compiler = "auto"`` becomes what the host picks
+        (zig, else gcc), so the emulated build runs the same compiler; a multi-word ``build``
+        is an argv on the host (``["make", "hello"]``), so it becomes one shell line (the
+        compile stage runs each element as its own line)."""
+        if not isinstance(step, CStep):
+            return step
+        update: dict[str, object] = {}
+        if len(step.build) > 1:
+            update["build"] = (shlex.join(step.build),)
+        if step.compiler == "auto":
             tc = toolchain_for(step, self.ctx.recipe.toolchains, self.ctx.store_dir,
                                self.ctx.environ)
             if isinstance(tc, CToolchain):
                 kind = tc.cc(platform).kind
-                return step.model_copy(update={"compiler": "zig" if kind == "zig" else kind})
-        return step
+                update["compiler"] = "zig" if kind == "zig" else kind
+        return step.model_copy(update=update) if update else step
 
     def _managed(self, sid: str, step: Step, platform: Platform) -> tuple[str, str]:
         """(go|zig, version): the host's version, for a wheel of the target's arch."""
@@ -145,9 +154,13 @@ class EmulatedMode:
                 return "zig", pins.zig
             tc = toolchain_for(step, pins, self.ctx.store_dir, self.ctx.environ)
             assert isinstance(tc, CToolchain)
-            from crossplan.backends.toolchains._proc import run
-
-            return "zig", run((tc.cc(platform).cc[0], "version")).strip()
+            zig = tc.cc(platform).cc[0]
+            done = subprocess.run([zig, "version"], capture_output=True, text=True, timeout=60,
+                                  check=False)
+            if done.returncode != 0 or not done.stdout.strip():
+                raise EnvironmentProblem(f"cannot run `{zig} version`", step=sid,
+                                         hint=done.stderr.strip()[-300:] or None)
+            return "zig", done.stdout.strip()
         raise no_image_problem(sid, step.kind, platform)
 
     def measure(self, job: Job, round_: int) -> Sample:

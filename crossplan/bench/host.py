@@ -60,7 +60,8 @@ class HostMode:
             fingerprint = str(node.components.get("toolchain") or "")
             self._toolchain[job] = fingerprint.splitlines()[0] if fingerprint else step.kind
         if ctx.toolchain_cache == "warm" and step.kind != "shell":
-            dest = ctx.workdir / "warm" / f"{self.name}-{job.step}-{job.platform.slug}" / "toolcache"
+            name = f"{self.name}-{job.step}-{job.platform.slug}"
+            dest = ctx.workdir / "warm" / name / "toolcache"
             if dest.exists():
                 shutil.rmtree(dest.parent)
             tc = toolchain_for(step, recipe.toolchains, ctx.store_dir, env)

