@@ -16,11 +16,13 @@ from crossplan.api import (
     cache_pull,
     cache_push,
     explain,
+    install_toolchains,
     load,
     plan,
     recipe_from_dict,
     run,
     store_for,
+    toolchains,
 )
 from crossplan.errors import (
     CrossplanError,
@@ -63,10 +65,12 @@ __all__ = [
     "cache_pull",
     "cache_push",
     "explain",
+    "install_toolchains",
     "load",
     "plan",
     "recipe_from_dict",
     "run",
     "store_for",
+    "toolchains",
 ]
 __version__ = "0.1.0"

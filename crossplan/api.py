@@ -48,11 +48,13 @@ __all__ = [
     "cache_pull",
     "cache_push",
     "explain",
+    "install_toolchains",
     "load",
     "plan",
     "recipe_from_dict",
     "run",
     "store_for",
+    "toolchains",
 ]
 
 
@@ -224,6 +226,22 @@ def affected(
             ) from None
         return affected_since_plan(p, old, f"{label} ({commit[:12]})", since=since,
                                    commit=commit)
+
+
+def toolchains(*, cache_dir: str | Path | None = None) -> list[Any]:
+    """Toolchains found on this machine (and managed ones in the store): ``plan toolchains``."""
+    from crossplan.backends.toolchains.discover import discover
+
+    store_dir = Path(cache_dir) if cache_dir else default_store_dir()
+    return list(discover(store_dir=store_dir))
+
+
+def install_toolchains(recipe: Recipe, *, cache_dir: str | Path | None = None) -> dict[str, Path]:
+    """Install the recipe's pinned toolchains now: ``plan toolchains install``."""
+    from crossplan.backends.toolchains.managed import install
+
+    store_dir = Path(cache_dir) if cache_dir else default_store_dir()
+    return install(recipe.toolchains, store_dir)
 
 
 def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
