@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -240,19 +241,19 @@ class BenchReport:
         return buf.getvalue()
 
     def table(self) -> Table:
-        """The rich table ``plan bench`` prints."""
-        t = Table(title=f"plan bench: {self.project} ({self.repeat} round(s), toolchain caches "
-                  f"{self.toolchain_cache}; seconds)", show_header=True, header_style="bold")
-        for col in ("step", "platform", "mode", "n", "min", "median", "compile", "overhead",
-                    "vs cross"):
-            t.add_column(col, justify="right" if col not in ("step", "platform", "mode") else
-                         "left")
+        """The rich table ``plan bench`` prints (seconds; ``x cross``: median / cross's)."""
+        t = Table(title=f"plan bench: {self.project}, {self.repeat} round(s), toolchain caches "
+                  f"{self.toolchain_cache} (seconds)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  header_style="bold")
+        for col in ("step", "platform", "mode"):
+            t.add_column(col, no_wrap=True)
+        for col in ("n", "min", "median", "compile", "overhead", "x cross"):
+            t.add_column(col, justify="right", no_wrap=True)
         for g in self.groups:
             cross = g.median("cross")
             for mode, s in g.stats.items():
                 rel = ratio(s.median, cross) if mode != "cross" else None
-                plat = g.platform if mode != "native" else f"{s.built_for} (native)"
-                t.add_row(escape(g.step), plat, _mode_label(mode), f"{s.n}", _fmt(s.min),
+                t.add_row(escape(g.step), s.built_for, _mode_label(mode), f"{s.n}", _fmt(s.min),
                           _fmt(s.median), _fmt(s.compile_median), _fmt(s.overhead_median),
                           f"{rel:.2f}x" if rel is not None else "")
             t.add_section()
