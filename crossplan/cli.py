@@ -781,8 +781,8 @@ def bench_cmd(
         "(required for Rust)")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="write the summary as CSV")]
     = None,
-    chart: Annotated[Path | None, typer.Option(help="write a chart: FILE.svg or FILE.png")]
-    = None,
+    chart: Annotated[list[Path] | None, typer.Option(
+        help="write a chart: FILE.svg or FILE.png (repeat for both)")] = None,
     log_scale: Annotated[bool, typer.Option("--log-scale", help="log-scale chart")] = False,
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
@@ -819,8 +819,8 @@ def bench_cmd(
         report = bench_api.bench(plan, opts, on_sample=sample, on_progress=progress)
         if csv_file is not None:
             csv_file.write_text(report.csv_text())
-        if chart is not None:
-            bench_api.write_chart(report, chart, log_scale=log_scale)
+        for path in chart or []:
+            bench_api.write_chart(report, path, log_scale=log_scale)
     except CrossplanError as exc:
         fail(exc, as_json)
     for sk in report.skipped:
@@ -833,9 +833,9 @@ def bench_cmd(
         out.print(report.table())
         for note in report.notes:
             out.print(f"- {escape(note)}", highlight=False, soft_wrap=True)
-        for path in (csv_file, chart):
-            if path is not None:
-                out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        for written in [csv_file, *(chart or [])]:
+            if written is not None:
+                out.print(f"wrote {written}", highlight=False, soft_wrap=True)
     for s in report.samples:
         if not s.ok and s.error:
             err.print(f"[bold red]failed:[/] {s.mode} {escape(s.step)} {s.platform}: "

@@ -39,10 +39,12 @@ __all__ = [
     "Sample",
     "Skip",
     "bench",
+    "cold_environ",
     "write_chart",
 ]
 
 COMPILE_KINDS = ("go", "rust", "c")
+COLD_SCRUB = ("CROSSPLAN_TOOLCACHE_DIR", "CROSSPLAN_CACHE_REMOTE", "CROSSPLAN_CACHE_MODE")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,12 @@ def _modes_of(opts: BenchOptions) -> tuple[str, ...]:
     if opts.repeat < 1:
         raise RecipeError("--repeat must be at least 1")
     return modes
+
+
+def cold_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without what would warm or substitute a round's build: a shared toolchain
+    cache (``CROSSPLAN_TOOLCACHE_DIR``) and the remote cache."""
+    return {k: v for k, v in environ.items() if k not in COLD_SCRUB}
 
 
 def make_modes(ctx: BenchContext, names: tuple[str, ...]) -> dict[str, Mode]:
@@ -167,16 +175,22 @@ def bench(
     build = build_platform()
     steps = _steps(recipe, opts.steps)
     plats = _platforms(recipe, opts.platforms, build)
-    environ = dict(os.environ if opts.environ is None else opts.environ)
+    environ = cold_environ(os.environ if opts.environ is None else opts.environ)
     store_dir = Path(opts.cache_dir) if opts.cache_dir else default_store_dir(environ)
     scratch = workdir or Path(tempfile.mkdtemp(prefix="crossplan-bench-"))
     try:
         ctx = BenchContext(recipe, store_dir, scratch, build, plats, opts.toolchain_cache,
                            opts.base, dict(opts.images), environ, clock, on_progress)
         impl = dict(modes) if modes is not None else make_modes(ctx, names)
-        blocks = schedule(steps, plats, names, build)
-        blocks, preps, skips = prepare_all(blocks, impl, on_progress)
-        samples = run_rounds(blocks, impl, opts.repeat, on_sample, on_progress)
+        try:
+            blocks = schedule(steps, plats, names, build)
+            blocks, preps, skips = prepare_all(blocks, impl, on_progress)
+            samples = run_rounds(blocks, impl, opts.repeat, on_sample, on_progress)
+        finally:
+            for mode in impl.values():
+                close = getattr(mode, "close", None)
+                if callable(close):
+                    close()
         groups = summarize(samples, [(s, str(p)) for s in steps for p in plats],
                            build_platform=str(build))
         return BenchReport(

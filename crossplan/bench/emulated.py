@@ -96,7 +96,10 @@ class EmulatedMode:
         prep: list[Prep] = []
         image = ctx.images.get(sid) or step.toolchain_image
         if image:
+            t0 = ctx.clock()
             self.images.check(image, platform, sid)
+            prep.append(Prep(f"toolchain image {image} (named; checked)", self.name,
+                             ctx.clock() - t0, reused=True))
         else:
             kind, version = self._managed(sid, step, platform)
             image, made = self.images.toolchain(kind, version, platform)  # type: ignore[arg-type]
@@ -106,15 +109,18 @@ class EmulatedMode:
         stage = compile_stage(sid, step, (platform,), image=image, binary=binary, vendor=vendor,
                               emulate=True)
         stage = dataclasses.replace(stage, caches=())
-        if ctx.toolchain_cache == "warm":
-            image, warmed = self.images.warm(image, stage, platform)
-            stage = dataclasses.replace(stage, image=image)
-            if warmed is not None:
-                prep.append(warmed)
         context = ctx.workdir / "emulated" / f"{sid}-{platform.slug}"
         if context.exists():
             shutil.rmtree(context)
-        _copy_inputs(src, step.exclude, context / "src" / sid)
+        inputs = context / "src" / sid
+        _copy_inputs(src, step.exclude, inputs)
+        if ctx.toolchain_cache == "warm":
+            package = step.package if isinstance(step, GoStep) else "."
+            image, warmed = self.images.warm(image, stage, platform, src=inputs,
+                                             package=package)
+            stage = dataclasses.replace(stage, image=image)
+            if warmed is not None:
+                prep.append(warmed)
         (context / "Dockerfile").write_text(naive_dockerfile(ctx.recipe.project.name, stage,
                                                              platform))
         (context / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
@@ -190,6 +196,9 @@ class EmulatedMode:
                               toolchain=prepared.image)
         return Sample(job.step, str(job.platform), self.name, round_, seconds, compile_s,
                       toolchain=prepared.image)
+
+    def close(self) -> None:
+        self.images.close()
 
     def _verify(self, fs: Path, stage: CompileStage, platform: Platform) -> None:
         for rel in stage.outputs:

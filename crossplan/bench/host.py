@@ -3,7 +3,9 @@
 Each round gets a fresh temporary store, so the action cache, the stat memo and the
 toolchain caches under ``<store>/toolcache`` (GOCACHE, zig's global and local caches, cargo's
 target dir) all start empty. Only the managed toolchains' unpacked wheels are shared (a
-symlink to the persistent store's ``toolchains/``): installing a compiler is not building.
+symlink to the persistent store's ``toolchains/``, or ``CROSSPLAN_TOOLCHAINS_DIR``):
+installing a compiler is not building. ``CROSSPLAN_TOOLCACHE_DIR`` (a shared toolchain cache)
+is ignored and the remote cache is off: nothing may be substituted.
 Native is the same with the build platform as the target: the baseline.
 """
 
@@ -65,7 +67,9 @@ class HostMode:
             if dest.exists():
                 shutil.rmtree(dest.parent)
             tc = toolchain_for(step, recipe.toolchains, ctx.store_dir, env)
-            warm = warm_toolcache(tc, step, job.platform, dest, build=ctx.build, environ=env)
+            src = recipe.root / (step.src or ".")
+            warm = warm_toolcache(tc, step, job.platform, dest, build=ctx.build, environ=env,
+                                  src=src)
             if warm:
                 self._warm[job] = dest
         prep.append(Prep(f"{self.name}: toolchain check and warm caches for {job.step} "
@@ -114,7 +118,7 @@ class HostMode:
             try:
                 p = api.plan(recipe, [str(job.platform)], cache_dir=store, environ=env)
                 result = api.run(p, api.RunOptions(cache_dir=store, targets=[job.step],
-                                                   environ=env))
+                                                   environ=env, cache_mode="off"))
             except CrossplanError as exc:
                 return Sample(job.step, str(job.platform), self.name, round_, ctx.clock() - t0,
                               ok=False, error=exc.render(), toolchain=self._toolchain[job])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +27,9 @@ from crossplan.backends.dockerfile import CompileStage
 from crossplan.backends.toolchain_images import Kind, ToolchainImage, ensure_toolchain_image
 from crossplan.backends.toolchains.targets import debian_arch
 from crossplan.bench.report import Prep
+from crossplan.bench.toolcache import go_warm_line
 from crossplan.errors import EnvironmentProblem
+from crossplan.planner.digest import tree_digest
 from crossplan.platforms import Platform
 
 __all__ = [
@@ -59,12 +62,14 @@ def no_image_problem(sid: str, kind: str, platform: Platform) -> EnvironmentProb
     )
 
 
-def warm_script(stage: CompileStage, platform: Platform) -> str | None:
+def warm_script(stage: CompileStage, platform: Platform, package: str = ".") -> str | None:
     """Shell that pre-builds the toolchain's own parts for ``platform`` inside the image
-    (None: nothing to warm, e.g. Rust, whose std ships prebuilt)."""
+    (None: nothing to warm, e.g. Rust, whose std ships prebuilt). Go: the std packages
+    ``package`` imports, listed in a copy of the step's sources at /tmp/warm-src."""
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in stage.platform_env[platform].items())
     if stage.kind == "go":
-        return f"export {exports}; GOFLAGS= go build -trimpath std"
+        return (f"export {exports}; cd /tmp/warm-src; {go_warm_line('go', package)}; "
+                "cd /; rm -rf /tmp/warm-src")
     if stage.kind == "c" and stage.platform_env[platform].get("CC", "").startswith("zig "):
         return (f"export {exports}; printf 'int main(void) {{ return 0; }}\\n' > /tmp/warm.c; "
                 '$CC $CFLAGS $LDFLAGS -o /tmp/warm /tmp/warm.c; rm -rf /tmp/warm /tmp/warm.c '
@@ -112,15 +117,24 @@ class ImageMaker:
             raise EnvironmentProblem(f"toolchain image {image} lacks {platform}", step=sid,
                                      hint=f"build it for {platform}")
 
-    def warm(self, image: str, stage: CompileStage, platform: Platform) -> tuple[str, Prep | None]:
-        """``image`` plus the toolchain's pre-built std/libc (once; tagged by content)."""
-        script = warm_script(stage, platform)
+    def warm(
+        self, image: str, stage: CompileStage, platform: Platform, *, src: Path | None = None,
+        package: str = ".",
+    ) -> tuple[str, Prep | None]:
+        """``image`` plus the toolchain's pre-built std/libc (once; tagged by content).
+        ``src``: a copy of the step's input tree (Go lists the std packages it imports)."""
+        script = warm_script(stage, platform, package)
         if script is None:
             return image, None
         eng = self._engine()
         env = " ".join(f"{k}={_quote(v)}" for k, v in stage.env.items())
-        text = "\n".join([f"FROM {image}", f"ENV {env}" if env else "", f"RUN {script}", ""])
-        digest = hashlib.sha256(f"{eng.image_id(image)}\n{text}".encode()).hexdigest()[:16]
+        copy = "COPY src/ /tmp/warm-src/" if stage.kind == "go" and src is not None else ""
+        text = "\n".join([f"FROM {image}", f"ENV {env}" if env else "", copy, f"RUN {script}",
+                          ""])
+        h = hashlib.sha256(f"{eng.image_id(image)}\n{text}".encode())
+        if copy and src is not None:
+            h.update(tree_digest(src).digest.encode())
+        digest = h.hexdigest()[:16]
         tag = f"crossplan-bench/warm-{stage.kind}:{digest}-{platform.arch_variant}"
         if self._has(tag, platform):
             return tag, Prep(f"warm toolchain image {tag}", "emulated", 0.0, reused=True)
@@ -128,6 +142,8 @@ class ImageMaker:
         with tempfile.TemporaryDirectory(prefix="crossplan-bench-warm-") as tmp:
             ctx = Path(tmp)
             (ctx / "Dockerfile").write_text(text)
+            if copy and src is not None:
+                shutil.copytree(src, ctx / "src", symlinks=True)
             req = BuildRequest(context=ctx, platforms=(platform,), output="load",
                                metadata_file=ctx / "meta.json", tags=(tag,))
             (self.buildx or Buildx()).build(req, step=f"warm image {tag}",

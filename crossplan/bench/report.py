@@ -223,6 +223,23 @@ class BenchReport:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchReport:
+        """The report ``as_json`` wrote (e.g. ``plan bench --json > run.json``), re-summarized
+        from its samples: to chart or tabulate a finished run again."""
+        samples = [Sample(**{k: s.get(k) for k in Sample.__dataclass_fields__ if k in s})
+                   for s in data["samples"]]
+        groups = summarize(samples, [(g["step"], g["platform"]) for g in data["results"]],
+                           build_platform=data["build_platform"])
+        return cls(
+            project=data["project"], build_platform=data["build_platform"],
+            modes=tuple(data["modes"]), repeat=int(data["repeat"]),
+            toolchain_cache=data["toolchain_cache"], groups=tuple(groups),
+            samples=tuple(samples), prep=tuple(Prep(**p) for p in data.get("prep", [])),
+            skipped=tuple(Skip(**k) for k in data.get("skipped", [])),
+            notes=tuple(data.get("notes", [])), machine=dict(data.get("machine", {})),
+        )
+
     def csv_text(self) -> str:
         """One row per (step, platform, mode): the summary, plus the group's ratios."""
         buf = io.StringIO()
