@@ -1,56 +1,18 @@
-"""Shared fixtures: example projects copied to tmp_path, a `plan` CLI runner, store snapshots."""
+"""Shared fixtures: example projects copied to tmp_path, a `plan` CLI runner, store snapshots.
+Plain helpers are in tests/testkit.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from crossplan.cache.store import Store
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples"
-
-# Host variables that would change keys or where the store lives: never inherited by tests.
-_SCRUBBED = (
-    "CROSSPLAN_CACHE_DIR", "XDG_CACHE_HOME", "SOURCE_DATE_EPOCH", "GOPROXY", "GOPRIVATE",
-    "GONOSUMDB", "GONOPROXY", "GOSUMDB", "GOINSECURE", "RUSTFLAGS", "CARGO_NET_OFFLINE",
-)
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def statuses(self) -> dict[str, str]:
-        """``{"step@platform" (or "step" when any): status}`` from a ``run --json`` result."""
-        return {_node(s): s["status"] for s in self.json()["steps"]}
-
-    def steps(self) -> dict[str, dict[str, Any]]:
-        return {_node(s): s for s in self.json()["steps"]}
-
-
-def _node(s: Mapping[str, Any]) -> str:
-    return s["id"] if s["platform"] == "any" else f"{s['id']}@{s['platform']}"
-
-
-Cli = Callable[..., CliResult]
+from testkit import EXAMPLES, SCRUBBED, Cli, CliResult, ProjectFactory, plan_argv, shell_steps_only
 
 
 @pytest.fixture
@@ -61,15 +23,11 @@ def cache_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli_env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
     """The environment `plan` processes run with: the store in tmp_path, no key-changing vars."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env["CROSSPLAN_CACHE_DIR"] = str(cache_dir)
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     env["COLUMNS"] = "400"  # rich wraps at 80 columns when not on a terminal
     return env
-
-
-def plan_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "crossplan.cli", *args]
 
 
 @pytest.fixture
@@ -92,24 +50,6 @@ def cli(tmp_path: Path, cli_env: dict[str, str]) -> Cli:
     return run
 
 
-def shell_steps_only(toml: str) -> str:
-    """Drop the tables of non-shell steps (e.g. an image step added by a later issue), so
-    foundation tests see exactly the 3-step shell recipe."""
-    data = tomllib.loads(toml)
-    drop = {sid for sid, step in data.get("steps", {}).items() if step.get("kind") != "shell"}
-    kept: list[str] = []
-    keep = True
-    for line in toml.splitlines(keepends=True):
-        m = re.match(r"\s*\[+\s*steps\.\"?([^\].\"]+)", line)
-        if line.lstrip().startswith("["):
-            keep = not (m and m.group(1) in drop)
-        if keep:
-            kept.append(line)
-    out = "".join(kept)
-    assert set(tomllib.loads(out).get("steps", {})) == set(data["steps"]) - drop
-    return out
-
-
 @pytest.fixture
 def shell_project(tmp_path: Path) -> Path:
     """A private copy of examples/shell's shell steps (gen, count -> report@{amd64,arm64})."""
@@ -119,9 +59,6 @@ def shell_project(tmp_path: Path) -> Path:
     toml.write_text(shell_steps_only(toml.read_text()))
     assert set(tomllib.loads(toml.read_text())["steps"]) == {"gen", "count", "report"}
     return dest
-
-
-ProjectFactory = Callable[..., Path]
 
 
 @pytest.fixture
@@ -138,23 +75,3 @@ def make_project(tmp_path: Path) -> ProjectFactory:
         return root
 
     return make
-
-
-@dataclass(frozen=True)
-class StoreSnapshot:
-    keys: tuple[str, ...]
-    blobs: tuple[str, ...]
-    records: tuple[str, ...]
-
-
-def store_snapshot(cache_dir: Path) -> StoreSnapshot:
-    """What a store holds: index keys, blob files, recorded nodes."""
-    if not cache_dir.exists():
-        return StoreSnapshot((), (), ())
-    blobs = tuple(sorted(p.name for p in (cache_dir / "blobs").glob("*/*")))
-    store = Store(cache_dir)
-    try:
-        records = tuple(sorted(str(k) for k in store.records.iterkeys()))
-        return StoreSnapshot(tuple(store.keys()), blobs, records)
-    finally:
-        store.close()

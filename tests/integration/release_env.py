@@ -33,7 +33,7 @@ def retag(project: Path, *tags: str, arch_tags: bool = False) -> None:
 
 def shell_copy(dest: Path, *tags: str, arch_tags: bool = False) -> Path:
     """examples/shell (gen, count -> report@{amd64,arm64} -> image) tagged with ``tags``."""
-    from conftest import EXAMPLES
+    from testkit import EXAMPLES
 
     shutil.copytree(EXAMPLES / "shell", dest)
     retag(dest, *tags, arch_tags=arch_tags)

@@ -20,8 +20,7 @@ import yaml
 from ci_pipeline import bash_n, github_scripts, gitlab_scripts, plan_lines
 from registry_proc import RegistryProc
 from release_env import shell_copy
-
-from conftest import Cli
+from testkit import Cli
 
 pytestmark = pytest.mark.integration
 

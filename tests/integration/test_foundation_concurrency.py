@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Cli, ProjectFactory, plan_argv, store_snapshot
+from testkit import Cli, ProjectFactory, plan_argv, store_snapshot
+
 from crossplan.hashing import hash_bytes
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Cli, ProjectFactory, store_snapshot
+from testkit import Cli, ProjectFactory, store_snapshot
+
 from crossplan.platforms import build_platform
 
 ALL = {"gen", "count", "report@linux/amd64", "report@linux/arm64"}

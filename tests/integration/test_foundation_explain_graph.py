@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import Cli
+from testkit import Cli
 
 
 def test_explain_after_an_input_change_names_the_file(cli: Cli, shell_project: Path) -> None:

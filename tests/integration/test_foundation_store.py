@@ -6,7 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from conftest import Cli, ProjectFactory, store_snapshot
+from testkit import Cli, ProjectFactory, store_snapshot
+
 from crossplan.cache.store import Store
 
 FAILING = """

@@ -9,8 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from conftest import Cli, plan_argv, store_snapshot
+from testkit import Cli, plan_argv, store_snapshot
 
 GOOD_STEP = """
 [steps.ok]

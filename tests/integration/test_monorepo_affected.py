@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from monorepo_env import API_C, API_GO, LIB, WORKER, edit, git, missing, monorepo_repo
+from testkit import Cli
 
 import crossplan
-from conftest import Cli
 from crossplan.errors import EnvironmentProblem
 
 pytestmark = pytest.mark.integration

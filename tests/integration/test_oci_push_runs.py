@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from conftest import EXAMPLES, Cli
+from testkit import EXAMPLES, Cli
 
 pytestmark = pytest.mark.integration
 

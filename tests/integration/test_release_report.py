@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from registry_proc import RegistryProc, free_port
 from release_env import fetch_blob, fetch_manifest, retag, shell_copy
+from testkit import Cli
 
-from conftest import Cli
 from crossplan.release.render import human
 
 pytestmark = pytest.mark.integration

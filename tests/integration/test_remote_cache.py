@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from registry_proc import RegistryProc
-
-from conftest import EXAMPLES, Cli, CliResult
+from testkit import EXAMPLES, Cli, CliResult
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from conftest import EXAMPLES, Cli
+from testkit import EXAMPLES, Cli
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from registry_proc import RegistryProc, free_port
 from release_env import ACCEPT, fetch_manifest, retag, shell_copy
+from testkit import Cli
 
-from conftest import Cli
 from crossplan.backends.oci import (
     ImageSpec,
     LayerEntry,

@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from testkit import Cli
 
 import crossplan
-from conftest import Cli
 from crossplan.errors import RecipeError
 from crossplan.planner import NodeId, make_plan
 from crossplan.planner.affected import NodeState, compare, snapshot_keys, static_keys

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from testkit import EXAMPLES, REPO, SCRUBBED
 
 import crossplan
-from conftest import _SCRUBBED, EXAMPLES, REPO
 
 DOC = REPO / "docs" / "api.md"
 
@@ -26,7 +26,7 @@ def test_docs_api_examples_run(
     blocks = python_blocks(DOC.read_text())
     assert len(blocks) >= 6
     shutil.copytree(EXAMPLES, tmp_path / "examples")
-    for var in _SCRUBBED:
+    for var in SCRUBBED:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CROSSPLAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -24,8 +24,8 @@ from ci_pipeline import (
     parse_jenkinsfile,
     plan_lines,
 )
+from testkit import Cli
 
-from conftest import Cli
 from crossplan import api, ci
 from crossplan.ci import github, gitlab
 from crossplan.ci.jenkins import groovy_string
