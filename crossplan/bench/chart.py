@@ -32,7 +32,7 @@ def _figure() -> Any:
         raise EnvironmentProblem(
             "--chart needs matplotlib", hint="pip install 'crossplan[bench]' (or matplotlib)"
         ) from None
-    fig = Figure(figsize=(10, 5.6), dpi=110, layout="constrained")
+    fig = Figure(figsize=(10, 6), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -72,7 +72,8 @@ def write_chart(
         tops += [h + e for h, e in zip(heights, hi, strict=True)]
     ax.set_xticks(range(len(groups)), [f"{g.step}\n{g.platform}" for g in groups])
     ax.set_xlabel("step and target platform")
-    ax.set_ylabel("build time from cold caches, seconds" + (" (log scale)" if log_scale else ""))
+    cold = "cold caches" if report.toolchain_cache == "cold" else "cold project, warm toolchain"
+    ax.set_ylabel(f"build time ({cold}), seconds" + (", log scale" if log_scale else ""))
     if log_scale:
         ax.set_yscale("log")
     top = max(tops, default=1.0)
@@ -87,8 +88,9 @@ def write_chart(
                         textcoords="offset points", ha="center", fontsize=9, weight="bold")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", fontsize=9, title="mode (bar: median; whiskers: min-max)"
-              if report.repeat > 1 else "mode", title_fontsize=8)
+    fig.legend(loc="outside lower center", ncols=max(1, len(modes)), fontsize=9,
+               title="mode (bar: median of the rounds; whiskers: min to max)"
+               if report.repeat > 1 else "mode", title_fontsize=8, frameon=False)
     ax.set_title(title or _title(report), fontsize=11)
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"Date": None} if fmt == "svg" else {}
@@ -100,8 +102,9 @@ def write_chart(
 
 
 def _title(report: BenchReport) -> str:
+    rounds = "1 round" if report.repeat == 1 else f"{report.repeat} rounds"
     return (f"crossplan bench ({report.project}): emulated vs cross-compiled builds, "
-            f"{report.repeat} round(s), toolchain caches {report.toolchain_cache}")
+            f"{rounds}, toolchain caches {report.toolchain_cache}")
 
 
 def _secs(v: float) -> str:

@@ -97,12 +97,13 @@ class ImageMaker:
         """``crossplan-bench/toolchain-<kind>:<version>-<arch>`` from the target's wheel."""
         tag = f"crossplan-bench/toolchain-{kind}:{version}-{platform.arch_variant}"
         spec = ToolchainImage(kind, version, base_for(self.base, platform), (platform,), tag)
-        existed = self._has(tag, platform)
+        before = self._engine().image_id(tag)
         t0 = self.clock()
         ensure_toolchain_image(spec, store_dir=self.store_dir, engine=self._engine(),
                                buildx=self.buildx, log=self._log(f"toolchain-{kind}"))
+        reused = before is not None and self._engine().image_id(tag) == before
         return tag, Prep(f"toolchain image {tag} (base {spec.base})", "emulated",
-                         self.clock() - t0, reused=existed)
+                         self.clock() - t0, reused=reused)
 
     def check(self, image: str, platform: Platform, sid: str) -> None:
         """A named image must be in the engine, for ``platform``."""
