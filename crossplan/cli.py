@@ -6,9 +6,10 @@ Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +21,9 @@ from crossplan.errors import EXIT_USAGE, CrossplanError, RecipeError
 from crossplan.render import render_graph
 from crossplan.runner.events import StepEvent
 from crossplan.runner.result import RunResult
+
+if TYPE_CHECKING:
+    from crossplan.bench import BenchReport
 
 app = typer.Typer(
     add_completion=False,
@@ -34,8 +38,19 @@ cache_app = typer.Typer(
 )
 app.add_typer(cache_app, name="cache")
 
-err = Console(stderr=True)
-out = Console()
+
+
+def _console(stderr: bool) -> Console:
+    """Rich sizes output to 80 columns when not on a terminal; piped tables (logs, CI) would
+    then be cut with ellipses. Off a terminal, and unless COLUMNS says otherwise: 200."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    wide = None if tty or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=wide)
+
+
+err = _console(stderr=True)
+out = _console(stderr=False)
 
 PlanArg = Annotated[
     Path, typer.Option("--file", "-f", help="plan.toml or its directory")
@@ -759,6 +774,37 @@ def toolchains_install(
 # -- plan bench ---------------------------------------------------------------------------
 
 
+def _write_bench_files(report: BenchReport, csv_file: Path | None, charts: list[Path],
+                       log_scale: bool) -> None:
+    from crossplan.bench import write_chart
+
+    if csv_file is not None:
+        csv_file.write_text(report.csv_text())
+    for path in charts:
+        write_chart(report, path, log_scale=log_scale)
+
+
+def _print_bench(report: BenchReport, csv_file: Path | None, charts: list[Path],
+                 as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+        return
+    out.print(report.table())
+    for note in report.notes:
+        out.print(f"- {escape(note)}", highlight=False, soft_wrap=True)
+    for written in [csv_file, *charts]:
+        if written is not None:
+            out.print(f"wrote {written}", highlight=False, soft_wrap=True)
+
+
+
+def _print_bench_failures(report: BenchReport) -> None:
+    for s in report.samples:
+        if not s.ok and s.error:
+            err.print(f"[bold red]failed:[/] {s.mode} {escape(s.step)} {s.platform}: "
+                      f"{escape(s.error)}", highlight=False, soft_wrap=True)
+
+
 @app.command("bench")
 def bench_cmd(
     plan: Annotated[Path, typer.Argument(help="plan.toml or its directory")] = Path("plan.toml"),
@@ -784,6 +830,9 @@ def bench_cmd(
     chart: Annotated[list[Path] | None, typer.Option(
         help="write a chart: FILE.svg or FILE.png (repeat for both)")] = None,
     log_scale: Annotated[bool, typer.Option("--log-scale", help="log-scale chart")] = False,
+    from_json: Annotated[Path | None, typer.Option(
+        "--from-json", help="build nothing: re-render a report saved with --json (table, "
+        "--csv, --chart)")] = None,
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -793,6 +842,12 @@ def bench_cmd(
     from crossplan import bench as bench_api
 
     try:
+        if from_json is not None:
+            report = bench_api.load_report(from_json)
+            _write_bench_files(report, csv_file, chart or [], log_scale)
+            _print_bench(report, csv_file, chart or [], as_json)
+            _print_bench_failures(report)  # of the saved run; re-rendering it succeeded
+            return
         if toolchain_cache not in ("cold", "warm"):
             raise RecipeError(f"unknown --toolchain-cache '{toolchain_cache}'",
                               hint="cold or warm")
@@ -817,29 +872,15 @@ def bench_cmd(
             err.print(f"  {s.mode} {escape(s.step)} {s.platform}: {state}", highlight=False)
 
         report = bench_api.bench(plan, opts, on_sample=sample, on_progress=progress)
-        if csv_file is not None:
-            csv_file.write_text(report.csv_text())
-        for path in chart or []:
-            bench_api.write_chart(report, path, log_scale=log_scale)
+        _write_bench_files(report, csv_file, chart or [], log_scale)
     except CrossplanError as exc:
         fail(exc, as_json)
     for sk in report.skipped:
         err.print(f"[yellow]skipped:[/] {sk.mode} {escape(sk.step)} {sk.platform}: "
                   f"{escape(sk.reason)}" + (f"\n  fix: {escape(sk.hint)}" if sk.hint else ""),
                   highlight=False, soft_wrap=True)
-    if as_json:
-        print(json.dumps(report.as_json(), indent=2))
-    else:
-        out.print(report.table())
-        for note in report.notes:
-            out.print(f"- {escape(note)}", highlight=False, soft_wrap=True)
-        for written in [csv_file, *(chart or [])]:
-            if written is not None:
-                out.print(f"wrote {written}", highlight=False, soft_wrap=True)
-    for s in report.samples:
-        if not s.ok and s.error:
-            err.print(f"[bold red]failed:[/] {s.mode} {escape(s.step)} {s.platform}: "
-                      f"{escape(s.error)}", highlight=False, soft_wrap=True)
+    _print_bench(report, csv_file, chart or [], as_json)
+    _print_bench_failures(report)
     if not report.samples and report.skipped:
         from crossplan.errors import EXIT_ENVIRONMENT
 

@@ -24,7 +24,15 @@ from crossplan import api
 from crossplan.bench.chart import write_chart
 from crossplan.bench.images import DEFAULT_BASE
 from crossplan.bench.modes import BenchContext, Mode, ToolchainCache
-from crossplan.bench.report import MODES, BenchReport, Prep, Sample, Skip, summarize
+from crossplan.bench.report import (
+    MODES,
+    BenchReport,
+    Prep,
+    Sample,
+    Skip,
+    load_report,
+    summarize,
+)
 from crossplan.bench.rounds import prepare_all, run_rounds, schedule
 from crossplan.cache.store import default_store_dir
 from crossplan.errors import RecipeError
@@ -40,6 +48,7 @@ __all__ = [
     "Skip",
     "bench",
     "cold_environ",
+    "load_report",
     "write_chart",
 ]
 

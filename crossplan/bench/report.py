@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+
+from crossplan.errors import RecipeError
 
 __all__ = [
     "MODES",
@@ -288,3 +292,24 @@ def _fmt(v: float | None) -> str:
 
 def _num(v: float | None) -> str:
     return "" if v is None else f"{v:.3f}"
+
+
+def load_report(path: Path) -> BenchReport:
+    """A report saved with ``plan bench --json > FILE``, re-summarized from its samples.
+    A missing, unreadable or foreign file is a RecipeError naming it."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the bench report ({exc.strerror or exc})",
+                          hint="pass a file written by `plan bench --json > FILE`") from None
+    except json.JSONDecodeError as exc:
+        raise RecipeError(f"{path}:{exc.lineno}: not JSON ({exc.msg})",
+                          hint="pass a file written by `plan bench --json > FILE`") from None
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return BenchReport.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecipeError(f"{path}: not a `plan bench --json` report ({type(exc).__name__}: "
+                          f"{exc})", hint="pass a file written by `plan bench --json > FILE`"
+                          ) from None

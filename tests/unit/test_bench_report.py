@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from testkit import Cli
 
 from crossplan.backends.dockerfile import compile_stage
 from crossplan.backends.toolchains.base import BuildAction
@@ -244,3 +245,30 @@ def test_rounds_rotate_the_mode_order() -> None:
     assert log == ["1:cross", "1:emulated", "1:native", "2:emulated", "2:native", "2:cross",
                    "3:native", "3:cross", "3:emulated"]
     assert len(samples) == 9 and {s.round for s in samples} == {1, 2, 3}
+
+
+def test_cli_from_json_rerenders_without_building(tmp_path: Path, cli: Cli) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(report().as_json()))
+    out_csv, chart = tmp_path / "run.csv", tmp_path / "charts" / "run.svg"
+    res = cli("bench", "--from-json", saved, "--csv", out_csv, "--chart", chart, "--json")
+    # re-rendering succeeds (exit 0) even though the saved run had a failed sample
+    assert res.code == 0, res.stderr
+    assert res.json() == report().as_json()
+    assert out_csv.read_text() == report().csv_text()
+    assert "emulated / cross = 8.2x" in chart.read_text()
+    table = cli("bench", "--from-json", saved)
+    assert "8.18x" in table.stdout and "failed: emulated c linux/arm64: boom" in table.stderr
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    (None, "cannot read"), ("{not json", "run.json:1: not JSON"),
+    ('{"project": "x"}', "not a `plan bench --json` report"), ("[1]", "not a `plan bench"),
+])
+def test_cli_from_json_bad_file(tmp_path: Path, cli: Cli, text: str | None, why: str) -> None:
+    saved = tmp_path / "run.json"
+    if text is not None:
+        saved.write_text(text)
+    res = cli("bench", "--from-json", saved, "--chart", tmp_path / "c.svg")
+    assert res.code == 2 and why in res.stderr and str(saved) in res.stderr
+    assert not (tmp_path / "c.svg").exists()
