@@ -63,7 +63,7 @@ def warm_toolcache(
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="crossplan-warm-") as tmp:
         work = Path(tmp) / "work"
-        if src is not None and tc.name == "go":
+        if src is not None:  # Go lists its imports there; Rust reads Cargo.toml for the bin
             shutil.copytree(src, work, symlinks=True)
         work.mkdir(exist_ok=True)
         action = tc.action(step, platform, work, cache)

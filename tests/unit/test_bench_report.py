@@ -272,3 +272,21 @@ def test_cli_from_json_bad_file(tmp_path: Path, cli: Cli, text: str | None, why:
     res = cli("bench", "--from-json", saved, "--chart", tmp_path / "c.svg")
     assert res.code == 2 and why in res.stderr and str(saved) in res.stderr
     assert not (tmp_path / "c.svg").exists()
+
+
+def test_warm_toolcache_rust_has_nothing_to_warm(tmp_path: Path) -> None:
+    """Rust's std ships prebuilt: warming is a no-op, and the toolchain still sees the crate
+    (its Cargo.toml names the binary), so warm mode benches Rust steps instead of skipping
+    them (a regression: the crate was not copied and every host Rust job was skipped)."""
+    from testkit import EXAMPLES
+
+    from crossplan.backends.toolchains.discover import toolchain_for
+    from crossplan.bench.toolcache import warm_toolcache
+    from crossplan.recipes import load
+
+    recipe = load(EXAMPLES / "hello" / "full.toml")
+    step = recipe.steps["hello-rust"]
+    tc = toolchain_for(step, recipe.toolchains, tmp_path / "store", {})
+    dest = tmp_path / "warm" / "toolcache"
+    assert warm_toolcache(tc, step, ARM64, dest, build=AMD64, environ={},
+                          src=recipe.root / "rust") is False
