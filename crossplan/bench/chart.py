@@ -52,24 +52,32 @@ def write_chart(
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(modes))
     tops: list[float] = []
+    group_top: dict[int, float] = {}  # highest whisker (or bar) per group
     for i, mode in enumerate(modes):
-        xs, heights, lo, hi = [], [], [], []
+        xs, heights, lo, hi, gis = [], [], [], [], []
         for gi, g in enumerate(groups):
             s = g.stats.get(mode)
             if s is None or s.median is None:
                 continue
             xs.append(gi - 0.4 + width * (i + 0.5))
+            gis.append(gi)
             heights.append(s.median)
             lo.append(s.median - (s.min if s.min is not None else s.median))
             hi.append((s.max if s.max is not None else s.median) - s.median)
         if not xs:
             continue
         label = _LABELS[mode].format(build=report.build_platform)
-        bars = ax.bar(xs, heights, width * 0.92, label=label, color=COLORS[mode],
-                      yerr=[lo, hi] if report.repeat > 1 else None, capsize=3,
-                      error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
-        ax.bar_label(bars, labels=[_secs(h) for h in heights], padding=2, fontsize=8)
+        ax.bar(xs, heights, width * 0.92, label=label, color=COLORS[mode],
+               yerr=[lo, hi] if report.repeat > 1 else None, capsize=3,
+               error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
+        for x, h, e in zip(xs, heights, hi, strict=True):
+            # above the whisker, not the bar: a label never sits on its own error bar
+            ax.annotate(_secs(h), (x, h + e), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=8)
         tops += [h + e for h, e in zip(heights, hi, strict=True)]
+        for gi_x, top_x in zip(gis, (h + e for h, e in zip(heights, hi, strict=True)),
+                               strict=True):
+            group_top[gi_x] = max(group_top.get(gi_x, 0.0), top_x)
     ax.set_xticks(range(len(groups)), [f"{g.step}\n{g.platform}" for g in groups])
     ax.set_xlabel("step and target platform")
     cold = "cold caches" if report.toolchain_cache == "cold" else "cold project, warm toolchain"
@@ -83,8 +91,9 @@ def write_chart(
     for gi, g in enumerate(groups):
         r = g.ratios.get("emulated/cross")
         if r is not None:
-            peak = max(s.median or 0 for s in g.stats.values())
-            ax.annotate(f"emulated / cross = {r:.1f}x", (gi, peak), xytext=(0, 14),
+            # above the group's highest value label (8 pt text + 2 pt padding)
+            ax.annotate(f"emulated / cross = {r:.1f}x", (gi, group_top.get(gi, 0.0)),
+                        xytext=(0, 15),
                         textcoords="offset points", ha="center", fontsize=9, weight="bold")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
@@ -108,5 +117,8 @@ def _title(report: BenchReport) -> str:
 
 
 def _secs(v: float) -> str:
-    return f"{v:.0f} s" if v >= 100 else f"{v:.1f} s"
+    """Two or three significant digits: 2173 s, 21.9 s, 0.15 s."""
+    if v >= 100:
+        return f"{v:.0f} s"
+    return f"{v:.1f} s" if v >= 1 else f"{v:.2f} s"
 
