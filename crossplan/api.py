@@ -28,7 +28,7 @@ from crossplan.runner.affected import (
     affected_since_store,
     checkout,
 )
-from crossplan.runner.events import OnEvent
+from crossplan.runner.events import OnEvent, StepEvent
 from crossplan.runner.explain import Explanation, explain_node
 from crossplan.runner.export import export_entries
 from crossplan.runner.result import RunResult
@@ -43,6 +43,8 @@ from crossplan.runner.substitution import (
 
 __all__ = [
     "RunOptions",
+    "RunResult",
+    "StepEvent",
     "affected",
     "cache_keygen",
     "cache_pull",
