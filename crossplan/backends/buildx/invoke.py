@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,30 +48,49 @@ class CommandRunner(Protocol):
 
 
 class SubprocessRunner:
-    """The real runner: streams output line by line to the log (and stderr with ``echo``)."""
+    """The real runner: streams output line by line to the log (and stderr with ``echo``).
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    The child runs in its own process group so that a timeout or an error kills it and
+    whatever it started (the docker CLI runs buildx as a child plugin that holds the pipe);
+    the pipe and the log are closed and the child is reaped on every path."""
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, *,
+        popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen,
+    ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
+        self.popen = popen
 
     def __call__(
         self, argv: Sequence[str], *, log: Path | None = None, echo: bool = False,
         timeout: float | None = None,
     ) -> tuple[int, str]:
-        try:
-            proc = subprocess.Popen(
-                list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=self.environ, text=True, errors="replace",
-            )
-        except FileNotFoundError:
-            raise EnvironmentProblem(
-                f"program not found: {argv[0]}",
-                hint="install the Docker CLI (`docker`) and put it on PATH",
-            ) from None
         chunks: list[str] = []
-        sink = log.open("a") if log is not None else None
-        try:
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(log.open("a")) if log is not None else None
             if sink is not None:
                 sink.write("$ " + " ".join(argv) + "\n")
+                sink.flush()
+            try:
+                proc = stack.enter_context(self.popen(
+                    list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=self.environ, text=True, errors="replace",
+                    process_group=0,
+                ))
+            except FileNotFoundError:
+                raise EnvironmentProblem(
+                    f"program not found: {argv[0]}",
+                    hint="install the Docker CLI (`docker`) and put it on PATH",
+                ) from None
+            # Exits run in reverse: kill (if still running), then Popen.__exit__ closes
+            # the pipe and waits, then the log is closed.
+            stack.callback(_kill, proc)
+            timed_out = threading.Event()
+            if timeout is not None:
+                timer = threading.Timer(timeout, _expire, (proc, timed_out))
+                timer.daemon = True
+                timer.start()
+                stack.callback(timer.cancel)
             assert proc.stdout is not None
             for line in proc.stdout:
                 chunks.append(line)
@@ -77,15 +99,33 @@ class SubprocessRunner:
                     sink.flush()
                 if echo:
                     sys.stderr.write(line)
-            code = proc.wait(timeout=timeout)
+            code = proc.wait()
+            if timed_out.is_set():
+                if sink is not None:
+                    sink.write(f"# killed after {timeout}s\n")
+                raise EnvironmentProblem(
+                    f"`{' '.join(argv[:4])}` did not finish within {timeout}s and was killed",
+                    hint="check the Docker engine (`docker info`, `docker buildx ls`)"
+                    + (f"; output: {log}" if log is not None else ""),
+                )
             if sink is not None:
                 sink.write(f"# exit {code}\n")
-        finally:
-            if sink is not None:
-                sink.close()
-            if proc.poll() is None:
-                proc.kill()
         return code, "".join(chunks)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the child's process group if the child is still running (no-op otherwise)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _expire(proc: subprocess.Popen[str], flag: threading.Event) -> None:
+    if proc.poll() is None:
+        flag.set()
+        _kill(proc)
 
 
 @dataclass(frozen=True)
