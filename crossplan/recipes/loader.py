@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from crossplan.errors import RecipeError
+from crossplan.recipes.members import MemberSource, expand_members, merge_members
 from crossplan.recipes.models import Recipe
 from crossplan.recipes.validate import validate_recipe
-from crossplan.recipes.workspace import MemberSource, expand_members, merge_members
 
 __all__ = ["from_dict", "load", "load_text"]
 
