@@ -1,45 +1,27 @@
-"""A shared remote cache in any OCI registry: batched look-ups, verified fetches, pushes.
-
-Never fails a build: an unreachable or refusing registry, a corrupt, incomplete, unsigned
-or foreign entry, a failed push - each becomes a warning (``on_warning(key, message)``)
-and a miss. After the registry is found unreachable or denies us, the cache is switched
-off for the rest of the run, so that is said once.
-"""
+"""The shared remote cache as a run sees it: batched look-ups, fetches, pushes, warnings."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import httpx
 
-from crossplan.backends.oci.descriptor import DigestMismatch, sha256_digest
-from crossplan.backends.oci.mediatypes import OCI_MANIFEST
+from crossplan.backends.oci.descriptor import DigestMismatch
 from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.registry import (
     RegistryClient,
     RegistryDenied,
-    RegistryError,
     RegistryUnreachable,
 )
-from crossplan.cache.artifact import (
-    Artifact,
-    BlobRef,
-    InvalidArtifact,
-    blob_digests,
-    encode,
-    parse_config,
-    parse_manifest,
-    tag_for,
-)
-from crossplan.cache.signing import PublicKey, SigningKey, signed_message
+from crossplan.cache.artifact import Artifact, BlobRef
+from crossplan.cache.signing import PublicKey, SigningKey
 from crossplan.cache.store import Entry, Store
+from crossplan.cache.transfer import Miss, Registry, Transfer
 from crossplan.errors import CrossplanError, EnvironmentProblem, RecipeError
-from crossplan.hashing import hash_bytes
 
 __all__ = ["MODES", "Mode", "Registry", "RemoteCache", "RemoteSettings", "Warn"]
 
@@ -48,20 +30,6 @@ MODES: tuple[Mode, ...] = ("readwrite", "read", "off")
 # (action key or None, message): told of every problem, once per problem.
 Warn = Callable[[str | None, str], None]
 T = TypeVar("T")
-
-
-class Registry(Protocol):
-    """What the cache needs of a registry client (``RegistryClient``; fakes in tests)."""
-
-    registry: str
-
-    def ping(self) -> None: ...
-    def has_blob(self, repo: str, digest: str) -> bool: ...
-    def get_blob(self, repo: str, digest: str) -> bytes: ...
-    def upload_blob(self, repo: str, digest: str, data: bytes) -> None: ...
-    def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str] | None: ...
-    def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,12 +51,14 @@ class RemoteSettings:
         return ref
 
 
-class _Miss(Exception):
-    """This key is not usable from the remote; the message says why (for a warning)."""
-
-
 class RemoteCache:
-    """Action entries as OCI artifacts in ``settings.remote``, substituted into ``store``."""
+    """Action entries as OCI artifacts in ``settings.remote``, substituted into ``store``.
+
+    Never fails a build: an unreachable or refusing registry, a corrupt, incomplete, unsigned
+    or foreign entry, a failed push - each becomes a warning (``on_warning(key, message)``)
+    and a miss. After the registry is found unreachable or denies us, the cache is switched
+    off for the rest of the run, so that is said once.
+    """
 
     def __init__(
         self,
@@ -107,6 +77,10 @@ class RemoteCache:
         self.registry = ref.registry
         self.client: Registry = client or RegistryClient(
             ref.registry, attempts=3, backoff=0.2, timeout=30.0
+        )
+        self.transfer = Transfer(
+            self.client, store, self.repo, self.name,
+            trusted_keys=settings.trusted_keys, signing_key=settings.signing_key,
         )
         self.on_warning = on_warning
         self._workers = max(1, workers)
@@ -214,52 +188,10 @@ class RemoteCache:
             return found
 
         def one(key: str) -> None:
-            found[key] = self._guard(key, lambda: self._lookup(key))
+            found[key] = self._guard(key, lambda: self.transfer.lookup(key))
 
         self._map(one, wanted)
         return found
-
-    def _lookup(self, key: str) -> Artifact | None:
-        got = self.client.get_manifest(self.repo, tag_for(key))
-        if got is None:
-            return None
-        try:
-            config_desc, signature = parse_manifest(key, got[0])
-        except InvalidArtifact as exc:
-            raise _Miss(f"remote cache entry {key} is unusable: {exc}; treated as a miss") from None
-        self._check_signature(key, config_desc.digest, signature)
-        try:
-            config = self.client.get_blob(self.repo, config_desc.digest)
-        except RegistryError as exc:
-            if exc.status == 404:
-                raise _Miss(self._incomplete(key, config_desc.digest)) from None
-            raise
-        if sha256_digest(config) != config_desc.digest or len(config) != config_desc.size:
-            raise DigestMismatch(f"entry JSON does not match {config_desc.digest}")
-        try:
-            return parse_config(key, config, signature)
-        except InvalidArtifact as exc:
-            raise _Miss(f"remote cache entry {key} is unusable: {exc}; treated as a miss") from None
-
-    def _check_signature(self, key: str, config_digest: str, signature: str | None) -> None:
-        trusted = self.settings.trusted_keys
-        if not trusted:
-            return
-        if signature is None:
-            raise _Miss(f"remote cache entry {key} is unsigned; refused (trusted_keys is set)")
-        message = signed_message(key, config_digest)
-        if not any(k.verify(message, signature) for k in trusted):
-            signer = signature.rpartition(":")[0]
-            raise _Miss(
-                f"remote cache entry {key} is signed by '{signer}', which does not verify "
-                "against any trusted key; refused"
-            )
-
-    def _incomplete(self, key: str, digest: str) -> str:
-        return (
-            f"remote cache entry {key} is incomplete: blob {digest} is missing from "
-            f"{self.name}; treated as a miss"
-        )
 
     def fetch_many(self, artifacts: Iterable[Artifact]) -> dict[str, Entry | None]:
         """Download every blob the artifacts need (in parallel), verify each against its
@@ -279,7 +211,9 @@ class RemoteCache:
 
         def one(digest: str) -> None:
             key = owners[digest][0]
-            ok = self._guard(key, lambda: self._fetch_blob(key, refs[digest]), failed=failed)
+            ok = self._guard(
+                key, lambda: self.transfer.fetch_blob(key, refs[digest]), failed=failed
+            )
             if ok is None:
                 for k in owners[digest]:
                     failed.setdefault(k, "")
@@ -289,26 +223,6 @@ class RemoteCache:
             if key not in failed and self._down is None:
                 result[key] = art.entry
         return result
-
-    def _fetch_blob(self, key: str, ref: BlobRef) -> bool:
-        try:
-            data = self.client.get_blob(self.repo, ref.sha256)
-        except RegistryError as exc:
-            if exc.status == 404:
-                raise _Miss(self._incomplete(key, ref.sha256)) from None
-            raise
-        # Whatever the client checked, check again: the registry is not trusted.
-        if len(data) != ref.size:
-            raise DigestMismatch(f"blob {ref.sha256} has {len(data)} bytes, expected {ref.size}")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise DigestMismatch(f"blob {ref.sha256} does not hash to its sha256")
-        if hash_bytes(data) != ref.blake3:
-            raise DigestMismatch(f"blob {ref.sha256} does not hash to blake3 {ref.blake3}")
-        stored = self.store.put_bytes(data)
-        if stored != ref.blake3:  # pragma: no cover - the hash above says otherwise
-            self.store.evict_blob(stored)
-            raise DigestMismatch(f"blob {ref.sha256} changed while being stored")
-        return True
 
     def substitute(self, key: str) -> Entry | None:
         """Look up, fetch and publish one key into the local store."""
@@ -335,7 +249,7 @@ class RemoteCache:
         content-addressed, so concurrent pushers of the same key are harmless."""
         if not self.writable or not self._ping(entry.key):
             return False
-        return bool(self._guard(entry.key, lambda: self._push(entry), push=True))
+        return bool(self._guard(entry.key, lambda: self.transfer.push(entry), push=True))
 
     def push_many(self, entries: Iterable[Entry]) -> dict[str, bool]:
         todo = {e.key: e for e in entries}
@@ -347,29 +261,6 @@ class RemoteCache:
         if todo and self.writable and self._ping(next(iter(todo))):
             self._map(one, list(todo))
         return done
-
-    def _push(self, entry: Entry) -> bool:
-        refs: dict[str, BlobRef] = {}
-        for digest in blob_digests(entry):
-            data = self.store.blob_path(digest).read_bytes()
-            if hash_bytes(data) != digest:
-                raise _Miss(
-                    f"not pushing {entry.key}: local blob {digest} is corrupt "
-                    "(run `plan cache verify`)"
-                )
-            refs[digest] = BlobRef(digest, sha256_digest(data), len(data))
-            self._upload(refs[digest].sha256, data)
-        art = encode(entry, refs)
-        key = self.settings.signing_key
-        if key is not None:
-            art = replace(art, signature=key.sign(signed_message(entry.key, art.config_digest)))
-        self._upload(art.config_digest, art.config)
-        self.client.put_manifest(self.repo, tag_for(entry.key), art.manifest(), OCI_MANIFEST)
-        return True
-
-    def _upload(self, digest: str, data: bytes) -> None:
-        if not self.client.has_blob(self.repo, digest):
-            self.client.upload_blob(self.repo, digest, data)
 
     # -- errors ----------------------------------------------------------------------------
     def _guard(
@@ -385,7 +276,7 @@ class RemoteCache:
             return None
         try:
             return fn()
-        except _Miss as exc:
+        except Miss as exc:
             message = str(exc)
         except (RegistryUnreachable, RegistryDenied) as exc:
             self._switch_off(key, exc, push=push)
