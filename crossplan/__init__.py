@@ -30,15 +30,15 @@ from crossplan.errors import (
     RecipeError,
     StepFailed,
 )
+from crossplan.executors.events import StepEvent
+from crossplan.executors.result import ImageResult, RunResult, StepResult
+from crossplan.inspect.affected import Affected
+from crossplan.inspect.explain import Explanation
 from crossplan.planner import NodeId, Plan, PlannedNode
 from crossplan.planner.affected import AffectedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import Member, Recipe
 from crossplan.recipes.workspace import Workspace
-from crossplan.runner.affected import Affected
-from crossplan.runner.events import StepEvent
-from crossplan.runner.explain import Explanation
-from crossplan.runner.result import ImageResult, RunResult, StepResult
 
 __all__ = [
     "Affected",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "EXIT_ENVIRONMENT",
     "EXIT_OK",
@@ -63,8 +65,11 @@ class StepFailed(CrossplanError):
 
     exit_code = EXIT_STEP_FAILED
 
-    def __init__(self, message: str, *, log_tail: str = "", **kw: object) -> None:
+    def __init__(
+        self, message: str, *, log_tail: str = "", log: Path | None = None, **kw: object
+    ) -> None:
         self.log_tail = log_tail
+        self.log = log  # the step's full log, when it ran
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 

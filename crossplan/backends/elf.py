@@ -131,14 +131,17 @@ def expected_machine(platform: Platform) -> tuple[int, int, bool]:
 
 
 def check_elf(
-    path: Path, platform: Platform, *, build: Platform | None = None, step: str | None = None
+    path: Path, platform: Platform, *, build: Platform | None = None, step: str | None = None,
+    name: str | None = None,
 ) -> ElfHeader:
-    """Raise StepFailed unless ``path`` is an ELF file for ``platform``'s machine and class."""
+    """Raise StepFailed unless ``path`` is an ELF file for ``platform``'s machine and class
+    (``name``: what to call the file in errors; default: its file name)."""
+    label = name or path.name
     try:
         header = read_elf(path)
     except ValueError as exc:
         raise StepFailed(
-            f"{path.name} is {exc} but the target is {platform}",
+            f"{label} is {exc} but the target is {platform}",
             step=step,
             hint="declare only compiled binaries as executables",
         ) from None
@@ -147,7 +150,7 @@ def check_elf(
         return header
     name = header.describe
     article = "an" if name[0] in "aeioAEIORSx" else "a"
-    text = f"{path.name} is {article} {name} executable but the target is {platform}"
+    text = f"{label} is {article} {name} executable but the target is {platform}"
     host = build or build_platform()
     host_match = host.arch in _EXPECTED and expected_machine(host)[:2] == (
         header.machine,

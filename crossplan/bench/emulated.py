@@ -30,8 +30,8 @@ from crossplan.bench.images import ImageMaker, no_image_problem
 from crossplan.bench.modes import BenchContext, Job
 from crossplan.bench.report import Prep, Sample
 from crossplan.errors import CrossplanError, EnvironmentProblem, RecipeError
-from crossplan.planner.digest import tree_digest
 from crossplan.platforms import Platform
+from crossplan.probe.digest import tree_digest
 from crossplan.recipes.models import CStep, GoStep, ImageStep, RustStep, Step
 
 __all__ = ["EmulatedMode", "naive_dockerfile", "run_step_seconds"]

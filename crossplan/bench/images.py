@@ -29,8 +29,8 @@ from crossplan.backends.toolchains.targets import debian_arch
 from crossplan.bench.report import Prep
 from crossplan.bench.toolcache import go_warm_line
 from crossplan.errors import EnvironmentProblem
-from crossplan.planner.digest import tree_digest
 from crossplan.platforms import Platform
+from crossplan.probe.digest import tree_digest
 
 __all__ = [
     "DEBIAN_IMAGE",

@@ -1,17 +1,10 @@
-"""Planner: expand recipes into a DAG of (step, platform) nodes with content-addressed keys."""
+"""The pure planner: (recipe, platforms, facts) -> a Plan of nodes, their Actions and keys.
+Nothing here touches the network, processes or the store."""
 
-from crossplan.planner.digest import StatMemo, TreeDigest, tree_digest
+from crossplan.planner.actions import Action
+from crossplan.planner.facts import Facts
 from crossplan.planner.graph import ANY, NodeId
-from crossplan.planner.plan import Fingerprinter, Plan, PlannedNode, make_plan
+from crossplan.planner.plan import Plan, PlannedNode, make_plan
+from crossplan.planner.tree import TreeDigest
 
-__all__ = [
-    "ANY",
-    "Fingerprinter",
-    "NodeId",
-    "Plan",
-    "PlannedNode",
-    "StatMemo",
-    "TreeDigest",
-    "make_plan",
-    "tree_digest",
-]
+__all__ = ["ANY", "Action", "Facts", "NodeId", "Plan", "PlannedNode", "TreeDigest", "make_plan"]

@@ -1,40 +1,30 @@
-"""The Plan: a frozen, inspectable value of nodes, edges and static key components."""
+"""The Plan: a pure function of (recipe, platforms, facts) into a frozen value of nodes, their
+Actions and static key components, and edges."""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from crossplan.errors import RecipeError
-from crossplan.planner.digest import StatMemo, TreeDigest, tree_digest
+from crossplan.planner.actions import ENV_ALLOWLIST, Action, DepInput, lower
+from crossplan.planner.container import container_compiled, pruned_steps
+from crossplan.planner.facts import Facts
 from crossplan.planner.graph import ANY, NodeId, expand
-from crossplan.planner.keys import KEY_SCHEMA, final_key, input_key, step_fields
-from crossplan.platforms import Platform, build_platform, parse_platforms
+from crossplan.planner.keys import KEY_SCHEMA, input_key, step_fields
+from crossplan.planner.tree import TreeDigest
+from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes.models import Recipe, Step
 from crossplan.recipes.workspace import dep_dir
 
-__all__ = ["ENV_ALLOWLIST", "Fingerprinter", "Plan", "PlannedNode", "make_plan"]
-
-# Host variables passed into steps; when set they enter the key.
-ENV_ALLOWLIST = (
-    "GOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOPROXY", "GOSUMDB", "GOINSECURE",
-    "RUSTFLAGS", "CARGO_NET_OFFLINE",
-)
+__all__ = ["ENV_ALLOWLIST", "Plan", "PlannedNode", "expand_for", "make_plan", "target_platforms"]
 
 _GLOB = frozenset("*?[")
-
-# (step id, step, target platform or None) -> toolchain / base identity for the key.
-Fingerprinter = Callable[[str, Step, Platform | None, tuple[Platform, ...]], str | None]
-
-
-def _no_fingerprint(sid: str, step: Step, p: Platform | None, ps: tuple[Platform, ...]) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -48,12 +38,15 @@ class PlannedNode:
     deps: tuple[NodeId, ...]
     components: Mapping[str, Any]
     inputs: TreeDigest | None = field(compare=False, repr=False)
+    action: Action | None = field(default=None, compare=False, repr=False)
+    # compile = "container" image nodes: the input trees of the steps compiled inside buildx
+    sources: Mapping[str, TreeDigest | None] = field(default_factory=dict, compare=False,
+                                                     repr=False)
 
     def key(self, dep_outputs: Mapping[NodeId, Mapping[str, str]]) -> str:
         """The action key, given each dependency's output digests."""
-        return final_key(
-            self.components, {str(d): dict(dep_outputs[d]) for d in sorted(self.deps)}
-        )
+        assert self.action is not None
+        return self.action.key({d: dep_outputs[d] for d in self.deps})
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,7 @@ class Plan:
     source_date_epoch: int
     nodes: Mapping[NodeId, PlannedNode]  # in a topological order
     graph: nx.DiGraph[NodeId] = field(compare=False, repr=False)
+    facts: Facts | None = field(default=None, compare=False, repr=False)
 
     @property
     def order(self) -> list[NodeId]:
@@ -85,7 +79,7 @@ class Plan:
         nodes = {n: v for n, v in self.nodes.items() if n in keep}
         return Plan(
             self.recipe, self.platforms, self.build_platform, self.source_date_epoch,
-            nodes, self.graph.subgraph(keep).copy(),
+            nodes, self.graph.subgraph(keep).copy(), self.facts,
         )
 
     def select(self, steps: list[str], platforms: list[str] | None = None) -> list[NodeId]:
@@ -165,50 +159,57 @@ class Plan:
         raise self._unknown(text.split("@", 1)[0])
 
 
-def source_date_epoch(recipe: Recipe, environ: Mapping[str, str]) -> int:
-    raw = environ.get("SOURCE_DATE_EPOCH")
-    if raw:
+def target_platforms(
+    recipe: Recipe, platforms: list[str] | tuple[str, ...] | str | None
+) -> tuple[Platform, ...]:
+    """The platforms asked for (``--platform``), else the project's."""
+    if platforms:
         try:
-            return int(raw)
-        except ValueError:
-            raise RecipeError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from None
-    return recipe.project.source_date_epoch or 0
+            return parse_platforms(platforms)
+        except RecipeError as exc:
+            raise RecipeError(exc.message, hint=exc.hint) from None
+    return parse_platforms(list(recipe.project.platforms))
+
+
+def expand_for(recipe: Recipe, targets: tuple[Platform, ...]) -> nx.DiGraph[NodeId]:
+    """The (step, platform) graph as it will be planned: with ``compile = "container"``,
+    compile nodes that only feed buildx images are gone and those images depend on what
+    their compile stages read instead."""
+    graph = expand(recipe, targets)
+    compiled = container_compiled(recipe)
+    if not compiled:
+        return graph
+    pruned = pruned_steps(recipe, compiled)
+    for nid in [n for n in graph if n.step in compiled]:
+        plats: tuple[Platform, ...] = graph.nodes[nid]["platforms"]
+        for d in [d for d in graph.predecessors(nid) if d.step in compiled[nid.step]]:
+            graph.remove_edge(d, nid)
+        for s in compiled[nid.step]:
+            for dep in recipe.steps[s].deps:  # host steps a compile stage reads (deps/<dep>/)
+                for p in plats:
+                    cand = [NodeId(dep, str(p)), NodeId(dep, ANY)]
+                    found = next((c for c in cand if c in graph), None)
+                    if found is not None:
+                        graph.add_edge(found, nid)
+    graph.remove_nodes_from([n for n in list(graph) if n.step in pruned])
+    return graph
 
 
 def make_plan(
-    recipe: Recipe,
-    platforms: list[str] | tuple[str, ...] | str | None = None,
-    *,
-    fingerprint: Fingerprinter = _no_fingerprint,
-    memo: StatMemo | None = None,
-    environ: Mapping[str, str] | None = None,
+    recipe: Recipe, platforms: list[str] | tuple[str, ...] | str | None, facts: Facts
 ) -> Plan:
-    """Expand, validate and hash a recipe's static inputs into a Plan."""
-    env = os.environ if environ is None else environ
-    if platforms:
-        try:
-            targets = parse_platforms(platforms)
-        except RecipeError as exc:
-            raise RecipeError(exc.message, hint=exc.hint) from None
-    else:
-        targets = parse_platforms(list(recipe.project.platforms))
-    graph = expand(recipe, targets)
-    sde = source_date_epoch(recipe, env)
-    allowed = {k: env[k] for k in ENV_ALLOWLIST if k in env}
-    trees: dict[str, TreeDigest | None] = {}
-    by_src: dict[tuple[str | None, tuple[str, ...]], TreeDigest | None] = {}
+    """Expand and validate a recipe for ``platforms`` (default: the project's), lower every
+    node to its Action and compute static key components. Pure: same inputs, same Plan."""
+    targets = target_platforms(recipe, platforms)
+    graph = expand_for(recipe, targets)
+    compiled = container_compiled(recipe)
+    sde = facts.source_date_epoch
     nodes: dict[NodeId, PlannedNode] = {}
     for node in nx.lexicographical_topological_sort(graph):
         step = recipe.steps[node.step]
         plat: Platform | None = graph.nodes[node]["platform"]
         plats: tuple[Platform, ...] = graph.nodes[node]["platforms"]
-        if node.step not in trees:
-            # Steps sharing an input tree (often src = ".") walk and hash it once.
-            shared = (step.src, step.exclude)
-            if shared not in by_src:
-                by_src[shared] = _inputs(recipe, node.step, step, memo)
-            trees[node.step] = by_src[shared]
-        tree = trees[node.step]
+        tree = facts.trees.get(node.step)
         components: dict[str, Any] = {
             "schema": KEY_SCHEMA,
             "kind": step.kind,
@@ -217,39 +218,33 @@ def make_plan(
             "platform": str(plat) if plat else (
                 [str(p) for p in plats] if node.platform == ANY and step.kind == "image" else ANY
             ),
-            "env": allowed,
-            "toolchain": fingerprint(node.step, step, plat, plats),
+            "env": dict(facts.env),
+            "toolchain": facts.identities.get(node),
             "source_date_epoch": sde,
         }
-        dep_steps = sorted({d.step for d in graph.pred[node]})
+        preds = tuple(sorted(graph.predecessors(node)))
+        dep_steps = sorted({d.step for d in preds})
         dirs = {d: dep_dir(recipe, node.step, d) for d in dep_steps}
         if step.kind != "image" and any(d != where for d, where in dirs.items()):
             components["dep_dirs"] = dirs  # workspace members see their own deps by name
+        sources: dict[str, TreeDigest | None] = {}
+        if node.step in compiled:
+            components["container_compile"] = _inside(recipe, compiled[node.step], facts)
+            sources = {s: facts.trees.get(s) for s in compiled[node.step]}
+        deps = tuple(DepInput(d, f"deps/{dirs[d.step]}") for d in preds)
+        action = lower(node, step, plat, facts, components, deps)
         nodes[node] = PlannedNode(
-            node, step, plat, plats, tuple(sorted(graph.predecessors(node))), components, tree
+            node, step, plat, plats, preds, components, tree, action, sources
         )
-    if memo is not None:
-        memo.save()
-    return Plan(recipe, targets, build_platform(), sde, nodes, graph)
+    return Plan(recipe, targets, facts.build_platform, sde, nodes, graph, facts)
 
 
-def _inputs(recipe: Recipe, sid: str, step: Step, memo: StatMemo | None) -> TreeDigest | None:
-    if step.src is None:
-        return None
-    root = (recipe.root / step.src).resolve()
-    member = recipe.member_of(sid)
-    project = (recipe.root / member.path if member else recipe.root).resolve()
-    if root != project and project not in root.parents:
-        raise RecipeError(
-            f"src '{step.src}' escapes the {'member' if member else 'project'}",
-            file=recipe.label_of(sid), step=sid,
-            hint="keep inputs inside the directory holding plan.toml",
-        )
-    if not root.exists():
-        raise RecipeError(
-            f"src '{step.src}' does not exist ({root})", file=recipe.label_of(sid), step=sid,
-            hint="create it or fix the path (relative to plan.toml)",
-        )
-    return tree_digest(root, exclude=step.exclude, memo=memo)
-
-
+def _inside(recipe: Recipe, steps: tuple[str, ...], facts: Facts) -> dict[str, Any]:
+    inside: dict[str, Any] = {}
+    for s in steps:
+        step = recipe.steps[s]
+        tree = facts.trees.get(s)
+        inside[s] = {"kind": step.kind, "step": step_fields(step), "emulate": step.emulate,
+                     "toolchain_image": step.toolchain_image,
+                     "inputs": tree.digest if tree else None}
+    return inside

@@ -1,79 +1,47 @@
-"""Execute a Plan: for each node in dependency order, in parallel where independent:
-local store hit? -> substitute? -> else build in a hermetic work dir -> verify -> publish."""
+"""Execute a Plan: order the nodes, run independent ones in parallel through one Executor,
+and report each node's outcome as events and a RunResult. What executing a node means
+(local store, remote cache, sandbox, verification) is the executor's business."""
 
 from __future__ import annotations
 
 import heapq
 import os
-import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import networkx as nx
-
-from crossplan.backends.host import base_env, log_tail, run_commands
-from crossplan.backends.toolchains.base import BuildAction
-from crossplan.cache.store import CorruptEntry, Entry, Store
+from crossplan.cache.store import Entry
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
+from crossplan.executors.events import OnEvent, StepEvent
+from crossplan.executors.protocol import Executor, dep_outputs
+from crossplan.executors.result import RunResult, StepResult
 from crossplan.planner.graph import NodeId
-from crossplan.planner.plan import ENV_ALLOWLIST, Plan, PlannedNode
-from crossplan.recipes.workspace import dep_dir
-from crossplan.runner.events import OnEvent, StepEvent
-from crossplan.runner.result import RunResult, Status, StepResult
-from crossplan.runner.workdir import collect_outputs, new_workdir, populate
+from crossplan.planner.plan import Plan, PlannedNode
 
-__all__ = ["ActionFactory", "Substituter", "execute_plan"]
-
-# (planned node, work dir, deps' entries) -> what to run. Compile/image kinds plug in here.
-ActionFactory = Callable[[PlannedNode, Path, Mapping[NodeId, Entry]], BuildAction]
-# key, node -> Entry put into the store from a remote cache, or None.
-Substituter = Callable[[str, PlannedNode], Entry | None]
-# node, entry -> verify the produced files (ELF machine etc.); raise StepFailed.
-Verifier = Callable[[PlannedNode, Path, BuildAction], None]
-
-
-def _no_verify(node: PlannedNode, workdir: Path, action: BuildAction) -> None:
-    return None
+__all__ = ["execute_plan"]
 
 
 @dataclass
 class _Ctx:
-    plan: Plan
-    store: Store
-    actions: ActionFactory
-    environ: Mapping[str, str]
+    executor: Executor
     on_event: OnEvent
-    substitute: Substituter | None
-    verify: Verifier
-    after_build: Callable[[str, PlannedNode, Entry], None] | None
     entries: dict[NodeId, Entry] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def execute_plan(
     plan: Plan,
-    store: Store,
+    executor: Executor,
     *,
-    actions: ActionFactory,
     jobs: int | None = None,
     keep_going: bool = False,
-    environ: Mapping[str, str] | None = None,
     on_event: OnEvent | None = None,
-    substitute: Substituter | None = None,
-    verify: Verifier = _no_verify,
-    after_build: Callable[[str, PlannedNode, Entry], None] | None = None,
 ) -> tuple[RunResult, dict[NodeId, Entry]]:
-    """Run every node of ``plan``; returns the result and each successful node's entry."""
+    """Run every node of ``plan`` through ``executor``; returns the result and each
+    successful node's store entry."""
     started = time.monotonic()
-    ctx = _Ctx(
-        plan, store, actions, os.environ if environ is None else environ,
-        on_event or (lambda e: None), substitute, verify, after_build,
-    )
+    ctx = _Ctx(executor, on_event or (lambda e: None))
     results: dict[NodeId, StepResult] = {}
     graph = plan.graph
     # Ready nodes in plan order; a node becomes ready when its last dependency settles.
@@ -129,23 +97,13 @@ def _dep_entries(ctx: _Ctx, pn: PlannedNode) -> dict[NodeId, Entry]:
 def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
     t0 = time.monotonic()
     deps = _dep_entries(ctx, pn)
-    key = pn.key({d: e.digests() for d, e in deps.items()})
+    assert pn.action is not None
+    key = pn.action.key(dep_outputs(deps))
     try:
-        status: Status
-        entry, status = _lookup(ctx, key, pn)
-        if entry is None:
-            ctx.on_event(StepEvent("started", pn.id, key))
-            with ctx.store.lock(key):
-                # Another process may have built it while we waited: that is a cache hit.
-                entry, status = _lookup(ctx, key, pn, remote=False)
-                if entry is None:
-                    entry = _build(ctx, pn, key, deps)
-                    status = "built"
-                    if ctx.after_build is not None:
-                        ctx.after_build(key, pn, entry)
+        res = ctx.executor.execute(pn.action, deps)
     except StepFailed as exc:
         secs = time.monotonic() - t0
-        log = _log_path(ctx.store, pn)
+        log = exc.log
         text = exc.render() + (f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else "")
         ctx.on_event(StepEvent("failed", pn.id, key, secs, log, text))
         return StepResult(pn.id, "failed", key, secs, log=log, error=text)
@@ -159,86 +117,7 @@ def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
         return StepResult(pn.id, "failed", key, secs, error=exc.render())
     secs = time.monotonic() - t0
     with ctx.lock:
-        ctx.entries[pn.id] = entry
-    _record(ctx, pn, key, deps)
-    kind = "finished" if status == "built" else status
-    ctx.on_event(StepEvent(kind, pn.id, key, secs, _log_path(ctx.store, pn)))
-    return StepResult(pn.id, status, key, secs, entry.digests(), _log_path(ctx.store, pn))
-
-
-def _lookup(
-    ctx: _Ctx, key: str, pn: PlannedNode, *, remote: bool = True
-) -> tuple[Entry | None, Status]:
-    try:
-        entry = ctx.store.get(key)
-    except CorruptEntry as exc:
-        ctx.on_event(StepEvent("warning", pn.id, key, message=f"{exc}; evicted, rebuilding"))
-        entry = None
-    if entry is not None:
-        return entry, "cached"
-    if remote and ctx.substitute is not None:
-        sub = ctx.substitute(key, pn)
-        if sub is not None:
-            return sub, "substituted"
-    return None, "built"
-
-
-def _log_path(store: Store, pn: PlannedNode) -> Path:
-    return store.root / "logs" / (str(pn.id).replace("/", "_").replace("@", "-") + ".log")
-
-
-def _build(ctx: _Ctx, pn: PlannedNode, key: str, deps: Mapping[NodeId, Entry]) -> Entry:
-    t0 = time.monotonic()
-    workdir = new_workdir(ctx.store, str(pn.id))
-    log = workdir / ".crossplan.log"
-    try:
-        if pn.platform is not None or pn.step.kind != "image":
-            recipe = ctx.plan.recipe
-            by_dir = {dep_dir(recipe, pn.id.step, d.step): e for d, e in deps.items()}
-            populate(workdir, pn.inputs, by_dir, ctx.store)
-        action = ctx.actions(pn, workdir, deps)
-        for rel, text in action.files.items():
-            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
-            (workdir / rel).write_text(text)
-        env = base_env(
-            workdir=workdir, target=pn.platform, build=ctx.plan.build_platform,
-            source_date_epoch=ctx.plan.source_date_epoch, host_env=ctx.environ,
-            allowlist=ENV_ALLOWLIST, extra=action.env,
-        )
-        log.touch()
-        code = run_commands(action.commands, cwd=workdir, env=env, log=log, step=str(pn.id))
-        shutil.copyfile(log, _log_path(ctx.store, pn))
-        if code != 0:
-            raise StepFailed(
-                f"command exited with status {code}", step=str(pn.id), file=ctx.plan.recipe.label,
-                log_tail=log_tail(log),
-                hint=f"full log: {_log_path(ctx.store, pn)}",
-            )
-        ctx.verify(pn, workdir, action)
-        files = collect_outputs(workdir, action.outputs, ctx.store, step=str(pn.id))
-        log_digest = ctx.store.put_bytes(log.read_bytes())
-        entry = Entry(key, str(pn.id), files, log_digest, time.monotonic() - t0, time.time(), {})
-        ctx.store.publish(entry)
-        return entry
-    except EnvironmentProblem:
-        raise
-    except OSError as exc:
-        raise StepFailed(f"{exc}", step=str(pn.id)) from exc
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _record(ctx: _Ctx, pn: PlannedNode, key: str, deps: Mapping[NodeId, Entry]) -> None:
-    data: dict[str, Any] = {
-        "key": key,
-        "components": dict(pn.components),
-        "inputs": pn.inputs.as_map() if pn.inputs else {},
-        "deps": {str(d): e.digests() for d, e in deps.items()},
-        "root": str(ctx.plan.recipe.root.resolve()),  # records are per node id, in one store
-        "time": time.time(),
-    }
-    ctx.store.record(str(pn.id), data)
-
-
-def descendants(plan: Plan, node: NodeId) -> set[NodeId]:
-    return set(nx.descendants(plan.graph, node))
+        ctx.entries[pn.id] = res.entry
+    kind = "finished" if res.outcome == "built" else res.outcome
+    ctx.on_event(StepEvent(kind, pn.id, res.key, secs, res.log))
+    return StepResult(pn.id, res.outcome, res.key, secs, res.entry.digests(), res.log)

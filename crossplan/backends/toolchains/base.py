@@ -39,8 +39,11 @@ class Toolchain(Protocol):
         ...
 
     def action(
-        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path, *,
+        source: Path | None = None,
     ) -> BuildAction:
         """The commands and env that build ``step`` for ``platform`` in ``workdir``.
-        ``cache_dir`` persists across builds (GOCACHE, cargo target dir), outside keys."""
+        ``cache_dir`` persists across builds (GOCACHE, cargo target dir), outside keys.
+        ``source`` holds the same files as the staged work dir (go.mod, Cargo.toml...) when
+        ``workdir`` is a logical path not yet staged; default: ``workdir``."""
         ...

@@ -69,7 +69,8 @@ class CToolchain:
         return "\n".join(lines)
 
     def action(
-        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path, *,
+        source: Path | None = None,
     ) -> BuildAction:
         if not isinstance(step, CStep):
             raise TypeError(f"CToolchain cannot build {type(step).__name__}")

@@ -113,8 +113,10 @@ class GoToolchain:
         return "\n".join(lines)
 
     def action(
-        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path, *,
+        source: Path | None = None,
     ) -> BuildAction:
+        src = workdir if source is None else source
         if not isinstance(step, GoStep):
             raise TypeError(f"GoToolchain cannot build {type(step).__name__}")
         words = self.version().split()
@@ -126,7 +128,7 @@ class GoToolchain:
             "GOTOOLCHAIN": "local",
             "GOENV": "off",
             "GOTELEMETRY": "off",
-            "GOFLAGS": "-mod=vendor" if (workdir / "vendor").is_dir() else "-mod=mod",
+            "GOFLAGS": "-mod=vendor" if (src / "vendor").is_dir() else "-mod=mod",
             "GOCACHE": str(root / "build"),
             "GOMODCACHE": str(root / "mod"),
             "GOPATH": str(root / "path"),
@@ -144,7 +146,7 @@ class GoToolchain:
             env.update(setup.env)
             env["CGO_ENABLED"] = "1"
             files, prepare = setup.files, setup.prepare
-        binary = binary_name(step, workdir)
+        binary = binary_name(step, src)
         cmd = [str(self.go), "build", "-trimpath", "-buildvcs=false"]
         cmd += ["-ldflags", f"-buildid= {step.ldflags}".strip()]
         if step.tags:

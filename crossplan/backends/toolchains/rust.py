@@ -129,8 +129,10 @@ class RustToolchain:
         return "\n".join(lines)
 
     def action(
-        self, step: object, platform: Platform, workdir: Path, cache_dir: Path
+        self, step: object, platform: Platform, workdir: Path, cache_dir: Path, *,
+        source: Path | None = None,
     ) -> BuildAction:
+        src = workdir if source is None else source
         if not isinstance(step, RustStep):
             raise TypeError(f"RustToolchain cannot build {type(step).__name__}")
         triple = rust_triple(platform, step.libc)
@@ -158,10 +160,10 @@ class RustToolchain:
                 "RUSTFLAGS": " ".join(f"--remap-path-prefix={k}={v}" for k, v in remap.items()),
             }
         )
-        binary = step.bin or _package_name(workdir)
+        binary = step.bin or _package_name(src)
         cmd = [str(compiler.cargo), "build", "--target", triple, "--offline"]
         cmd += ["--release"] if step.profile == "release" else ["--profile", step.profile]
-        if (workdir / "Cargo.lock").is_file():
+        if (src / "Cargo.lock").is_file():
             cmd.append("--locked")
         if step.bin:
             cmd += ["--bin", step.bin]

@@ -8,13 +8,13 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 import pathspec
 
 from crossplan.hashing import file_digest, hash_bytes
+from crossplan.planner.tree import FileDigest, TreeDigest
 
 __all__ = ["FileDigest", "StatMemo", "TreeDigest", "file_digest", "hash_bytes", "tree_digest"]
 
@@ -24,27 +24,6 @@ _ALWAYS_IGNORED = (".git/", ".crossplan/", "__pycache__/")
 # timestamps: a jiffy on Linux < 6.13, seconds on some filesystems) without its stat
 # changing; such "racy" files are hashed but never memoized (like git's racy-clean check).
 _RACY_NS = 2_000_000_000
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    path: str  # relative, posix
-    digest: str
-    executable: bool
-    size: int
-    link: str | None = None  # symlink target, when a symlink
-
-
-@dataclass(frozen=True)
-class TreeDigest:
-    """A digest over an input tree plus the listing that produced it (for explain/copying)."""
-
-    root: Path
-    digest: str
-    files: tuple[FileDigest, ...]
-
-    def as_map(self) -> dict[str, str]:
-        return {f.path: f.digest + ("+x" if f.executable else "") for f in self.files}
 
 
 class StatMemo:
@@ -147,7 +126,7 @@ def tree_digest(
         h.update(f"{f.path}\0{kind}\0{f.digest}\n".encode())
     if memo is not None and changed:
         memo.mark(root)
-    return TreeDigest(root, h.hexdigest(), tuple(files))
+    return TreeDigest(root, h.hexdigest(), tuple(files), single=root.is_file())
 
 
 def _is_exec(st: os.stat_result) -> bool:

@@ -12,9 +12,9 @@ from pathlib import Path
 from crossplan.backends.smoke import run_binary
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import CrossplanError
+from crossplan.executors.result import RunResult, StepResult
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan
-from crossplan.runner.result import RunResult, StepResult
 
 __all__ = ["smoke_test"]
 

@@ -1,4 +1,4 @@
-"""Build-time side of the buildx backend: contexts, the image node's build, pushes.
+"""The buildx image backend: build contexts, the image node's build, pushes.
 
 An image node built by buildx is stored like the daemonless backend's: an OCI layout under
 ``oci/`` (buildx ``--output type=oci``), plus the ``Dockerfile`` it came from, so a second
@@ -29,25 +29,23 @@ from crossplan.backends.dockerfile import (
     compile_stage,
     render,
 )
-from crossplan.backends.toolchains.base import BuildAction
 from crossplan.backends.toolchains.go import binary_name
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import EnvironmentProblem, RecipeError, StepFailed
-from crossplan.planner.digest import TreeDigest, tree_digest
+from crossplan.executors.result import ImageResult
+from crossplan.images.buildx_pin import buildx_pin, check_emulation
+from crossplan.images.naming import output_for, tag_names
+from crossplan.images.protocol import LAYOUT_DIR
+from crossplan.planner.container import container_compiled
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
+from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
+from crossplan.probe.digest import tree_digest
 from crossplan.recipes.models import GoStep, ImageStep, Recipe, RustStep
-from crossplan.runner.buildx_plan import (
-    ContainerImageNode,
-    check_emulation,
-    container_compiled,
-)
-from crossplan.runner.result import ImageResult
 
-__all__ = ["META", "BuildxImages", "dockerfile_spec", "predicted_files", "write_context"]
+__all__ = ["META", "BuildxBackend", "dockerfile_spec", "predicted_files", "write_context"]
 
-LAYOUT_DIR = "oci"
 META = "buildx.json"  # platforms, strategy, index digest; or why only a push can build it
 
 
@@ -174,8 +172,10 @@ class _Run:
     builder: Builder
 
 
-class BuildxImages:
+class BuildxBackend:
     """Builds (and pushes) the image steps whose backend is buildx."""
+
+    name = "buildx"
 
     def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0,
                  environ: Mapping[str, str] | None = None) -> None:
@@ -185,6 +185,9 @@ class BuildxImages:
         self.environ = dict(os.environ if environ is None else environ)
         self._run: _Run | None = None
         self._lock = threading.Lock()
+
+    def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
+        return buildx_pin(self.recipe, sid, step, platforms)
 
     @property
     def echo(self) -> bool:
@@ -214,7 +217,9 @@ class BuildxImages:
             local_cache_dir=self.store.root / "buildx-cache" / self.recipe.project.name / sid,
         )
 
-    def assemble(self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]) -> BuildAction:
+    def build(
+        self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]
+    ) -> tuple[str, ...]:
         """The image node's build: context -> buildx -> OCI layout in ``workdir/oci``."""
         step = pn.step
         assert isinstance(step, ImageStep)
@@ -222,7 +227,7 @@ class BuildxImages:
         run = self.detect()
         check_emulation(self.recipe, sid, pn.platforms, builder_platforms=run.caps.platforms)
         ctx = workdir / "context"
-        sources = pn.sources if isinstance(pn, ContainerImageNode) else None
+        sources = pn.sources or None
         text = write_context(ctx, self.recipe, sid, pn.platforms, deps, self.store,
                              sources=sources, source_date_epoch=self.sde)
         (workdir / "Dockerfile").write_text(text)
@@ -250,7 +255,7 @@ class BuildxImages:
             f.write(f"# crossplan: {json.dumps(meta, sort_keys=True)}\n")
         shutil.rmtree(ctx, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-        return BuildAction(commands=(), outputs=outputs)
+        return outputs
 
     def publish(
         self, node: NodeId, entry: Entry, entries: Mapping[NodeId, Entry], *,
@@ -259,7 +264,6 @@ class BuildxImages:
         """``--output`` re-exports the stored layout; ``--push`` pushes through buildx."""
         from crossplan.backends.oci import export
         from crossplan.backends.oci.reload import read_layout_index
-        from crossplan.runner.images import _output_for, _tag_names
 
         step = self.recipe.steps[node.step]
         assert isinstance(step, ImageStep)
@@ -281,8 +285,8 @@ class BuildxImages:
                 index = built.digest
                 manifests = {str(p): d for p, d in built.manifests.items()}
                 if output:
-                    dest = _output_for(output, node.step, count)
-                    res = export(built, dest, tags=list(_tag_names(step)),
+                    dest = output_for(output, node.step, count)
+                    res = export(built, dest, tags=list(tag_names(step)),
                                  arch_tags=step.arch_tags)
                     written = res.path
                     notes.append(f"wrote {dest}")

@@ -1,4 +1,4 @@
-"""A remote cache in a run: settings, a batched prefetch level by level, the scheduler's hooks.
+"""A remote cache in a run: settings, a batched prefetch level by level, substitution, pushes.
 
 Keys depend on deps' output digests, which an entry JSON in the remote already tells, so
 the prefetch resolves the plan one level at a time with one batched, parallel look-up per
@@ -21,12 +21,12 @@ from crossplan.cache.remote import MODES, Mode, RemoteCache, RemoteSettings
 from crossplan.cache.signing import load_public_key, load_signing_key
 from crossplan.cache.store import CorruptEntry, Entry, Store
 from crossplan.errors import RecipeError
+from crossplan.executors.events import OnEvent, StepEvent
+from crossplan.executors.resolve import resolve_keys
+from crossplan.executors.result import RunResult
 from crossplan.planner.graph import ANY, NodeId
-from crossplan.planner.plan import Plan, PlannedNode
+from crossplan.planner.plan import Plan
 from crossplan.recipes.models import Recipe
-from crossplan.runner.events import OnEvent, StepEvent
-from crossplan.runner.explain import resolve_keys
-from crossplan.runner.result import RunResult
 
 __all__ = [
     "ENV_MODE",
@@ -169,10 +169,10 @@ class RemoteRun:
         except CorruptEntry:
             return None
 
-    # -- scheduler hooks -------------------------------------------------------------------
-    def substitute(self, key: str, pn: PlannedNode) -> Entry | None:
-        """The scheduler's ``substitute``: a prefetched entry, or one more look-up."""
-        self._node_of.setdefault(key, pn.id)
+    # -- used by the RemoteCached executor wrapper -----------------------------------------
+    def substitute(self, key: str, node: NodeId) -> Entry | None:
+        """A prefetched entry, or one more look-up."""
+        self._node_of.setdefault(key, node)
         fut = self._fetches.get(key)
         if fut is not None:
             entry = fut.result()
@@ -186,9 +186,9 @@ class RemoteRun:
             self.store.publish(entry)
         return entry
 
-    def after_build(self, key: str, pn: PlannedNode, entry: Entry) -> None:
-        """The scheduler's ``after_build``: push in the background (readwrite mode)."""
-        self._node_of.setdefault(key, pn.id)
+    def after_build(self, key: str, node: NodeId, entry: Entry) -> None:
+        """Push in the background (readwrite mode)."""
+        self._node_of.setdefault(key, node)
         if self.cache.writable:
             with self._lock:
                 self._pushes.append(self._pool.submit(self.cache.push, entry))

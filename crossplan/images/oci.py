@@ -1,4 +1,5 @@
-"""Image steps: assemble per-platform OCI images from deps' outputs; write and push them.
+"""The daemonless image backend: assemble per-platform OCI images from deps' outputs; write
+and push them.
 
 The image node's store entry *is* an OCI image layout (``oci/``), so a second run is a
 cache hit and ``--output``/``--push`` just re-export the stored layout.
@@ -22,20 +23,17 @@ from crossplan.backends.oci import (
     write_layout,
 )
 from crossplan.backends.oci.reload import read_layout_index
-from crossplan.backends.toolchains.base import BuildAction
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
+from crossplan.executors.result import ImageResult
+from crossplan.images.naming import group_tags, output_for, ref_name, tag_names
+from crossplan.images.protocol import LAYOUT_DIR
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CopySpec, ImageStep, Recipe
-from crossplan.runner.buildx_images import BuildxImages
-from crossplan.runner.buildx_plan import buildx_pin, uses_buildx
-from crossplan.runner.result import ImageResult, RunResult
 
-__all__ = ["ImagePipeline", "base_pin", "git_info"]
-
-LAYOUT_DIR = "oci"
+__all__ = ["OciBackend", "git_info", "oci_pin"]
 
 
 @cache
@@ -55,10 +53,8 @@ def git_info(root: Path) -> tuple[str | None, str | None]:
     return git("rev-parse", "HEAD"), git("config", "--get", "remote.origin.url")
 
 
-def base_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
+def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
     """What of the outside world an image depends on: the base pinned by digest, and git."""
-    if uses_buildx(recipe, sid):
-        return buildx_pin(recipe, sid, step, platforms)
     if step.base == "scratch":
         pin = "scratch"
     else:
@@ -101,23 +97,26 @@ def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list
     return out
 
 
-class ImagePipeline:
-    """Builds image nodes into the store and publishes them after the run."""
+class OciBackend:
+    """Builds image nodes into OCI layouts itself (no daemon) and publishes them."""
+
+    name = "oci"
 
     def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0) -> None:
         self.recipe = recipe
         self.store = store
         self.sde = source_date_epoch
-        self.buildx = BuildxImages(recipe, store, source_date_epoch)  # image steps on buildx
 
-    def assemble(
+    def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
+        return oci_pin(self.recipe, sid, step, platforms)
+
+    def build(
         self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]
-    ) -> BuildAction:
+    ) -> tuple[str, ...]:
+        """Write the image's OCI layout into ``workdir/oci``; returns the outputs to collect."""
         step = pn.step
         assert isinstance(step, ImageStep)
         sid = pn.id.step
-        if uses_buildx(self.recipe, sid):
-            return self.buildx.assemble(pn, workdir, deps)
         base = step.base
         if base.startswith(("oci:", "oci-archive:")):
             kind, _, rest = base.partition(":")
@@ -143,100 +142,47 @@ class ImagePipeline:
         rev, src = git_info(self.recipe.root)
         built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
                             source=src)
-        name = _ref_name(step)
+        name = ref_name(step)
         write_layout(built, workdir / LAYOUT_DIR, ref_name=name, platform_refs=(
             {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None))
-        return BuildAction(commands=(), outputs=(LAYOUT_DIR,))
+        return (LAYOUT_DIR,)
 
     def publish(
-        self, result: RunResult, entries: Mapping[NodeId, Entry], *, output: str | None,
-        push: bool,
-    ) -> RunResult:
-        images = []
-        image_nodes = [
-            (n, e) for n, e in entries.items()
-            if isinstance(self.recipe.steps[n.step], ImageStep)
-        ]
-        notes: list[str] = []
-        for node, entry in image_nodes:
-            step = self.recipe.steps[node.step]
-            assert isinstance(step, ImageStep)
-            if uses_buildx(self.recipe, node.step):
-                images.append(self.buildx.publish(
-                    node, entry, entries, output=output, push=push, count=len(image_nodes)))
-                continue
-            with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
-                self.store.materialize(entry, Path(tmp))
-                layout = Path(tmp) / LAYOUT_DIR
-                built = read_layout_index(layout)
-                written: Path | None = None
-                img_notes: list[str] = []
-                if output:
-                    dest = _output_for(output, node.step, len(image_nodes))
-                    res = export(built, dest, tags=list(_tag_names(step)), arch_tags=step.arch_tags)
-                    written = res.path
-                    img_notes.append(f"wrote {dest}")
-                pushed: list[str] = []
-                up_to_date = bool(step.tags)
-                if push:
-                    if not step.tags:
-                        raise RecipeError(
-                            "--push needs `tags` on the image step", step=node.step,
-                            file=self.recipe.label, hint='add tags = ["registry/repo:tag"]',
-                        )
-                    for repo, tags in _group_tags(step.tags).items():
-                        pres = export(built, f"{repo}:{tags[0]}", tags=tags,
-                                      arch_tags=step.arch_tags)
-                        assert pres.push is not None
-                        img_notes.append(pres.push.summary())
-                        up_to_date = up_to_date and pres.push.up_to_date
-                        pushed += [f"{repo}:{t}" for t in tags]
-                images.append(ImageResult(
-                    node.step, built.digest, {str(p): d for p, d in built.manifests.items()},
-                    written, tuple(pushed), push and up_to_date, tuple(img_notes),
-                ))
-                notes += img_notes
-        return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
-
-
-def _ref_name(step: ImageStep) -> str | None:
-    names = _tag_names(step)
-    return names[0] if names else None
-
-
-def _tag_names(step: ImageStep) -> list[str]:
-    out = []
-    for t in step.tags:
-        last = t.rsplit("/", 1)[-1]
-        if ":" in last:
-            out.append(last.rsplit(":", 1)[1])
-    return out
-
-
-def _group_tags(tags: tuple[str, ...]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for t in tags:
-        head, _, last = t.rpartition("/")
-        if ":" in last:
-            name, tag = last.rsplit(":", 1)
-        else:
-            name, tag = last, "latest"
-        repo = f"{head}/{name}" if head else name
-        groups.setdefault(repo, []).append(tag)
-    return groups
-
-
-def _output_for(output: str, step: str, count: int) -> str:
-    kind, sep, rest = output.partition(":")
-    if not sep or kind not in ("oci", "oci-archive"):
-        raise RecipeError(
-            f"unknown --output '{output}'", hint="use oci:DIR or oci-archive:FILE.tar"
-        )
-    if count == 1:
-        return output
-    if kind == "oci":
-        return f"oci:{Path(rest) / step}"
-    p = Path(rest)
-    return f"oci-archive:{p.with_name(f'{p.stem}-{step}{p.suffix}')}"
+        self, node: NodeId, entry: Entry, entries: Mapping[NodeId, Entry], *,
+        output: str | None, push: bool, count: int,
+    ) -> ImageResult:
+        """``--output`` exports the stored layout; ``--push`` pushes it to the step's tags."""
+        step = self.recipe.steps[node.step]
+        assert isinstance(step, ImageStep)
+        with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
+            self.store.materialize(entry, Path(tmp))
+            layout = Path(tmp) / LAYOUT_DIR
+            built = read_layout_index(layout)
+            written: Path | None = None
+            img_notes: list[str] = []
+            if output:
+                dest = output_for(output, node.step, count)
+                res = export(built, dest, tags=list(tag_names(step)), arch_tags=step.arch_tags)
+                written = res.path
+                img_notes.append(f"wrote {dest}")
+            pushed: list[str] = []
+            up_to_date = bool(step.tags)
+            if push:
+                if not step.tags:
+                    raise RecipeError(
+                        "--push needs `tags` on the image step", step=node.step,
+                        file=self.recipe.label, hint='add tags = ["registry/repo:tag"]',
+                    )
+                for repo, tags in group_tags(step.tags).items():
+                    pres = export(built, f"{repo}:{tags[0]}", tags=tags,
+                                  arch_tags=step.arch_tags)
+                    assert pres.push is not None
+                    img_notes.append(pres.push.summary())
+                    up_to_date = up_to_date and pres.push.up_to_date
+                    pushed += [f"{repo}:{t}" for t in tags]
+            return ImageResult(
+                node.step, built.digest, {str(p): d for p, d in built.manifests.items()},
+                written, tuple(pushed), push and up_to_date, tuple(img_notes),
+            )
 
 

@@ -14,15 +14,15 @@ from crossplan.backends.buildx.engine import Engine
 from crossplan.backends.dockerfile import LintFinding, Variant, lint, render
 from crossplan.backends.toolchain_images import Kind, ToolchainImage, ensure_toolchain_image
 from crossplan.cache.store import Entry, default_store_dir
+from crossplan.checks.doctor import Check, run_checks
+from crossplan.checks.image_test import SmokeResult, load_entry, smoke_image
 from crossplan.errors import RecipeError, StepFailed
+from crossplan.images.buildx import dockerfile_spec, predicted_files, write_context
+from crossplan.planner.container import choose_backend, container_compiled
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import Plan
 from crossplan.platforms import Platform, build_platform, parse_platforms
 from crossplan.recipes.models import ImageStep, Recipe
-from crossplan.runner.buildx_images import dockerfile_spec, predicted_files, write_context
-from crossplan.runner.buildx_plan import ContainerImageNode, container_compiled, image_backend
-from crossplan.runner.doctor import Check, run_checks
-from crossplan.runner.image_test import SmokeResult, load_entry, smoke_image
 
 __all__ = [
     "GeneratedDockerfile",
@@ -103,7 +103,7 @@ def dockerfile(
             try:
                 text = write_context(
                     where, recipe, sid, plats, entries, store,
-                    sources=pn.sources if isinstance(pn, ContainerImageNode) else None,
+                    sources=pn.sources or None,
                     source_date_epoch=p.source_date_epoch, variant=variant,
                 )
             finally:
@@ -113,7 +113,7 @@ def dockerfile(
                           variant=variant)
         findings = tuple(lint(text, image_step=sid, emulate_ok=_emulate_ok(recipe, sid)))
         out.append(GeneratedDockerfile(
-            sid, image_backend(recipe, img), recipe.buildx.compile if container_compiled(
+            sid, choose_backend(recipe, img), recipe.buildx.compile if container_compiled(
                 recipe).get(sid) else "host", variant, plats, text, findings, where))
     return out
 

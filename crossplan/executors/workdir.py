@@ -10,7 +10,7 @@ from pathlib import Path
 
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import StepFailed
-from crossplan.planner.digest import TreeDigest
+from crossplan.planner.actions import InputFile
 
 __all__ = ["collect_outputs", "new_workdir", "populate"]
 
@@ -21,21 +21,20 @@ def new_workdir(store: Store, label: str) -> Path:
 
 
 def populate(
-    workdir: Path, inputs: TreeDigest | None, deps: dict[str, Entry], store: Store
+    workdir: Path, inputs: tuple[InputFile, ...], deps: dict[str, Entry], store: Store
 ) -> None:
-    """Copy the input tree's files (only those digested) and deps' outputs (deps/<id>/)."""
-    if inputs is not None:
-        for f in inputs.files:
-            src = inputs.root / f.path if inputs.root.is_dir() else inputs.root
-            dest = workdir / f.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if f.link is not None:
-                os.symlink(f.link, dest)
-            else:
-                shutil.copyfile(src, dest)
-                os.chmod(dest, 0o755 if f.executable else 0o644)
-    for dep_id, entry in deps.items():
-        store.materialize(entry, workdir / "deps" / dep_id)
+    """Copy the input root's files (only those digested) and deps' outputs (their dirs)."""
+    for f in inputs:
+        dest = workdir / f.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if f.link is not None:
+            os.symlink(f.link, dest)
+        else:
+            assert f.origin is not None
+            shutil.copyfile(f.origin, dest)
+            os.chmod(dest, 0o755 if f.executable else 0o644)
+    for where, entry in deps.items():
+        store.materialize(entry, workdir / where)
 
 
 def collect_outputs(

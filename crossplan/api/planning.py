@@ -1,0 +1,81 @@
+"""load -> probe -> plan: a recipe in, a pure Plan out (only the probe touches the world)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from crossplan.cache.store import Store, default_store_dir
+from crossplan.planner.facts import Facts
+from crossplan.planner.plan import Plan, make_plan
+from crossplan.platforms import Platform
+from crossplan.probe import gather
+from crossplan.probe.digest import StatMemo
+from crossplan.recipes import from_dict
+from crossplan.recipes import load as _load
+from crossplan.recipes.models import ImageStep, Recipe
+
+__all__ = ["facts", "load", "plan", "recipe_from_dict", "store_for"]
+
+
+def load(path: str | Path = "plan.toml") -> Recipe:
+    """Load and validate a plan.toml (or the plan.toml in a directory)."""
+    return _load(path)
+
+
+def recipe_from_dict(data: Mapping[str, Any], *, root: str | Path = ".") -> Recipe:
+    """Build a Recipe from Python objects, as if read from ``root/plan.toml``."""
+    return from_dict(dict(data), file=Path(root).resolve() / "plan.toml")
+
+
+def store_for(cache_dir: str | Path | None = None) -> Store:
+    """The local store at ``cache_dir`` (default: $CROSSPLAN_CACHE_DIR, else
+    $XDG_CACHE_HOME/crossplan). Close it when done."""
+    return Store(Path(cache_dir) if cache_dir else default_store_dir())
+
+
+def facts(
+    recipe: Recipe,
+    platforms: list[str] | tuple[str, ...] | str | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    with_toolchains: bool = True,
+    environ: Mapping[str, str] | None = None,
+    memo: bool = True,
+) -> Facts:
+    """Ask the world what planning ``recipe`` needs: input trees, and (``with_toolchains``)
+    toolchain identities and commands and pinned bases (registries, the Docker engine)."""
+    from crossplan.images import pin_base
+    from crossplan.probe.toolchains import resolver_for
+
+    env = os.environ if environ is None else environ
+    store_dir = Path(cache_dir) if cache_dir else default_store_dir(environ)
+    resolve = resolver_for(recipe, store_dir, env) if with_toolchains else None
+
+    def pin(sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
+        return pin_base(recipe, sid, step, platforms)
+
+    return gather(
+        recipe, platforms, environ=env, memo=StatMemo(store_dir / "statmemo") if memo else None,
+        toolchains=resolve, bases=pin if with_toolchains else None,
+    )
+
+
+def plan(
+    recipe: Recipe,
+    platforms: list[str] | tuple[str, ...] | str | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    with_toolchains: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Expand ``recipe`` for ``platforms`` (default: the project's) into a Plan with keys
+    and Actions: ``facts`` then the pure ``planner.make_plan``.
+
+    ``with_toolchains=False`` skips toolchain and base probing (keys then lack their
+    identities and compile commands are unknown: for printing graphs only)."""
+    found = facts(recipe, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
+                  environ=environ)
+    return make_plan(recipe, platforms, found)

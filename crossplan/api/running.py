@@ -1,0 +1,155 @@
+"""``run``: execute a Plan through one executor stack assembled here, then publish images."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossplan.api.planning import store_for
+from crossplan.cache.store import Entry, Store
+from crossplan.executors.events import OnEvent
+from crossplan.executors.export import export_entries
+from crossplan.executors.host import HostExecutor
+from crossplan.executors.protocol import Executor
+from crossplan.executors.remote import RemoteCached
+from crossplan.executors.result import ImageResult, RunResult
+from crossplan.executors.substitution import RemoteRun, remote_settings
+from crossplan.executors.wrappers import ByKind, LocalCache, Publishing, Verified
+from crossplan.planner.actions import Action
+from crossplan.planner.graph import NodeId
+from crossplan.planner.plan import Plan
+from crossplan.recipes.models import ImageStep
+from crossplan.runner.scheduler import execute_plan
+
+__all__ = ["RunOptions", "executor_for", "run", "toolcache_dir"]
+
+
+@dataclass
+class RunOptions:
+    """Everything ``plan run`` can be told, for the API."""
+
+    cache_dir: str | Path | None = None
+    jobs: int | None = None
+    keep_going: bool = False
+    export: str | Path | None = None
+    output: str | None = None  # oci:DIR | oci-archive:FILE
+    push: bool = False
+    smoke: bool = False
+    targets: list[str] = field(default_factory=list)  # step ids or globs (empty: all)
+    environ: Mapping[str, str] | None = None
+    cache_remote: str | None = None
+    cache_mode: str | None = None
+    affected: bool = False  # only the nodes `affected(plan, since)` reports, and their deps
+    since: str | None = None  # git revision for `affected` (None: the last recorded run)
+
+
+def run(
+    p: Plan, options: RunOptions | None = None, *, on_event: OnEvent | None = None,
+    jobs: int | None = None,
+) -> RunResult:
+    """Build every node of ``p`` (or ``options.targets`` and their deps; with
+    ``options.affected``, only the affected ones among them). ``on_event`` receives a
+    typed StepEvent per started/finished/cached/substituted/failed/skipped node, from
+    worker threads; ``jobs`` overrides ``options.jobs``."""
+    opts = options or RunOptions()
+    if jobs is not None:
+        opts = dataclasses.replace(opts, jobs=jobs)
+    if opts.targets:
+        p = p.subplan(p.select(opts.targets))
+    if opts.affected:
+        from crossplan.api.inspecting import affected
+
+        found = affected(p, opts.since, cache_dir=opts.cache_dir, environ=opts.environ)
+        p = p.subplan(found.targets)
+    store = store_for(opts.cache_dir)
+    remote: RemoteRun | None = None
+    try:
+        environ = os.environ if opts.environ is None else opts.environ
+        emit: OnEvent = on_event or (lambda e: None)
+        settings = remote_settings(
+            p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
+        )
+        if settings is not None:  # batched look-ups now, downloads in the background
+            remote = RemoteRun.start(p, store, settings, on_event)
+        from crossplan.images import backends_for
+
+        backends = backends_for(p.recipe, store, p.source_date_epoch)
+        executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
+                                remote=remote)
+        result, entries = execute_plan(
+            p, executor, jobs=opts.jobs, keep_going=opts.keep_going, on_event=emit
+        )
+        if opts.export:
+            export_entries(store, entries, Path(opts.export))
+        if opts.smoke:
+            from crossplan.checks.smoke_run import smoke_test
+
+            result = smoke_test(p, store, result, entries)
+        if result.ok:
+            result = _publish(p, result, entries, backends, output=opts.output, push=opts.push)
+        return remote.finish(result) if remote else result
+    finally:
+        if remote is not None:
+            remote.close()
+        store.close()
+
+
+def executor_for(
+    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, on_event: OnEvent,
+    *, remote: RemoteRun | None = None,
+) -> Executor:
+    """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
+    then the host (commands) or the image backends (images)."""
+    from crossplan.images.executor import ImageExecutor
+
+    facts = p.facts
+    build: Executor = ByKind(
+        HostExecutor(store, toolcache, label=p.recipe.label,
+                     deferred=facts.deferred if facts else None),
+        ImageExecutor(p.nodes, store, backends),
+    )
+    build = Publishing(store, Verified(store, build, {n: pn.platform for n, pn in
+                                                      p.nodes.items()}), on_event)
+    if remote is not None:
+        build = RemoteCached(remote, build)
+    root = str(p.recipe.root.resolve())
+
+    def record(action: Action, key: str, deps: Mapping[NodeId, Entry]) -> dict[str, Any]:
+        pn = p.nodes[action.node]
+        return {
+            "key": key,
+            "components": dict(pn.components),
+            "inputs": pn.inputs.as_map() if pn.inputs else {},
+            "deps": {str(d): e.digests() for d, e in deps.items()},
+            "root": root,  # records are per node id, in one store
+            "time": time.time(),
+        }
+
+    return LocalCache(store, build, record, on_event)
+
+
+def _publish(
+    p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], backends: Mapping[str, Any],
+    *, output: str | None, push: bool,
+) -> RunResult:
+    """``--output`` / ``--push`` every built image step through its backend."""
+    facts = p.facts
+    images: list[ImageResult] = []
+    nodes = [(n, e) for n, e in entries.items() if isinstance(p.recipe.steps[n.step], ImageStep)]
+    for node, entry in nodes:
+        name = facts.backends.get(node.step, "oci") if facts else "oci"
+        images.append(backends[name].publish(node, entry, entries, output=output, push=push,
+                                             count=len(nodes)))
+    return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
+
+
+def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
+    """Toolchains' own caches (GOCACHE, zig, cargo target): speed only, never in keys.
+    ``CROSSPLAN_TOOLCACHE_DIR`` shares them between stores."""
+    shared = environ.get("CROSSPLAN_TOOLCACHE_DIR")
+    return Path(shared) if shared else store.root / "toolcache"

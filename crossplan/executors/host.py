@@ -1,0 +1,100 @@
+"""The local host executor: stage the input root in a fresh work dir, run the commands with
+exactly the Action's environment, collect the declared outputs into the store (unpublished)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from crossplan.backends.host import log_tail, run_commands
+from crossplan.cache.store import Entry, Store
+from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
+from crossplan.executors.protocol import ActionResult, dep_outputs
+from crossplan.executors.workdir import collect_outputs, new_workdir, populate
+from crossplan.planner.actions import Action
+from crossplan.planner.facts import TOOLCACHE, WORKDIR
+from crossplan.planner.graph import NodeId
+
+__all__ = ["HostExecutor", "log_path"]
+
+
+def log_path(store: Store, node: NodeId) -> Path:
+    """Where the last build log of ``node`` is kept."""
+    return store.root / "logs" / (str(node).replace("/", "_").replace("@", "-") + ".log")
+
+
+class HostExecutor:
+    """Runs command Actions on this machine, in a work dir under the store's tmp.
+
+    Commands are written against WORKDIR and TOOLCACHE; without a sandbox to bind them
+    there, their real directories are substituted into argv, environment and files."""
+
+    def __init__(
+        self, store: Store, toolcache: Path, *, label: str = "",
+        deferred: Mapping[NodeId, CrossplanError] | None = None,
+    ) -> None:
+        self.store = store
+        self.toolcache = toolcache
+        self.label = label  # the recipe file, for errors
+        self.deferred = dict(deferred or {})
+
+    def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
+        node = action.node
+        if node in self.deferred:
+            raise self.deferred[node]
+        if not action.known:
+            raise EnvironmentProblem(
+                "the toolchain of this step was not probed", step=str(node),
+                hint="plan with toolchains (api.plan(..., with_toolchains=True))",
+            )
+        t0 = time.monotonic()
+        key = action.key(dep_outputs(deps))
+        workdir = new_workdir(self.store, str(node))
+        log = workdir / ".crossplan.log"
+        keep = log_path(self.store, node)
+        try:
+            by_dir = {d.dir: deps[d.node] for d in action.deps}
+            populate(workdir, action.inputs, by_dir, self.store)
+            real = _Paths(workdir, self.toolcache)
+            for rel, text in action.files:
+                (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+                (workdir / rel).write_text(real.sub(text))
+            if action.toolchain:
+                (self.toolcache / action.toolchain).mkdir(parents=True, exist_ok=True)
+            env = {k: real.sub(v) for k, v in action.env}
+            (workdir / ".home").mkdir(exist_ok=True)
+            (workdir / ".tmp").mkdir(exist_ok=True)
+            commands = [tuple(real.sub(a) for a in argv) for argv in action.commands]
+            log.touch()
+            code = run_commands(commands, cwd=workdir / action.workdir, env=env, log=log,
+                                step=str(node))
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, keep)
+            if code != 0:
+                raise StepFailed(
+                    f"command exited with status {code}", step=str(node), file=self.label,
+                    log_tail=log_tail(log), hint=f"full log: {keep}", log=keep,
+                )
+            files = collect_outputs(workdir, action.outputs, self.store, step=str(node))
+            log_digest = self.store.put_bytes(log.read_bytes())
+            secs = time.monotonic() - t0
+            entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
+            return ActionResult(key, entry, "built", secs, 0, keep)
+        except EnvironmentProblem:
+            raise
+        except OSError as exc:
+            raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Paths:
+    def __init__(self, workdir: Path, toolcache: Path) -> None:
+        self.pairs = ((WORKDIR, str(workdir)), (TOOLCACHE, str(toolcache)))
+
+    def sub(self, text: str) -> str:
+        for logical, real in self.pairs:
+            text = text.replace(logical, real)
+        return text

@@ -1,0 +1,34 @@
+"""The remote cache as an executor wrapper: substitute a key the registry holds (verified),
+else build with the inner executor and push the result in the background."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from crossplan.cache.store import Entry
+from crossplan.executors.host import log_path
+from crossplan.executors.protocol import ActionResult, Executor, dep_outputs
+from crossplan.executors.substitution import RemoteRun
+from crossplan.planner.actions import Action
+from crossplan.planner.graph import NodeId
+
+__all__ = ["RemoteCached"]
+
+
+class RemoteCached:
+    def __init__(self, run: RemoteRun, inner: Executor) -> None:
+        self.run = run
+        self.inner = inner
+
+    def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
+        t0 = time.monotonic()
+        key = action.key(dep_outputs(deps))
+        entry = self.run.substitute(key, action.node)
+        if entry is not None:
+            log = log_path(self.run.store, action.node)
+            return ActionResult(key, entry, "substituted", time.monotonic() - t0, log=log)
+        result = self.inner.execute(action, deps)
+        if result.outcome == "built":
+            self.run.after_build(result.key, action.node, result.entry)
+        return result

@@ -1,0 +1,57 @@
+"""Image actions through the executor protocol: the node's backend builds its layout into a
+work dir; the layout is collected into the store like any output."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+
+from crossplan.cache.store import Entry, Store
+from crossplan.errors import EnvironmentProblem, StepFailed
+from crossplan.executors.host import log_path
+from crossplan.executors.protocol import ActionResult, dep_outputs
+from crossplan.executors.workdir import collect_outputs, new_workdir
+from crossplan.images.protocol import ImageBackend
+from crossplan.planner.actions import Action
+from crossplan.planner.graph import NodeId
+from crossplan.planner.plan import PlannedNode
+
+__all__ = ["ImageExecutor"]
+
+
+class ImageExecutor:
+    """Executes image Actions with the backend each names (``Action.backend``)."""
+
+    def __init__(self, nodes: Mapping[NodeId, PlannedNode], store: Store,
+                 backends: Mapping[str, ImageBackend]) -> None:
+        self.nodes = nodes
+        self.store = store
+        self.backends = backends
+
+    def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
+        t0 = time.monotonic()
+        node = action.node
+        key = action.key(dep_outputs(deps))
+        backend = self.backends[action.backend or "oci"]
+        workdir = new_workdir(self.store, str(node))
+        log = workdir / ".crossplan.log"
+        keep = log_path(self.store, node)
+        try:
+            outputs = backend.build(self.nodes[node], workdir, deps)
+            log.touch()
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, keep)
+            files = collect_outputs(workdir, outputs, self.store, step=str(node))
+            log_digest = self.store.put_bytes(log.read_bytes())
+            secs = time.monotonic() - t0
+            entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
+            return ActionResult(key, entry, "built", secs, 0, keep)
+        except EnvironmentProblem:
+            raise
+        except OSError as exc:
+            raise StepFailed(f"{exc}", step=str(node)) from exc
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+

@@ -1,0 +1,74 @@
+"""Ask the toolchains: each compile node's version identity and its commands, lowered against
+the logical WORKDIR/TOOLCACHE paths (so the planner can make Actions without running anything)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from crossplan.backends.toolchains.base import Toolchain
+from crossplan.errors import CrossplanError, StepFailed
+from crossplan.planner.facts import TOOLCACHE, WORKDIR, ToolCommand
+from crossplan.planner.graph import NodeId
+from crossplan.planner.tree import TreeDigest
+from crossplan.platforms import Platform
+from crossplan.recipes.models import ImageStep, Recipe, ShellStep, Step
+
+__all__ = ["Resolver", "probe_toolchains", "resolver_for"]
+
+# (step id, step) -> the toolchain that builds it.
+Resolver = Callable[[str, Step], Toolchain]
+
+
+def resolver_for(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) -> Resolver:
+    """Toolchains found once per step (pinned ones are installed into the store)."""
+    cache: dict[str, Toolchain] = {}
+
+    def resolve(sid: str, step: Step) -> Toolchain:
+        if sid not in cache:
+            from crossplan.backends.toolchains.discover import toolchain_for
+
+            cache[sid] = toolchain_for(step, recipe.toolchains, store_dir, environ)
+        return cache[sid]
+
+    return resolve
+
+
+def probe_toolchains(
+    recipe: Recipe, nodes: Mapping[NodeId, Platform | None],
+    trees: Mapping[str, TreeDigest | None], resolve: Resolver,
+) -> tuple[dict[NodeId, str | None], dict[NodeId, ToolCommand], dict[NodeId, CrossplanError]]:
+    """For each compile node: (identity for its key, its commands, or the error its build
+    will report). A missing toolchain raises now (EnvironmentProblem, exit 3): every key
+    needs its identity. Problems of one build (no binary name, a platform-independent
+    compile step) are deferred to that node, which then fails alone."""
+    identities: dict[NodeId, str | None] = {}
+    commands: dict[NodeId, ToolCommand] = {}
+    deferred: dict[NodeId, CrossplanError] = {}
+    for node, platform in nodes.items():
+        step = recipe.steps[node.step]
+        if isinstance(step, (ShellStep, ImageStep)):
+            continue
+        if platform is None:
+            identities[node] = None
+            deferred[node] = StepFailed(
+                f"{step.kind} steps build per platform; remove platform_independent",
+                step=node.step,
+            )
+            continue
+        tc = resolve(node.step, step)
+        identities[node] = tc.fingerprint(platform)
+        tree = trees.get(node.step)
+        source = tree.root if tree is not None and not tree.single else None
+        try:
+            built = tc.action(step, platform, Path(WORKDIR), Path(TOOLCACHE) / tc.name,
+                              source=source or recipe.root / (step.src or "."))
+        except CrossplanError as exc:
+            deferred[node] = exc
+            continue
+        commands[node] = ToolCommand(
+            commands=built.commands, env=dict(built.env), outputs=built.outputs,
+            executables=built.executables, files=dict(built.files), toolchain=tc.name,
+        )
+    return identities, commands, deferred
+
