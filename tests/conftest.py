@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from testkit import EXAMPLES, SCRUBBED, Cli, CliResult, ProjectFactory, plan_argv, shell_steps_only
+from workspace_kit import Files, MakeWs, write_workspace
 
 
 @pytest.fixture
@@ -73,5 +74,15 @@ def make_project(tmp_path: Path) -> ProjectFactory:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
         return root
+
+    return make
+
+
+@pytest.fixture
+def make_ws(tmp_path: Path) -> MakeWs:
+    """``make_ws(files=None, **overrides)`` -> the root of tests/workspace_kit.py's workspace."""
+
+    def make(files: Files | None = None, **overrides: str) -> Path:
+        return write_workspace(tmp_path / "ws", files, **overrides)
 
     return make

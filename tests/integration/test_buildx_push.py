@@ -16,33 +16,22 @@ from buildx_env import (
     Plan,
     cached_steps,
     docker_run,
-    ensure_toolchain_images,
     example,
     make_plan_runner,
     platforms_of,
     raw,
     registry_tags,
-    require_engine,
     sh,
     unique,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
+pytestmark = [
+    pytest.mark.integration, pytest.mark.timeout(2400), pytest.mark.usefixtures("buildx_engine"),
+]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EXPECTED = {p: f"hello from go on {p.split('/')[1]}\nhello from c on {p.split('/')[1]}\n"
             for p in ("linux/amd64", "linux/arm64")}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def engine() -> None:
-    require_engine()
-    ensure_toolchain_images()
-
-
-@pytest.fixture
-def plan(tmp_path: Path) -> Plan:
-    return make_plan_runner(tmp_path)
 
 
 def manifest_digest(repo: str, ref: str) -> tuple[str, str]:

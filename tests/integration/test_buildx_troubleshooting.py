@@ -20,13 +20,10 @@ from buildx_env import (
     Plan,
     classic_engine,
     docker_run,
-    ensure_toolchain_images,
     example,
-    make_plan_runner,
     platforms_of,
     raw,
     registry_tags,
-    require_engine,
     sh,
     unique,
 )
@@ -34,19 +31,10 @@ from buildx_env import (
 from crossplan.backends.buildx.binfmt import entry_name, read_binfmt
 from crossplan.platforms import Platform
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.integration, pytest.mark.timeout(1800), pytest.mark.usefixtures("buildx_engine"),
+]
 PLUGIN_DIR = "/usr/libexec/docker/cli-plugins"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def engine() -> None:
-    require_engine()
-    ensure_toolchain_images()
-
-
-@pytest.fixture
-def plan(tmp_path: Path) -> Plan:
-    return make_plan_runner(tmp_path)
 
 
 def env_problem(proc: object, *needles: str) -> str:

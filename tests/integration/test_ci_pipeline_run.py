@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.integration
 
 REPO = "demo/shell"
 CACHE = f"{REPO}-plan-cache"
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProc]:
-    reg = RegistryProc(tmp_path / "registry").start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def pipeline(cli: Cli, system: str, project: Path) -> dict[str, Any]:

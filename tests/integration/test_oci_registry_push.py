@@ -1,20 +1,18 @@
-"""Push to a real registry (docker-registry on a free loopback port, started per session)."""
+"""Push to a real registry (docker-registry on a free loopback port, one per session)."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
+from registry_proc import free_port
 
 from crossplan.backends.oci import (
     BuiltIndex,
@@ -38,64 +36,12 @@ AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64")
 PLATFORMS = (AMD64, ARM64)
 WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
-_REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-  relativeurls: true
-"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``127.0.0.1:PORT`` of a private registry, killed at the end of the session."""
-    if shutil.which("docker-registry") is None:
-        pytest.skip("needs docker-registry (apt-get install docker-registry)")
-    root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(_REGISTRY_CONFIG.format(root=root / "data", port=port))
-    with (root / "registry.log").open("wb") as log:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}/v2/", proc, root / "registry.log")
-            yield f"127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"registry exited: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"registry did not answer on {url}")
+@pytest.fixture
+def registry(session_registry: str) -> str:
+    """This module's tests share the session's registry (tests/integration/conftest.py)."""
+    return session_registry
 
 
 class _Proxy(ThreadingHTTPServer):
@@ -306,7 +252,7 @@ def test_interrupted_push_never_exposes_incomplete_index(registry: str, crash_at
 
 
 def test_unreachable_registry_is_exit_3() -> None:
-    port = _free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     client = RegistryClient(f"127.0.0.1:{port}", attempts=2, backoff=0.01)
     with pytest.raises(EnvironmentProblem) as err:
         push_index(_built(), f"127.0.0.1:{port}/demo/x:1", client=client)

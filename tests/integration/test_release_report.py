@@ -5,7 +5,6 @@ to the gunzipped blobs, steps from the history, shared layers, deltas, layouts, 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,6 @@ from crossplan.release.render import human
 pytestmark = pytest.mark.integration
 
 REPO = "demo/shell"
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProc]:
-    reg = RegistryProc(tmp_path / "registry").start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture

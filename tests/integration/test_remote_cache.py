@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import filecmp
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,6 @@ pytestmark = pytest.mark.integration
 
 NODES = {"gen", "count", "report@linux/amd64", "report@linux/arm64", "image"}
 REPO = "demo/plan-cache"
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProc]:
-    reg = RegistryProc(tmp_path / "registry").start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ pytestmark = pytest.mark.integration
 NODES = {"gen", "count", "report@linux/amd64", "report@linux/arm64", "image"}
 REPO = "demo/plan-cache"
 VICTIM = "report@linux/arm64"
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProc]:
-    reg = RegistryProc(tmp_path / "registry").start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture

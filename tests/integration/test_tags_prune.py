@@ -4,7 +4,6 @@ stays complete."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,15 +29,6 @@ pytestmark = pytest.mark.integration
 AMD, ARM = Platform("linux", "amd64"), Platform("linux", "arm64")
 REPO = "demo/app"
 DAY = 86400
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProc]:
-    reg = RegistryProc(tmp_path / "registry").start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def image(amd: str, arm: str, created: int) -> BuiltIndex:

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from bench_kit import report
 from rich.console import Console
-from testkit import Cli
 
 from crossplan.backends.dockerfile import compile_stage
 from crossplan.backends.toolchains.base import BuildAction
@@ -20,7 +20,7 @@ from crossplan.bench.chart import write_chart
 from crossplan.bench.emulated import naive_dockerfile, run_step_seconds
 from crossplan.bench.images import base_for, warm_script
 from crossplan.bench.modes import Job
-from crossplan.bench.report import BenchReport, Sample, ratio, summarize
+from crossplan.bench.report import BenchReport, Sample, ratio
 from crossplan.bench.rounds import run_rounds, schedule
 from crossplan.bench.toolcache import warm_commands
 from crossplan.errors import RecipeError
@@ -30,29 +30,6 @@ from crossplan.recipes.models import Recipe
 
 ARM64 = Platform.parse("linux/arm64")
 AMD64 = Platform.parse("linux/amd64")
-
-
-def fake_samples() -> list[Sample]:
-    """Two steps on arm64: cross ~10 s, emulated ~80 s, native ~9 s; one failed round."""
-    out = []
-    for r, (c, e, n) in enumerate([(10.0, 80.0, 9.0), (12.0, 100.0, 8.0), (11.0, 90.0, 10.0)], 1):
-        out += [
-            Sample("go", "linux/arm64", "cross", r, c, c - 1.0, toolchain="go1.27.3"),
-            Sample("go", "linux/arm64", "emulated", r, e, e - 2.0, toolchain="img"),
-            Sample("go", "linux/amd64", "native", r, n, n - 1.0),
-            Sample("c", "linux/arm64", "cross", r, c / 10),
-            Sample("c", "linux/arm64", "emulated", r, e / 10),
-        ]
-    out.append(Sample("c", "linux/arm64", "emulated", 4, 1.0, ok=False, error="boom"))
-    return out
-
-
-def report(samples: list[Sample] | None = None, repeat: int = 3) -> BenchReport:
-    samples = fake_samples() if samples is None else samples
-    groups = summarize(samples, [("go", "linux/arm64"), ("c", "linux/arm64")],
-                       build_platform="linux/amd64")
-    return BenchReport("demo", "linux/amd64", ("cross", "emulated", "native"), repeat, "cold",
-                       tuple(groups), tuple(samples), notes=("noisy",))
 
 
 def test_summary_min_median_and_ratios() -> None:
@@ -245,33 +222,6 @@ def test_rounds_rotate_the_mode_order() -> None:
     assert log == ["1:cross", "1:emulated", "1:native", "2:emulated", "2:native", "2:cross",
                    "3:native", "3:cross", "3:emulated"]
     assert len(samples) == 9 and {s.round for s in samples} == {1, 2, 3}
-
-
-def test_cli_from_json_rerenders_without_building(tmp_path: Path, cli: Cli) -> None:
-    saved = tmp_path / "run.json"
-    saved.write_text(json.dumps(report().as_json()))
-    out_csv, chart = tmp_path / "run.csv", tmp_path / "charts" / "run.svg"
-    res = cli("bench", "--from-json", saved, "--csv", out_csv, "--chart", chart, "--json")
-    # re-rendering succeeds (exit 0) even though the saved run had a failed sample
-    assert res.code == 0, res.stderr
-    assert res.json() == report().as_json()
-    assert out_csv.read_text() == report().csv_text()
-    assert "emulated / cross = 8.2x" in chart.read_text()
-    table = cli("bench", "--from-json", saved)
-    assert "8.18x" in table.stdout and "failed: emulated c linux/arm64: boom" in table.stderr
-
-
-@pytest.mark.parametrize(("text", "why"), [
-    (None, "cannot read"), ("{not json", "run.json:1: not JSON"),
-    ('{"project": "x"}', "not a `plan bench --json` report"), ("[1]", "not a `plan bench"),
-])
-def test_cli_from_json_bad_file(tmp_path: Path, cli: Cli, text: str | None, why: str) -> None:
-    saved = tmp_path / "run.json"
-    if text is not None:
-        saved.write_text(text)
-    res = cli("bench", "--from-json", saved, "--chart", tmp_path / "c.svg")
-    assert res.code == 2 and why in res.stderr and str(saved) in res.stderr
-    assert not (tmp_path / "c.svg").exists()
 
 
 def test_warm_toolcache_rust_has_nothing_to_warm(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ Regenerate the goldens with ``CROSSPLAN_UPDATE_GOLDEN=1 pytest tests/unit/test_c
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from ci_pipeline import (
     parse_jenkinsfile,
     plan_lines,
 )
-from testkit import Cli
 
 from crossplan import api, ci
 from crossplan.ci import github, gitlab
@@ -336,23 +334,3 @@ def test_unknown_system(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         ci.generate("travis", kitchen(tmp_path))
     assert "github, gitlab or jenkins" in str(info.value)
-
-
-def test_cli(cli: Cli, tmp_path: Path) -> None:
-    project = tmp_path / "shell"
-    shutil.copytree(REPO / "examples/shell", project)
-    res = cli("ci", "github", "-f", project)
-    assert res.code == 0 and res.stdout == (GOLDEN / "shell" / FILES["github"]).read_text()
-    res = cli("ci", "gitlab", "-f", project, "--write", "--json")
-    assert res.code == 0, res.stderr
-    assert res.json()["written"] == str(project / ".gitlab-ci.yml")
-    assert (project / ".gitlab-ci.yml").read_text() == res.json()["text"]
-    assert res.json()["needs"]["qemu"] == [] and res.json()["needs"]["tests"] == []
-    res = cli("ci", "jenkins", "-f", project, "--cache-remote", "ghcr.io/a/c",
-              "--default-branch", "trunk", "--install", "crossplan @ git+https://example.invalid/c")
-    assert res.code == 0 and "when { branch 'trunk' }" in res.stdout
-    assert "'crossplan @ git+https://example.invalid/c'" in res.stdout
-    assert "credentials 'registry-ghcr-io'" in res.stdout
-    bad = cli("ci", "travis", "-f", project, "--json")
-    assert bad.code == 2 and bad.json()["exit_code"] == 2
-    assert cli("ci", "github", "-f", tmp_path / "missing").code == 2

@@ -1,92 +1,21 @@
 """Workspaces: members merged into one Recipe as ``member:step``; deps, paths, platforms,
-errors naming the member's plan.toml; the Workspace view; one run over every member."""
+errors naming the member's plan.toml; the Workspace view. Runs over the members:
+tests/integration/test_workspace_run.py."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from testkit import plan_of
+from workspace_kit import CLI, LIB, ROOT, MakeWs
 
 import crossplan
 from crossplan.errors import RecipeError
-from crossplan.planner import NodeId, make_plan
+from crossplan.planner import NodeId
 from crossplan.recipes import ImageStep, load
 from crossplan.recipes.workspace import dep_dir, resolve_ref
-
-ROOT = """
-[project]
-name = "ws"
-platforms = ["linux/amd64", "linux/arm64"]
-
-[workspace]
-members = ["libs/*", "tools/cli"]
-
-[steps.gen]
-kind = "shell"
-src = "gen/"
-command = ["sh", "-c", "echo generated > gen.txt"]
-outputs = ["gen.txt"]
-platform_independent = true
-"""
-
-LIB = """
-[project]
-name = "shared"
-
-[steps.lib]
-kind = "shell"
-src = "src/"
-command = ["sh", "-c", "cat lib.txt > lib.out"]
-outputs = ["lib.out"]
-
-[steps.doc]
-kind = "shell"
-src = "src/"
-deps = ["lib", ":gen"]
-command = ["sh", "-c", "cat deps/lib/lib.out deps/gen/gen.txt > doc.txt"]
-outputs = ["doc.txt"]
-"""
-
-CLI = """
-[project]
-name = "cli"
-platforms = ["linux/arm64", "linux/riscv64"]
-
-[steps.bin]
-kind = "shell"
-src = "."
-exclude = ["plan.toml"]
-deps = ["libs/shared:lib"]
-command = ["sh", "-c", "cat main.txt deps/libs/shared:lib/lib.out > cli.txt"]
-outputs = ["cli.txt"]
-
-[steps.image]
-kind = "image"
-copy = [{ from = "bin", dest = "/srv/" }]
-"""
-
-Files = Mapping[str, str]
-MakeWs = Callable[..., Path]
-
-
-@pytest.fixture
-def make_ws(tmp_path: Path) -> MakeWs:
-    def make(files: Files | None = None, **overrides: str) -> Path:
-        root = tmp_path / "ws"
-        base = {
-            "plan.toml": ROOT, "gen/x": "x\n", "README.md": "# ws\n",
-            "libs/shared/plan.toml": LIB, "libs/shared/src/lib.txt": "lib v1\n",
-            "tools/cli/plan.toml": CLI, "tools/cli/main.txt": "cli main\n",
-            **(files or {}), **overrides,
-        }
-        for rel, text in base.items():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text(textwrap.dedent(text).lstrip())
-        return root
-
-    return make
 
 
 def test_members_merge_into_one_recipe(make_ws: MakeWs) -> None:
@@ -120,14 +49,14 @@ def test_dep_dirs_name_own_steps_by_name_and_others_by_id(make_ws: MakeWs) -> No
     assert dep_dir(recipe, "libs/shared:doc", "libs/shared:lib") == "lib"
     assert dep_dir(recipe, "libs/shared:doc", "gen") == "gen"
     assert dep_dir(recipe, "tools/cli:bin", "libs/shared:lib") == "libs/shared:lib"
-    p = make_plan(recipe, environ={})
+    p = plan_of(recipe, environ={})
     doc = p.nodes[NodeId("libs/shared:doc", "linux/amd64")]
     assert doc.components["dep_dirs"] == {"gen": "gen", "libs/shared:lib": "lib"}
     assert "dep_dirs" not in p.nodes[NodeId("tools/cli:bin", "linux/arm64")].components
 
 
 def test_member_platforms_filter_the_roots_targets(make_ws: MakeWs) -> None:
-    p = make_plan(load(make_ws()), environ={})
+    p = plan_of(load(make_ws()), environ={})
     assert [n.platform for n in p.nodes if n.step == "tools/cli:bin"] == ["linux/arm64"]
     assert p.nodes[NodeId("tools/cli:image", "any")].platforms == (
         crossplan.Platform.parse("linux/arm64"),)
@@ -135,30 +64,8 @@ def test_member_platforms_filter_the_roots_targets(make_ws: MakeWs) -> None:
         "linux/amd64", "linux/arm64"}
 
 
-def test_run_builds_every_member_in_one_run(make_ws: MakeWs, tmp_path: Path) -> None:
-    root = make_ws()
-    p = crossplan.plan(load(root), cache_dir=tmp_path / "cache", environ={})
-    result = crossplan.run(p, crossplan.RunOptions(
-        cache_dir=tmp_path / "cache", export=tmp_path / "out", environ={}))
-    assert result.ok, [s.error for s in result.steps]
-    doc = tmp_path / "out" / "libs/shared:doc" / "linux_amd64" / "doc.txt"
-    assert doc.read_text() == "lib v1\ngenerated\n"
-    cli = tmp_path / "out" / "tools/cli:bin" / "linux_arm64" / "cli.txt"
-    assert cli.read_text() == "cli main\nlib v1\n"
-    assert result.image("tools/cli:image").manifests.keys() == {"linux/arm64"}
-
-
-def test_a_target_builds_just_what_it_needs(make_ws: MakeWs, tmp_path: Path) -> None:
-    p = crossplan.plan(load(make_ws()), cache_dir=tmp_path / "cache", environ={})
-    result = crossplan.run(p, crossplan.RunOptions(
-        cache_dir=tmp_path / "cache", targets=["tools/cli:image"], environ={}))
-    assert [str(s.node) for s in result.steps] == [
-        "libs/shared:lib@linux/arm64", "tools/cli:bin@linux/arm64", "tools/cli:image",
-    ]
-
-
 def test_select_takes_globs(make_ws: MakeWs) -> None:
-    p = make_plan(load(make_ws()), environ={})
+    p = plan_of(load(make_ws()), environ={})
     assert {n.step for n in p.select(["libs/*:*"])} == {"libs/shared:lib", "libs/shared:doc"}
     with pytest.raises(RecipeError, match="unknown step 'nope/\\*:x'"):
         p.select(["nope/*:x"])
@@ -166,7 +73,7 @@ def test_select_takes_globs(make_ws: MakeWs) -> None:
 
 def test_unknown_target_names_the_members_file(make_ws: MakeWs) -> None:
     root = make_ws()
-    p = make_plan(load(root), environ={})
+    p = plan_of(load(root), environ={})
     with pytest.raises(RecipeError) as info:
         p.select(["libs/shared:lbi"])
     assert info.value.file == str((root / "libs/shared/plan.toml").resolve())
@@ -175,7 +82,7 @@ def test_unknown_target_names_the_members_file(make_ws: MakeWs) -> None:
 
 
 def test_plan_node_and_why(make_ws: MakeWs) -> None:
-    p = make_plan(load(make_ws()), environ={})
+    p = plan_of(load(make_ws()), environ={})
     pn = p.node("libs/shared:doc", "linux/arm64")
     assert pn.id == NodeId("libs/shared:doc", "linux/arm64")
     why = p.why("libs/shared:doc@linux/arm64")
@@ -220,7 +127,7 @@ def test_cycle_across_members_is_reported(make_ws: MakeWs) -> None:
                       'deps = ["tools/cli:bin"]')
     root = make_ws(**{"libs/shared/plan.toml": lib})
     with pytest.raises(RecipeError, match="dependency cycle"):
-        make_plan(load(root), environ={})
+        plan_of(load(root), environ={})
 
 
 def test_member_src_symlink_escaping_the_member_is_refused(make_ws: MakeWs) -> None:
@@ -228,7 +135,7 @@ def test_member_src_symlink_escaping_the_member_is_refused(make_ws: MakeWs) -> N
     (root / "libs/shared/src").rename(root / "elsewhere")
     (root / "libs/shared/src").symlink_to(root / "elsewhere")
     with pytest.raises(RecipeError, match="escapes the member") as info:
-        make_plan(load(root), environ={})
+        plan_of(load(root), environ={})
     assert info.value.file == str((root / "libs/shared/plan.toml").resolve())
 
 
@@ -304,13 +211,13 @@ def test_recipe_from_dict_reads_members_from_its_root(make_ws: MakeWs) -> None:
 def test_member_keys_match_the_standalone_members(make_ws: MakeWs, tmp_path: Path) -> None:
     """A member step's key doesn't depend on where its plan.toml sits (src is hashed by
     content, ids aren't in keys)."""
-    ws = make_plan(load(make_ws()), environ={})
+    ws = plan_of(load(make_ws()), environ={})
     alone = tmp_path / "alone"
     (alone / "src").mkdir(parents=True)
     (alone / "src/lib.txt").write_text("lib v1\n")
     (alone / "plan.toml").write_text(textwrap.dedent(LIB).split("[steps.doc]")[0].replace(
         '[project]\nname = "shared"',
         '[project]\nname = "shared"\nplatforms = ["linux/amd64", "linux/arm64"]'))
-    solo = make_plan(load(alone), environ={})
+    solo = plan_of(load(alone), environ={})
     assert (ws.nodes[NodeId("libs/shared:lib", "linux/amd64")].components
             == solo.nodes[NodeId("lib", "linux/amd64")].components)
