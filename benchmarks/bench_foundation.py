@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
 from crossplan.backends.toolchains.base import BuildAction
 from crossplan.cache.store import Entry, OutputFile, Store
-from crossplan.planner import NodeId, Plan, PlannedNode, StatMemo, make_plan, tree_digest
+from crossplan.planner import NodeId, Plan, PlannedNode
+from crossplan.probe.digest import StatMemo, tree_digest
 from crossplan.recipes import Recipe, from_dict
 from crossplan.runner.scheduler import execute_plan
 
@@ -81,7 +83,7 @@ def dag(tmp_path_factory: pytest.TempPathFactory, full_size: bool) -> tuple[Path
 @pytest.fixture(scope="module")
 def cached_store(dag: tuple[Path, Recipe]) -> Iterator[tuple[Plan, Store]]:
     root, recipe = dag
-    p = make_plan(recipe, environ={})
+    p = plan_of(recipe, environ={})
     store = Store(root / "store")
     assert populate_store(p, store) == len(p.nodes)
     yield p, store
@@ -108,9 +110,9 @@ def test_make_plan_keys(
 ) -> None:
     _, recipe = dag
     memo = StatMemo(tmp_path / "memo")
-    make_plan(recipe, environ={}, memo=memo)  # warm the memo, as in any second invocation
+    plan_of(recipe, environ={}, memo=memo)  # warm the memo, as in any second invocation
     p = benchmark.pedantic(
-        make_plan, args=(recipe,), kwargs={"environ": {}, "memo": memo}, rounds=5, iterations=1
+        plan_of, args=(recipe,), kwargs={"environ": {}, "memo": memo}, rounds=5, iterations=1
     )
     assert len(p.nodes) == 2 * len(recipe.steps)
     mean = _mean(benchmark)

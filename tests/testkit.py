@@ -93,3 +93,15 @@ def store_snapshot(cache_dir: Path) -> StoreSnapshot:
     finally:
         store.close()
 
+
+
+def plan_of(
+    recipe: Any, platforms: Any = None, *, environ: Mapping[str, str] | None = None,
+    memo: Any = None,
+) -> Any:
+    """A Plan without toolchains or bases probed: input trees only (``environ`` default {})."""
+    from crossplan.planner.plan import make_plan
+    from crossplan.probe import gather
+
+    facts = gather(recipe, platforms, environ={} if environ is None else environ, memo=memo)
+    return make_plan(recipe, platforms, facts)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
 from crossplan.backends.buildx import (
     BuildRequest,
@@ -24,15 +25,13 @@ from crossplan.backends.buildx import (
 from crossplan.backends.buildx.binfmt import binfmt_fix, can_execute
 from crossplan.backends.buildx.caps import BuilderInfo
 from crossplan.backends.oci.descriptor import canonical_json, sha256_digest
+from crossplan.checks.image_test import expected_output
 from crossplan.errors import EnvironmentProblem, RecipeError, StepFailed
+from crossplan.planner.container import choose_backend
 from crossplan.planner.graph import ANY, NodeId
-from crossplan.planner.plan import make_plan
 from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes import from_dict
 from crossplan.recipes.models import BuildxConfig, ImageStep
-from crossplan.runner import buildx_plan
-from crossplan.runner.buildx_plan import ContainerImageNode, adapt_plan, image_backend
-from crossplan.runner.image_test import expected_output
 
 INSPECT = """\
 Name:          default
@@ -257,10 +256,10 @@ def project(tmp_path: Path) -> Path:
 
 def test_container_compile_prunes_host_compile_nodes(project: Path) -> None:
     r = from_dict(_recipe(), file=project / "plan.toml")
-    p = adapt_plan(make_plan(r))
+    p = plan_of(r)
     assert {str(n) for n in p.nodes} == {"gen@linux/amd64", "gen@linux/arm64", "image"}
     node = p.nodes[NodeId("image", ANY)]
-    assert isinstance(node, ContainerImageNode)
+    assert node.action is not None and node.action.backend == "buildx"
     # the compile step's dep stays (its stage reads deps/gen/); the compile nodes are gone
     assert node.deps == (NodeId("gen", "linux/amd64"), NodeId("gen", "linux/arm64"))
     assert set(p.graph.predecessors(node.id)) == set(node.deps)
@@ -270,7 +269,7 @@ def test_container_compile_prunes_host_compile_nodes(project: Path) -> None:
 
 def test_a_compile_step_used_elsewhere_stays(project: Path) -> None:
     extra = {"other": {"kind": "shell", "src": "gen", "deps": ["hello"], "command": ["true"]}}
-    p = adapt_plan(make_plan(from_dict(_recipe(extra), file=project / "plan.toml")))
+    p = plan_of(from_dict(_recipe(extra), file=project / "plan.toml"))
     assert any(n.step == "hello" for n in p.nodes)
     assert NodeId("hello", "linux/amd64") not in p.nodes[NodeId("image", ANY)].deps
 
@@ -279,30 +278,28 @@ def test_container_sources_enter_the_image_key(project: Path) -> None:
     r = from_dict(_recipe(), file=project / "plan.toml")
     deps: dict[NodeId, dict[str, str]] = {
         NodeId("gen", p): {} for p in ("linux/amd64", "linux/arm64")}
-    before = adapt_plan(make_plan(r)).nodes[NodeId("image", ANY)].key(deps)
+    before = plan_of(r).nodes[NodeId("image", ANY)].key(deps)
     (project / "go" / "f").write_text("changed")
-    after = adapt_plan(make_plan(r)).nodes[NodeId("image", ANY)].key(deps)
+    after = plan_of(r).nodes[NodeId("image", ANY)].key(deps)
     assert before != after
 
 
-def test_auto_backend_rule(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom() -> bool:
-        raise AssertionError("must not ask the daemon")
-
-    monkeypatch.setattr(buildx_plan, "_daemon_reachable", boom)
+def test_auto_backend_rule_reads_the_recipe_only(project: Path) -> None:
+    # The rule never asks the Docker daemon: a plan is the same with or without one.
     r = from_dict(_recipe(buildx=False, backend="auto"), file=project / "plan.toml")
     img = r.steps["image"]
     assert isinstance(img, ImageStep)
-    assert image_backend(r, img) == "oci"  # no [buildx] table: daemonless, no Docker needed
+    assert choose_backend(r, img) == "oci"  # no [buildx] table: daemonless, no Docker needed
     r = from_dict(_recipe(backend="auto"), file=project / "plan.toml")
     img = r.steps["image"]
     assert isinstance(img, ImageStep)
-    monkeypatch.setattr(buildx_plan, "_daemon_reachable", lambda: True)
-    assert image_backend(r, img) == "buildx"
-    monkeypatch.setattr(buildx_plan, "_daemon_reachable", lambda: False)
-    assert image_backend(r, img) == "oci"
+    assert choose_backend(r, img) == "buildx"  # a [buildx] table: buildx, daemon or not
+    assert plan_of(r).nodes[NodeId("image", ANY)].action.backend == "buildx"
     r = from_dict(_recipe(backend="oci"), file=project / "plan.toml")
-    assert adapt_plan(make_plan(r)).nodes.keys() == make_plan(r).nodes.keys()
+    img = r.steps["image"]
+    assert isinstance(img, ImageStep)
+    assert choose_backend(r, img) == "oci"
+    assert plan_of(r).nodes.keys() == plan_of(r).nodes.keys()
 
 
 def test_smoke_expect_placeholders() -> None:

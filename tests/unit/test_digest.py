@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from crossplan.hashing import file_digest, hash_bytes
-from crossplan.planner import digest as digest_mod
-from crossplan.planner.digest import StatMemo, tree_digest
+from crossplan.probe import digest as digest_mod
+from crossplan.probe.digest import StatMemo, tree_digest
 
 OLD = time.time() - 3600  # an mtime safely outside the racy window
 

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
-from crossplan.backends.toolchains.base import BuildAction
-from crossplan.cache.store import Entry, Store
-from crossplan.planner import NodeId, Plan, PlannedNode, make_plan
-from crossplan.recipes import ShellStep, from_dict
-from crossplan.runner.explain import diff_components, explain_node
+from crossplan.api.running import executor_for
+from crossplan.cache.store import Store
+from crossplan.inspect.explain import diff_components, explain_node
+from crossplan.planner import NodeId, Plan
+from crossplan.recipes import from_dict
 from crossplan.runner.scheduler import execute_plan
 
 OLD = time.time() - 3600
 SH = ["sh", "-c"]
-
-
-def shell_actions(pn: PlannedNode, workdir: Path, deps: Mapping[str, Entry]) -> BuildAction:
-    assert isinstance(pn.step, ShellStep)
-    return BuildAction(commands=(pn.step.command,), outputs=pn.step.outputs)
 
 
 @pytest.fixture
@@ -54,11 +50,11 @@ def _plan(root: Path, gen_cmd: str = "cat a.txt b.txt > g.txt") -> Plan:
         {"project": {"name": "e", "platforms": ["amd64", "arm64"]}, "steps": steps},
         file=root / "plan.toml",
     )
-    return make_plan(recipe, environ={})
+    return plan_of(recipe, environ={"PATH": os.environ["PATH"]})
 
 
 def _build(p: Plan, store: Store) -> None:
-    result, _ = execute_plan(p, store, actions=shell_actions, environ={"PATH": os.environ["PATH"]})
+    result, _ = execute_plan(p, executor_for(p, store, {}, store.root / "tc", lambda e: None))
     assert result.ok
 
 

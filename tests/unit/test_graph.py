@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
 from crossplan.errors import EXIT_USAGE, RecipeError
-from crossplan.planner import ANY, NodeId, make_plan
+from crossplan.planner import ANY, NodeId
 from crossplan.planner.graph import expand
 from crossplan.platforms import parse_platforms
 from crossplan.recipes import Recipe, from_dict
@@ -29,7 +30,7 @@ def _recipe(tmp_path: Path, steps: dict[str, dict[str, Any]], **project: Any) ->
 def _cycle(tmp_path: Path, steps: dict[str, dict[str, Any]]) -> RecipeError:
     recipe = _recipe(tmp_path, steps)
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, environ={})
+        plan_of(recipe, environ={})
     assert info.value.exit_code == EXIT_USAGE
     assert info.value.file == str(tmp_path / "plan.toml")
     return info.value
@@ -58,7 +59,7 @@ def test_nodes_per_platform_and_one_for_platform_independent(tmp_path: Path) -> 
 
 def test_step_platforms_override_narrows_the_targets(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"only": {"platforms": ["arm64"]}, "all": {}})
-    p = make_plan(recipe, ["linux/amd64", "linux/arm64"], environ={})
+    p = plan_of(recipe, ["linux/amd64", "linux/arm64"], environ={})
     assert [str(n) for n in p.nodes] == ["all@linux/amd64", "all@linux/arm64", "only@linux/arm64"]
 
 
@@ -66,7 +67,7 @@ def test_plan_order_is_topological(tmp_path: Path) -> None:
     recipe = _recipe(
         tmp_path, {"z": {}, "y": {"deps": ["z"]}, "a": {"deps": ["y"]}}, platforms=["amd64"]
     )
-    order = [n.step for n in make_plan(recipe, environ={}).order]
+    order = [n.step for n in plan_of(recipe, environ={}).order]
     assert order == ["z", "y", "a"]
 
 
@@ -97,7 +98,7 @@ def test_self_dependency_is_a_cycle(tmp_path: Path) -> None:
 def test_platform_independent_step_cannot_depend_on_per_platform_step(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"bin": {}, "pkg": {"deps": ["bin"], "platform_independent": True}})
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, environ={})
+        plan_of(recipe, environ={})
     assert info.value.step == "pkg"
     assert "per-platform step 'bin'" in info.value.message
 
@@ -105,7 +106,7 @@ def test_platform_independent_step_cannot_depend_on_per_platform_step(tmp_path: 
 def test_dep_missing_for_a_platform(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"lib": {"platforms": ["linux/amd64"]}, "app": {"deps": ["lib"]}})
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, ["linux/amd64", "linux/arm64"], environ={})
+        plan_of(recipe, ["linux/amd64", "linux/arm64"], environ={})
     assert info.value.step == "app"
     assert info.value.message == "dep 'lib' is not built for linux/arm64"
 
@@ -113,14 +114,14 @@ def test_dep_missing_for_a_platform(tmp_path: Path) -> None:
 def test_unknown_cli_platform_is_a_recipe_error_with_hint(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"a": {}})
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, "linux/amd64,linux/arm65", environ={})
+        plan_of(recipe, "linux/amd64,linux/arm65", environ={})
     assert info.value.hint == "did you mean 'linux/arm64'?"
 
 
 def test_missing_src_directory(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"a": {"src": "nope/"}})
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, environ={})
+        plan_of(recipe, environ={})
     assert info.value.step == "a"
     assert "src 'nope/' does not exist" in info.value.message
 
@@ -131,7 +132,7 @@ def test_src_symlink_escaping_the_project(tmp_path: Path) -> None:
     (tmp_path / "esc").symlink_to(outside)
     recipe = _recipe(tmp_path, {"a": {"src": "esc"}})
     with pytest.raises(RecipeError) as info:
-        make_plan(recipe, environ={})
+        plan_of(recipe, environ={})
     assert "escapes the project" in info.value.message
 
 
@@ -141,7 +142,7 @@ def test_subplan_keeps_targets_and_their_ancestors(tmp_path: Path) -> None:
         {"a": {}, "b": {"deps": ["a"]}, "c": {"deps": ["b"]}, "other": {}},
         platforms=["amd64"],
     )
-    p = make_plan(recipe, environ={})
+    p = plan_of(recipe, environ={})
     sub = p.subplan(p.select(["b"]))
     assert [n.step for n in sub.order] == ["a", "b"]
     assert sub.edges() == [(NodeId("a", "linux/amd64"), NodeId("b", "linux/amd64"))]

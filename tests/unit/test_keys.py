@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
-from crossplan.planner import NodeId, Plan, StatMemo, make_plan
+from crossplan.planner import NodeId, Plan
 from crossplan.planner.keys import KEY_SCHEMA, canonical
+from crossplan.probe.digest import StatMemo
 from crossplan.recipes import from_dict, load
 
 ORDERED = """
@@ -95,7 +97,7 @@ def _project(root: Path, toml: str = ORDERED) -> Path:
 
 def _plan(root: Path, platforms: str | None = None, **environ: str) -> Plan:
     memo = StatMemo(root.parent / (root.name + "-memo"))  # outside: report's src is "."
-    return make_plan(load(root), platforms, environ=environ, memo=memo)
+    return plan_of(load(root), platforms, environ=environ, memo=memo)
 
 
 def keys(p: Plan) -> dict[str, str]:
@@ -252,7 +254,7 @@ def test_canonical_encoding_sorts_keys() -> None:
 def test_steps_sharing_an_input_tree_hash_it_once(
     proj: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import crossplan.planner.plan as plan_mod
+    import crossplan.probe.trees as plan_mod
 
     calls: list[Path] = []
     real = plan_mod.tree_digest
@@ -273,7 +275,7 @@ def test_steps_sharing_an_input_tree_hash_it_once(
         },
         file=proj / "plan.toml",
     )
-    p = make_plan(recipe, environ={})
+    p = plan_of(recipe, environ={})
     assert len(calls) == 2  # (gen/, no exclude) once; (gen/, exclude b.txt) once
     a, c = (p.nodes[NodeId(s, "linux/amd64")] for s in ("a", "c"))
     assert a.inputs is not None and c.inputs is not None

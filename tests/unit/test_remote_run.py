@@ -4,26 +4,27 @@ prefetch, the scheduler's hooks, and plan-wide push/pull."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from remote_fakes import FakeRegistry
+from testkit import plan_of
 
+from crossplan.api.running import executor_for
 from crossplan.backends.oci.registry import RegistryUnreachable
-from crossplan.backends.toolchains.base import BuildAction
 from crossplan.cache.artifact import tag_for
 from crossplan.cache.remote import RemoteCache, RemoteSettings
 from crossplan.cache.signing import SigningKey, write_keypair
-from crossplan.cache.store import Entry, Store
+from crossplan.cache.store import Store
 from crossplan.errors import RecipeError
-from crossplan.planner import Plan, PlannedNode, make_plan
-from crossplan.recipes import ShellStep, from_dict
-from crossplan.runner.events import StepEvent
-from crossplan.runner.result import RunResult
+from crossplan.executors.events import StepEvent
+from crossplan.executors.result import RunResult
+from crossplan.executors.substitution import RemoteRun, pull_plan, push_plan, remote_settings
+from crossplan.planner import Plan
+from crossplan.recipes import from_dict
 from crossplan.runner.scheduler import execute_plan
-from crossplan.runner.substitution import RemoteRun, pull_plan, push_plan, remote_settings
 
 REMOTE = "fake.test:5000/team/plan-cache"
 SH = ["sh", "-c"]
@@ -37,11 +38,6 @@ STEPS: dict[str, dict[str, Any]] = {
 }
 
 
-def shell_actions(pn: PlannedNode, workdir: Path, deps: Mapping[Any, Entry]) -> BuildAction:
-    assert isinstance(pn.step, ShellStep)
-    return BuildAction(commands=(pn.step.command,), outputs=pn.step.outputs)
-
-
 def recipe_plan(root: Path, cache: dict[str, Any] | None = None) -> Plan:
     (root / "src").mkdir(parents=True, exist_ok=True)
     (root / "src" / "a.txt").write_text("alpha\n")
@@ -51,7 +47,7 @@ def recipe_plan(root: Path, cache: dict[str, Any] | None = None) -> Plan:
     }
     if cache is not None:
         data["cache"] = cache
-    return make_plan(from_dict(data, file=root / "plan.toml"), environ={})
+    return plan_of(from_dict(data, file=root / "plan.toml"), environ={"PATH": os.environ["PATH"]})
 
 
 @pytest.fixture
@@ -76,9 +72,8 @@ def run_with(
     rr.prefetch()
     try:
         result, _ = execute_plan(
-            plan, store, actions=shell_actions, environ={"PATH": os.environ["PATH"]},
+            plan, executor_for(plan, store, {}, store.root / "tc", lambda e: None, remote=rr),
             on_event=events.append if events is not None else None,
-            substitute=rr.substitute, after_build=rr.after_build,
         )
         return rr.finish(result)
     finally:
@@ -164,7 +159,7 @@ def test_unreachable_registry_is_one_warning_and_a_local_build(
 
 def test_push_and_pull_a_whole_plan(plan: Plan, stores: tuple[Store, Store]) -> None:
     a, b = stores
-    execute_plan(plan, a, actions=shell_actions, environ={"PATH": os.environ["PATH"]})
+    execute_plan(plan, executor_for(plan, a, {}, a.root / "tc", lambda e: None))
     fake = FakeRegistry()
     with RemoteCache(RemoteSettings(REMOTE), a, client=fake) as rc:
         pushed = push_plan(plan, rc)
@@ -180,7 +175,7 @@ def test_push_and_pull_a_whole_plan(plan: Plan, stores: tuple[Store, Store]) -> 
 def test_push_of_a_partly_built_plan(plan: Plan, stores: tuple[Store, Store]) -> None:
     a, _ = stores
     gen_only = plan.subplan(plan.select(["gen"]))
-    execute_plan(gen_only, a, actions=shell_actions, environ={"PATH": os.environ["PATH"]})
+    execute_plan(gen_only, executor_for(gen_only, a, {}, a.root / "tc", lambda e: None))
     with RemoteCache(RemoteSettings(REMOTE), a, client=FakeRegistry()) as rc:
         pushed = push_plan(plan, rc)
     assert {str(n): s for n, s in pushed.items()}["gen"] == "pushed"
@@ -192,7 +187,7 @@ def test_push_of_a_partly_built_plan(plan: Plan, stores: tuple[Store, Store]) ->
 def test_flag_beats_env_beats_plan_toml(tmp_path: Path) -> None:
     p = recipe_plan(tmp_path, {"remote": "localhost:5000/toml/cache", "mode": "read"})
     env = {"CROSSPLAN_CACHE_REMOTE": "localhost:5000/env/cache"}
-    s = remote_settings(p.recipe, environ={})
+    s = remote_settings(p.recipe, environ={"PATH": os.environ["PATH"]})
     assert s is not None and (s.remote, s.mode) == ("localhost:5000/toml/cache", "read")
     s = remote_settings(p.recipe, environ=env)
     assert s is not None and s.remote == "localhost:5000/env/cache"
@@ -208,7 +203,7 @@ def test_flag_beats_env_beats_plan_toml(tmp_path: Path) -> None:
 def test_bad_mode_is_a_recipe_error(tmp_path: Path) -> None:
     p = recipe_plan(tmp_path, {"remote": "localhost:5000/c"})
     with pytest.raises(RecipeError, match="unknown cache mode 'sometimes'"):
-        remote_settings(p.recipe, mode="sometimes", environ={})
+        remote_settings(p.recipe, mode="sometimes", environ={"PATH": os.environ["PATH"]})
 
 
 def test_keys_are_read_relative_to_the_plan(tmp_path: Path) -> None:
@@ -217,11 +212,11 @@ def test_keys_are_read_relative_to_the_plan(tmp_path: Path) -> None:
         "remote": "localhost:5000/c", "signing_key": "keys/ci-1.key",
         "trusted_keys": ["keys/ci-1.pub", public.read_text().strip()],
     })
-    s = remote_settings(p.recipe, environ={})
+    s = remote_settings(p.recipe, environ={"PATH": os.environ["PATH"]})
     assert s is not None and s.signing_key == SigningKey.parse(secret.read_text())
     assert s.trusted_keys == (s.signing_key.public(),) * 2
     s = remote_settings(p.recipe, mode="read", environ={})  # read mode never needs the secret
     assert s is not None and s.signing_key is None
     bad = recipe_plan(tmp_path / "bad", {"remote": "localhost:5000/c", "signing_key": "nope.key"})
     with pytest.raises(RecipeError, match="cannot read the cache signing key"):
-        remote_settings(bad.recipe, environ={})
+        remote_settings(bad.recipe, environ={"PATH": os.environ["PATH"]})

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import plan_of
 
-from crossplan.backends.toolchains.base import BuildAction
+from crossplan.api.running import executor_for
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import EnvironmentProblem
-from crossplan.planner import NodeId, Plan, PlannedNode, make_plan
-from crossplan.recipes import ShellStep, from_dict
-from crossplan.runner.events import StepEvent
-from crossplan.runner.result import RunResult
+from crossplan.executors.events import StepEvent
+from crossplan.executors.result import RunResult
+from crossplan.planner import NodeId, Plan
+from crossplan.recipes import from_dict
 from crossplan.runner.scheduler import execute_plan
 
 OLD = time.time() - 3600
-
-
-def shell_actions(pn: PlannedNode, workdir: Path, deps: Mapping[str, Entry]) -> BuildAction:
-    assert isinstance(pn.step, ShellStep)
-    return BuildAction(commands=(pn.step.command,), env=dict(pn.step.env), outputs=pn.step.outputs)
 
 
 @pytest.fixture
@@ -52,16 +48,15 @@ def _plan(
         {"project": {"name": "t", "platforms": list(platforms)}, "steps": full},
         file=root / "plan.toml",
     )
-    return make_plan(recipe, environ={})
+    return plan_of(recipe, environ={"PATH": os.environ["PATH"]})
 
 
 def _run(
     p: Plan, store: Store, events: list[StepEvent] | None = None, **kw: Any
 ) -> tuple[RunResult, dict[NodeId, Entry]]:
-    return execute_plan(
-        p, store, actions=shell_actions, environ={"PATH": os.environ["PATH"]},
-        on_event=events.append if events is not None else None, **kw,
-    )
+    emit = events.append if events is not None else (lambda e: None)
+    executor = executor_for(p, store, {}, store.root / "toolcache", emit)
+    return execute_plan(p, executor, on_event=emit, **kw)
 
 
 def statuses(result: RunResult) -> dict[str, str]:

@@ -11,9 +11,10 @@ import pytest
 
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import StepFailed
+from crossplan.executors.workdir import collect_outputs, new_workdir, populate
 from crossplan.hashing import hash_bytes
-from crossplan.planner.digest import tree_digest
-from crossplan.runner.workdir import collect_outputs, new_workdir, populate
+from crossplan.planner.actions import InputFile
+from crossplan.probe.digest import tree_digest
 
 
 @pytest.fixture
@@ -37,7 +38,10 @@ def test_populate_copies_only_digested_files_with_exec_bits(store: Store, tmp_pa
     (src / "keep.txt").write_text("k")
     (src / "skip.log").write_text("s")
     work = new_workdir(store, "w")
-    populate(work, tree_digest(src, exclude=["*.log"]), {}, store)
+    tree = tree_digest(src, exclude=["*.log"])
+    inputs = tuple(InputFile(f.path, f.digest, f.executable, f.link, str(src / f.path))
+                   for f in tree.files)
+    populate(work, inputs, {}, store)
     files = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
     assert files == ["bin/tool", "keep.txt"]
     assert stat.S_IMODE((work / "bin" / "tool").stat().st_mode) == 0o755
