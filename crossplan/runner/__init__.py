@@ -1,1 +1,1 @@
-"""Runner: execute a Plan against the store and the backends; events, results, explain."""
+"""Running a plan: the scheduler orders and parallelises nodes; one Executor runs each."""

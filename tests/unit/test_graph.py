@@ -148,3 +148,26 @@ def test_subplan_keeps_targets_and_their_ancestors(tmp_path: Path) -> None:
     assert sub.edges() == [(NodeId("a", "linux/amd64"), NodeId("b", "linux/amd64"))]
     with pytest.raises(RecipeError, match="unknown step 'zz'"):
         p.select(["zz"])
+
+
+def test_same_recipe_and_facts_give_the_same_plan_json(tmp_path: Path) -> None:
+    import json
+
+    from crossplan.cli.render import graph_json
+    from crossplan.planner import make_plan
+    from crossplan.probe import gather
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    recipe = from_dict({"project": {"name": "t", "platforms": ["linux/amd64", "linux/arm64"]},
+                        "steps": {"s": {"kind": "shell", "src": "src", "command": ["true"],
+                                        "outputs": ["o"]}}}, file=tmp_path / "plan.toml")
+    facts = gather(recipe, environ={"PATH": "/bin"})
+    one = json.dumps(graph_json(make_plan(recipe, None, facts)), sort_keys=True)
+    two = json.dumps(graph_json(make_plan(recipe, None, facts)), sort_keys=True)
+    assert one == two
+    node = json.loads(one)["nodes"][0]
+    assert node["action"]["argv"] == [["true"]]
+    assert node["action"]["input_root"]["files"][0]["path"] == "a.txt"
+    assert node["action"]["env"]["TARGETARCH"] == "amd64"
+    assert node["action"]["platform"] == {"OSFamily": "linux", "ISA": "x86-64"}

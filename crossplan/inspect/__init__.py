@@ -1,0 +1,1 @@
+"""Looking at plans and stores: plan explain (why a rebuild), plan affected (what changed)."""
