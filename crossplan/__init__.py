@@ -9,36 +9,30 @@ The public API (see docs/api.md)::
     changed = crossplan.affected(p, since="origin/main")
 """
 
-from crossplan.api import (
-    RunOptions,
-    affected,
-    cache_keygen,
-    cache_pull,
-    cache_push,
-    explain,
-    install_toolchains,
-    load,
-    plan,
-    recipe_from_dict,
-    run,
-    store_for,
-    toolchains,
-)
-from crossplan.errors import (
-    CrossplanError,
-    EnvironmentProblem,
-    RecipeError,
-    StepFailed,
-)
-from crossplan.executors.events import StepEvent
-from crossplan.executors.result import ImageResult, RunResult, StepResult
-from crossplan.inspect.affected import Affected
-from crossplan.inspect.explain import Explanation
-from crossplan.planner import NodeId, Plan, PlannedNode
-from crossplan.planner.affected import AffectedNode
-from crossplan.platforms import Platform
-from crossplan.recipes.models import Member, Recipe
-from crossplan.recipes.workspace import Workspace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Where each public name lives. Imported on first use, so that importing a subpackage (say
+# crossplan.planner) or running `plan --help` does not load the whole package.
+_HOME = {
+    **dict.fromkeys(
+        ["RunOptions", "affected", "cache_keygen", "cache_pull", "cache_push", "explain",
+         "install_toolchains", "load", "plan", "recipe_from_dict", "run", "store_for",
+         "toolchains"], "crossplan.api"),
+    **dict.fromkeys(["CrossplanError", "EnvironmentProblem", "RecipeError", "StepFailed"],
+                    "crossplan.errors"),
+    "StepEvent": "crossplan.executors.events",
+    **dict.fromkeys(["ImageResult", "RunResult", "StepResult"], "crossplan.executors.result"),
+    "Affected": "crossplan.inspect.affected",
+    "Explanation": "crossplan.inspect.explain",
+    **dict.fromkeys(["NodeId", "Plan", "PlannedNode"], "crossplan.planner"),
+    "AffectedNode": "crossplan.planner.affected",
+    "Platform": "crossplan.platforms",
+    **dict.fromkeys(["Member", "Recipe"], "crossplan.recipes.models"),
+    "Workspace": "crossplan.recipes.workspace",
+}
 
 __all__ = [
     "Affected",
@@ -74,3 +68,49 @@ __all__ = [
     "toolchains",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'crossplan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from crossplan.api import (
+        RunOptions,
+        affected,
+        cache_keygen,
+        cache_pull,
+        cache_push,
+        explain,
+        install_toolchains,
+        load,
+        plan,
+        recipe_from_dict,
+        run,
+        store_for,
+        toolchains,
+    )
+    from crossplan.errors import (
+        CrossplanError,
+        EnvironmentProblem,
+        RecipeError,
+        StepFailed,
+    )
+    from crossplan.executors.events import StepEvent
+    from crossplan.executors.result import ImageResult, RunResult, StepResult
+    from crossplan.inspect.affected import Affected
+    from crossplan.inspect.explain import Explanation
+    from crossplan.planner import NodeId, Plan, PlannedNode
+    from crossplan.planner.affected import AffectedNode
+    from crossplan.platforms import Platform
+    from crossplan.recipes.models import Member, Recipe
+    from crossplan.recipes.workspace import Workspace

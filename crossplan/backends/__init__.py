@@ -1,0 +1,2 @@
+"""Low-level libraries the layers above drive: OCI (layouts, registries), buildx and Docker
+invocation, toolchains (Go, Rust, C), ELF checks, host process running."""
