@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crossplan import buildx_api
+from crossplan import api
+from crossplan.api import buildx as buildx_api
 from crossplan.bench import BenchOptions, bench
 from crossplan.platforms import build_platform
 
@@ -66,7 +67,7 @@ def test_noop_plan_run_vs_cached_buildx_build(
     plan_argv = [sys.executable, "-m", "crossplan.cli", "run", str(project), "--json"]
     _timed(plan_argv, env)  # the first build (untimed)
     ctx = tmp_path / "context"
-    (gen,) = buildx_api.dockerfile(project, "image", context=ctx, cache_dir=store)
+    (gen,) = buildx_api.dockerfile(api.load(project), "image", context=ctx, cache_dir=store)
     buildx_argv = ["docker", "buildx", "build", "--progress", "plain", "--provenance=false",
                    "--platform", PLATFORMS, "--output", "type=cacheonly", str(ctx)]
     _timed(buildx_argv, env)  # fills buildx's cache (untimed)

@@ -79,13 +79,12 @@ def _emulate_ok(recipe: Recipe, sid: str) -> frozenset[str]:
 
 
 def dockerfile(
-    plan_file: str | Path, step: str | None = None, *, platforms: str | None = None,
+    recipe: Recipe, step: str | None = None, *, platforms: str | None = None,
     variant: Variant = "cross", context: Path | None = None,
     cache_dir: str | Path | None = None,
 ) -> list[GeneratedDockerfile]:
     """The Dockerfile each image step builds (``context``: also lay out a build context
     there, building the host steps it copies from, so plain ``docker buildx build`` works)."""
-    recipe = api.load(plan_file)
     sids = image_steps(recipe, step)
     p = api.plan(recipe, platforms, cache_dir=cache_dir, with_toolchains=context is not None)
     out = []
@@ -153,12 +152,11 @@ class ImageTest:
 
 
 def test_images(
-    plan_file: str | Path, step: str | None = None, *, platforms: str | None = None,
+    recipe: Recipe, step: str | None = None, *, platforms: str | None = None,
     pushed: bool = False, cache_dir: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[ImageTest]:
     """Build (or reuse) each image step, then run it once per platform."""
-    recipe = api.load(plan_file)
     sids = image_steps(recipe, step)
     engine = Engine(environ)
     out: list[ImageTest] = []
@@ -205,8 +203,7 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower())
 
 
-def doctor(plan_file: str | Path | None = None, *, registries: tuple[str, ...] = ()) -> list[Check]:
-    recipe = api.load(plan_file) if plan_file is not None else None
+def doctor(recipe: Recipe | None = None, *, registries: tuple[str, ...] = ()) -> list[Check]:
     return run_checks(recipe, registries=registries)
 
 
