@@ -1,0 +1,92 @@
+"""Shared by every command: the consoles, option types, fail() and the error handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Literal, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from crossplan.errors import CrossplanError
+
+__all__ = [
+    "CacheDir",
+    "JsonOpt",
+    "ModeOpt",
+    "PlanArg",
+    "PlatformOpt",
+    "RemoteOpt",
+    "err",
+    "fail",
+    "handles_errors",
+    "out",
+    "warn",
+]
+
+
+def _console(stderr: bool) -> Console:
+    """Rich sizes output to 80 columns when not on a terminal; piped tables (logs, CI) would
+    then be cut with ellipses. Off a terminal, and unless COLUMNS says otherwise: 200."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    wide = None if tty or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=wide)
+
+
+err = _console(stderr=True)
+out = _console(stderr=False)
+
+PlanArg = Annotated[
+    Path, typer.Option("--file", "-f", help="plan.toml or its directory")
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="CROSSPLAN_CACHE_DIR", help="store directory"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="comma-separated target platforms")
+]
+RemoteOpt = Annotated[str | None, typer.Option(
+    "--cache-remote", help="remote cache REGISTRY/REPO (or CROSSPLAN_CACHE_REMOTE, cache.remote)"
+)]
+ModeOpt = Annotated[str | None, typer.Option(
+    "--cache-mode", help="readwrite | read | off (or CROSSPLAN_CACHE_MODE, cache.mode)"
+)]
+
+
+def fail(exc: CrossplanError, as_json: bool) -> NoReturn:
+    """Print the error on stderr (and, with --json, as JSON on stdout); exit with its code."""
+    err.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps({"ok": False, "error": exc.render(), "exit_code": exc.exit_code}))
+    raise typer.Exit(exc.exit_code)
+
+
+class handles_errors:
+    """``with handles_errors(as_json): ...``: a CrossplanError raised in the block goes to
+    fail() (error on stderr, JSON with --json, the error's exit code)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if isinstance(exc, CrossplanError):
+            fail(exc, self.as_json)
+        return False
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -1,0 +1,152 @@
+"""Release commands: `plan ci` (pipelines), `plan report` (image sizes), `plan tags prune`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from crossplan import api
+from crossplan.cli.common import JsonOpt, PlanArg, fail, handles_errors, out
+from crossplan.errors import RecipeError
+
+if TYPE_CHECKING:
+    from crossplan.release import ImageReport
+
+__all__ = ["register"]
+
+tags_app = typer.Typer(help="Maintain an image repository's tags.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ci")(ci_cmd)
+    app.command()(report)
+    app.add_typer(tags_app, name="tags")
+
+
+def ci_cmd(
+    system: Annotated[str, typer.Argument(help="github | gitlab | jenkins")],
+    plan_file: PlanArg = Path("plan.toml"),
+    write: Annotated[bool, typer.Option(
+        "--write", help="write .github/workflows/crossplan.yml, .gitlab-ci.yml or Jenkinsfile "
+        "next to plan.toml")] = False,
+    cache_remote: Annotated[str | None, typer.Option(
+        "--cache-remote", help="remote cache REGISTRY/REPO (default: cache.remote, else "
+        "<first image tag's repository>-plan-cache)")] = None,
+    default_branch: Annotated[str, typer.Option(
+        help="the branch that pushes (GitHub push trigger, Jenkins `when`)")] = "main",
+    install: Annotated[str | None, typer.Option(
+        help="pip requirement installing crossplan (default: crossplan==<this version>)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a CI pipeline for the plan: installs crossplan and the toolchains it needs,
+    logs into the registries, builds with the remote cache (read-only on pull requests),
+    smoke-tests each platform and pushes on the default branch."""
+    from crossplan import ci
+
+    with handles_errors(as_json):
+        recipe = api.load(plan_file)
+        opts = ci.CiOptions(default_branch=default_branch, cache_remote=cache_remote,
+                            **({"install": install} if install else {}))
+        pipeline = ci.generate(system, recipe, opts)
+        written = ci.write(pipeline, recipe) if write else None
+    if as_json:
+        print(json.dumps({**pipeline.as_json(), "written": str(written) if written else None},
+                         indent=2))
+    elif written is not None:
+        out.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    else:
+        print(pipeline.text, end="")
+
+
+def report(
+    image: Annotated[str | None, typer.Argument(
+        help="REGISTRY/REPO:TAG, oci:DIR[:REF], or a bare TAG of the plan's images "
+        "(default: each image step's first tag)")] = None,
+    against: Annotated[str | None, typer.Option(
+        help="compare with this image (a bare TAG: the same repository or layout)")] = None,
+    plan_file: PlanArg = Path("plan.toml"),
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+    as_json: JsonOpt = False,
+) -> None:
+    """Per platform: compressed and uncompressed size, the layers and the steps that made
+    them, layers shared across platforms, and the delta against another tag."""
+    from crossplan import release
+    from crossplan.recipes.models import ImageStep
+
+    fmt = "json" if as_json else fmt
+    if fmt not in ("table", "markdown", "json"):
+        fail(RecipeError(f"unknown format '{fmt}'", hint="use table, markdown or json"), False)
+    reports = []
+    with handles_errors(fmt == "json"):
+        steps: list[str] = []
+        tagged: list[tuple[str, tuple[str, ...]]] = []
+        layout = image is not None and image.startswith(("oci:", "oci-archive:"))
+        explicit = image is not None and ("/" in image or layout)
+        recipe = api.load(plan_file) if not explicit or plan_file.exists() else None
+        if recipe is not None:  # step ids confirm `COPY --from=<step>`; tags are the default
+            steps = list(recipe.steps)
+            tagged = [(sid, s.tags) for sid, s in recipe.steps.items()
+                      if isinstance(s, ImageStep)]
+        for ref in release.plan_references(tagged, image):
+            rep = _read_report(ref, steps)
+            if against is not None:
+                rep = release.compare(rep, _read_report(release.sibling(ref, against), steps))
+            reports.append(rep)
+    if fmt == "json":
+        print(json.dumps({"ok": True, "images": [r.as_json() for r in reports]}, indent=2))
+    elif fmt == "markdown":
+        print("\n".join(release.markdown(r) for r in reports), end="")
+    else:
+        for r in reports:
+            out.print(release.rich_report(r))
+
+
+def _read_report(ref: str, steps: list[str]) -> ImageReport:
+    from crossplan import release
+
+    source = release.open_source(ref)
+    try:
+        return release.read_image(source, steps=steps)
+    finally:
+        source.close()
+
+
+@tags_app.command("prune")
+def tags_prune(
+    repository: Annotated[str, typer.Argument(help="REGISTRY/REPO (no tag)")],
+    keep: Annotated[int, typer.Option("--keep", min=1, help="how many releases to keep")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run/--yes", help="only print what would be deleted (default), or delete")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the tags (and arch tags) of all but the newest N releases; never a digest a
+    kept tag still uses. Newest: the index's org.opencontainers.image.created annotation or
+    the config's created time; ties by version order (1.10 > 1.9 > 1.9-rc1 > latest)."""
+    from rich.table import Table
+
+    from crossplan import release
+
+    with handles_errors(as_json):
+        result = release.prune(repository, keep, dry_run=dry_run)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("action", "tag", "digest", "created", "why"):
+        table.add_column(col)
+    for d in result.decisions:
+        action = "[red]delete[/]" if d.action == "delete" else "[green]keep[/]"
+        table.add_row(action, escape(d.tag), d.digest.split(":")[-1][:12], d.created or "?",
+                      escape(d.reason))
+    out.print(table)
+    n, m = len(result.deleted_tags), len(result.manifests)
+    if result.dry_run:
+        out.print(f"dry run: would delete {n} tag(s) ({m} manifest(s)) from "
+                  f"{result.repository}; run again with --yes to delete", highlight=False)
+    else:
+        out.print(f"deleted {n} tag(s) ({m} manifest(s)) from {result.repository}; "
+                  f"{len(result.remaining)} tag(s) left", highlight=False)

@@ -1,0 +1,136 @@
+"""`plan run`: build the plan with a progress bar, then print the result table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from crossplan import api
+from crossplan.cli.common import (
+    CacheDir,
+    JsonOpt,
+    ModeOpt,
+    PlatformOpt,
+    RemoteOpt,
+    err,
+    handles_errors,
+    out,
+)
+from crossplan.errors import RecipeError
+
+if TYPE_CHECKING:
+    from crossplan.planner.plan import Plan
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+
+
+def _split_args(args: list[str]) -> tuple[Path, list[str]]:
+    """``plan run [PLAN] [TARGET...]``: the first arg is the plan if it is a path."""
+    if args:
+        first = Path(args[0])
+        if first.is_file() or (first.is_dir() and (first / "plan.toml").is_file()):
+            return first, args[1:]
+    return Path("plan.toml"), args
+
+
+def run(
+    args: Annotated[list[str] | None, typer.Argument(help="[PLAN] [STEP...]")] = None,
+    platform: PlatformOpt = None,
+    as_json: JsonOpt = False,
+    export: Annotated[Path | None, typer.Option(
+        help="copy outputs to DIR/<step>/<platform>/")] = None,
+    output: Annotated[str | None, typer.Option(help="oci:DIR or oci-archive:FILE.tar")] = None,
+    push: Annotated[bool, typer.Option(help="push images to their tags")] = False,
+    smoke: Annotated[bool, typer.Option(help="run each step's smoke command")] = False,
+    cache_dir: CacheDir = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel steps")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", "-k")] = False,
+    cache_remote: RemoteOpt = None,
+    cache_mode: ModeOpt = None,
+    affected: Annotated[bool, typer.Option(
+        "--affected", help="only the nodes `plan affected` lists (and what they need)")] = False,
+    since: Annotated[str | None, typer.Option(
+        help="with --affected: compare with this git revision (default: the last run)")] = None,
+) -> None:
+    """Build every step (or the named ones: ids like member:step, or globs) for every
+    target platform."""
+    plan_path, targets = _split_args(args or [])
+    with handles_errors(as_json):
+        if since is not None and not affected:
+            raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
+        recipe = api.load(plan_path)
+        p = api.plan(recipe, platform, cache_dir=cache_dir)
+        opts = api.RunOptions(
+            cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
+            output=output, push=push, smoke=smoke, targets=targets,
+            cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
+        )
+        result = _run_with_progress(p, opts, quiet=as_json)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        _print_result(result)
+    if not result.ok:
+        for s in result.steps:
+            if s.status == "failed" and s.error:
+                err.print(f"[bold red]failed:[/] {escape(s.error)}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _run_with_progress(p: Plan, opts: api.RunOptions, *, quiet: bool) -> api.RunResult:
+    if quiet or not err.is_terminal:
+        def on_event(e: api.StepEvent) -> None:
+            if e.kind == "warning":
+                err.print(f"[yellow]warning:[/] {e.node}: {escape(e.message)}", highlight=False)
+        return api.run(p, opts, on_event=on_event)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as prog:
+        task = prog.add_task("building", total=len(p.nodes))
+
+        def on_event_p(e: api.StepEvent) -> None:
+            if e.kind == "started":
+                prog.update(task, description=f"building {e.node}")
+            elif e.kind == "warning":
+                prog.console.print(f"[yellow]warning:[/] {e.node}: {e.message}", highlight=False)
+            else:
+                prog.advance(task)
+
+        return api.run(p, opts, on_event=on_event_p)
+
+
+def _print_result(result: api.RunResult) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for col in ("step", "platform", "status", "seconds", "key"):
+        table.add_column(col)
+    colors = {"built": "green", "cached": "cyan", "substituted": "blue", "failed": "red",
+              "skipped": "yellow"}
+    for s in result.steps:
+        table.add_row(
+            s.node.step, s.node.platform, f"[{colors[s.status]}]{s.status}[/]",
+            f"{s.seconds:.2f}", (s.key or "")[:16],
+        )
+    out.print(table)
+    for img in result.images:
+        out.print(f"image [bold]{img.step}[/]: index {img.index_digest}", soft_wrap=True)
+        for plat, dig in img.manifests.items():
+            out.print(f"  {plat}: {dig}", soft_wrap=True)
+        for note in img.notes:
+            out.print(f"  {escape(note)}", soft_wrap=True, highlight=False)
+    counts = {k: len(result.by_status(k)) for k in colors}  # type: ignore[arg-type]
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing to build"
+    out.print(f"{summary} in {result.seconds:.2f}s")
