@@ -11,10 +11,16 @@ __all__ = ["graph_json", "render_graph"]
 
 
 def graph_json(p: Plan) -> dict[str, Any]:
+    """Every node with its input key (known before anything runs: its static components and
+    its deps' input keys) and its Action; what the probe asked (``probed``)."""
+    keys = p.input_keys()
     return {
         "platforms": [str(x) for x in p.platforms],
+        "probed": sorted(p.facts.probed) if p.facts else [],
         "nodes": [
-            {"id": str(n), "step": n.step, "platform": n.platform, "kind": pn.step.kind}
+            {"id": str(n), "step": n.step, "platform": n.platform, "kind": pn.step.kind,
+             "input_key": keys[n],
+             "action": pn.action.as_json() if pn.action is not None else None}
             for n, pn in p.nodes.items()
         ],
         "edges": [[str(a), str(b)] for a, b in p.edges()],
