@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from affected_kit import API_NODES, FILES, LIB_NODES, write
+from testkit import plan_of
 
 from crossplan.inspect.affected import normalize
-from crossplan.planner import make_plan
 from crossplan.planner.affected import NodeState, compare, snapshot_keys, static_keys
 from crossplan.recipes import load
 
@@ -18,9 +18,9 @@ from crossplan.recipes import load
 def test_static_keys_change_for_the_node_and_its_dependents_only(tmp_path: Path) -> None:
     for rel, text in FILES.items():
         write(tmp_path / "a", rel, text)
-    before = static_keys(make_plan(load(tmp_path / "a"), environ={}))
+    before = static_keys(plan_of(load(tmp_path / "a"), environ={}))
     write(tmp_path / "a", "libs/core/src/core.txt", "changed\n")
-    plan = make_plan(load(tmp_path / "a"), environ={})
+    plan = plan_of(load(tmp_path / "a"), environ={})
     after = static_keys(plan)
     assert after == plan.input_keys()
     changed = {str(n) for n in after if after[n] != before[n]}
@@ -40,7 +40,7 @@ def test_snapshot_keys_need_every_dep() -> None:
 def test_compare_with_a_baseline_missing_a_dep(tmp_path: Path) -> None:
     for rel, text in FILES.items():
         write(tmp_path / "a", rel, text)
-    plan = make_plan(load(tmp_path / "a"), environ={})
+    plan = plan_of(load(tmp_path / "a"), environ={})
     from crossplan.planner.affected import snapshot
 
     base = snapshot(plan)
