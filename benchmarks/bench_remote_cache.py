@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from crossplan import api
-from crossplan.runner.result import RunResult
+from crossplan.executors.result import RunResult
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
