@@ -19,6 +19,7 @@ __all__ = [
     "ProjectConfig",
     "Recipe",
     "RustStep",
+    "SandboxConfig",
     "ShellStep",
     "Step",
     "ToolchainPins",
@@ -46,6 +47,7 @@ class _StepBase(_Model):
     smoke_expect: str | None = None
     toolchain_image: str | None = None
     emulate: bool = False
+    network: bool = False  # the step may use the network: non-hermetic, never shared
 
 
 class ShellStep(_StepBase):
@@ -127,6 +129,9 @@ class ProjectConfig(_Model):
     platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64")
     source_date_epoch: int | None = None
     description: str = ""
+    # image annotations org.opencontainers.image.source/.revision: only what you write here
+    source: str | None = None
+    revision: str | None = None
 
 
 class ToolchainPins(_Model):
@@ -141,6 +146,13 @@ class BuildxConfig(_Model):
     cache_ref: str | None = None
     compile: Literal["host", "container"] = "host"
     strategy: Literal["auto", "multi", "per-platform"] = "auto"
+
+
+class SandboxConfig(_Model):
+    """``[sandbox] mode``: bwrap (every local step in a bubblewrap sandbox), off (none: a
+    warning names what is lost), auto (bwrap where it works, else off with that warning)."""
+
+    mode: Literal["auto", "bwrap", "off"] = "auto"
 
 
 class CacheConfig(_Model):
@@ -176,6 +188,7 @@ class Recipe(_Model):
     toolchains: ToolchainPins = ToolchainPins()
     buildx: BuildxConfig = BuildxConfig()
     cache: CacheConfig = CacheConfig()
+    sandbox: SandboxConfig = SandboxConfig()
     workspace: WorkspaceConfig | None = None
     file: Path = Field(default=Path("plan.toml"), exclude=True)
     members: tuple[Member, ...] = Field(default=(), exclude=True)  # set by the loader only
