@@ -6,7 +6,7 @@ import os
 
 import blake3
 
-__all__ = ["file_digest", "hash_bytes"]
+__all__ = ["copy_hashing", "file_digest", "hash_bytes"]
 
 _MMAP_MIN = 1 << 16
 
@@ -25,4 +25,15 @@ def file_digest(path: str | os.PathLike[str], size: int | None = None) -> str:
     else:
         with open(path, "rb") as f:
             h.update(f.read())
+    return h.hexdigest()
+
+
+def copy_hashing(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
+    """Copy ``src`` to ``dest`` and return the blake3 of the bytes written: the digest of
+    what was staged, not of what was there earlier (hash-while-copying)."""
+    h = blake3.blake3()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while chunk := fin.read(1 << 20):
+            h.update(chunk)
+            fout.write(chunk)
     return h.hexdigest()

@@ -48,6 +48,7 @@ def facts(
     """Ask the world what planning ``recipe`` needs: input trees, and (``with_toolchains``)
     toolchain identities and commands and pinned bases (registries, the Docker engine)."""
     from crossplan.images import pin_base
+    from crossplan.probe.sandbox import resolve_sandbox
     from crossplan.probe.toolchains import resolver_for
 
     env = os.environ if environ is None else environ
@@ -60,6 +61,7 @@ def facts(
     return gather(
         recipe, platforms, environ=env, memo=StatMemo(store_dir / "statmemo") if memo else None,
         toolchains=resolve, bases=pin if with_toolchains else None,
+        sandbox=resolve_sandbox(recipe, env) if with_toolchains else ("off", None),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from crossplan.api.planning import store_for
 from crossplan.cache.store import Entry, Store
-from crossplan.executors.events import OnEvent
+from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.export import export_entries
 from crossplan.executors.host import HostExecutor
 from crossplan.executors.protocol import Executor
@@ -21,7 +21,7 @@ from crossplan.executors.result import ImageResult, RunResult
 from crossplan.executors.substitution import RemoteRun, remote_settings
 from crossplan.executors.wrappers import ByKind, LocalCache, Publishing, Verified
 from crossplan.planner.actions import Action
-from crossplan.planner.graph import NodeId
+from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import Plan
 from crossplan.recipes.models import ImageStep
 from crossplan.runner.scheduler import execute_plan
@@ -81,6 +81,9 @@ def run(
         backends = backends_for(p.recipe, store, p.source_date_epoch)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
                                 remote=remote)
+        notes = p.facts.notes if p.facts else ()
+        for note in notes:
+            emit(StepEvent("warning", NodeId("sandbox", ANY), message=note))
         result, entries = execute_plan(
             p, executor, jobs=opts.jobs, keep_going=opts.keep_going, on_event=emit
         )
@@ -90,6 +93,8 @@ def run(
             from crossplan.checks.smoke_run import smoke_test
 
             result = smoke_test(p, store, result, entries)
+        if notes:
+            result = dataclasses.replace(result, warnings=(*result.warnings, *notes))
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push)
         return remote.finish(result) if remote else result
@@ -108,9 +113,15 @@ def executor_for(
     from crossplan.images.executor import ImageExecutor
 
     facts = p.facts
+    sandbox = None
+    if facts is not None and facts.sandbox == "bwrap":
+        from crossplan.executors.sandbox import Sandbox
+        from crossplan.probe.sandbox import bwrap_path
+
+        sandbox = Sandbox(bwrap_path(), store.root / "sandbox" / "etc")
     build: Executor = ByKind(
         HostExecutor(store, toolcache, label=p.recipe.label,
-                     deferred=facts.deferred if facts else None),
+                     deferred=facts.deferred if facts else None, sandbox=sandbox),
         ImageExecutor(p.nodes, store, backends),
     )
     build = Publishing(store, Verified(store, build, {n: pn.platform for n, pn in

@@ -12,6 +12,7 @@ from crossplan.backends.host import log_tail, run_commands
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
 from crossplan.executors.protocol import ActionResult, dep_outputs
+from crossplan.executors.sandbox import Sandbox
 from crossplan.executors.workdir import collect_outputs, new_workdir, populate
 from crossplan.planner.actions import Action
 from crossplan.planner.facts import TOOLCACHE, WORKDIR
@@ -34,11 +35,16 @@ class HostExecutor:
     def __init__(
         self, store: Store, toolcache: Path, *, label: str = "",
         deferred: Mapping[NodeId, CrossplanError] | None = None,
+        sandbox: Sandbox | None = None, out: Store | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # deps' outputs are read from here
+        self.out = out or store  # outputs and logs are written here
         self.toolcache = toolcache
         self.label = label  # the recipe file, for errors
         self.deferred = dict(deferred or {})
+        self.sandbox = sandbox
+        if sandbox is not None:
+            sandbox.prepare()
 
     def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
         node = action.node
@@ -57,7 +63,7 @@ class HostExecutor:
         try:
             by_dir = {d.dir: deps[d.node] for d in action.deps}
             populate(workdir, action.inputs, by_dir, self.store)
-            real = _Paths(workdir, self.toolcache)
+            real = _Paths(workdir, self.toolcache, bound=self.sandbox is not None)
             for rel, text in action.files:
                 (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
                 (workdir / rel).write_text(real.sub(text))
@@ -67,6 +73,11 @@ class HostExecutor:
             (workdir / ".home").mkdir(exist_ok=True)
             (workdir / ".tmp").mkdir(exist_ok=True)
             commands = [tuple(real.sub(a) for a in argv) for argv in action.commands]
+            if self.sandbox is not None:
+                self.toolcache.mkdir(parents=True, exist_ok=True)
+                commands = [tuple(self.sandbox.wrap(
+                    argv, workdir=workdir, toolcache=self.toolcache, cwd=action.workdir,
+                    tools=action.tools, network=action.network)) for argv in commands]
             log.touch()
             code = run_commands(commands, cwd=workdir / action.workdir, env=env, log=log,
                                 step=str(node))
@@ -77,12 +88,16 @@ class HostExecutor:
                     f"command exited with status {code}", step=str(node), file=self.label,
                     log_tail=log_tail(log), hint=f"full log: {keep}", log=keep,
                 )
-            files = collect_outputs(workdir, action.outputs, self.store, step=str(node))
-            log_digest = self.store.put_bytes(log.read_bytes())
+            files = collect_outputs(workdir, action.outputs, self.out, step=str(node))
+            log_digest = self.out.put_bytes(log.read_bytes())
             secs = time.monotonic() - t0
             entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
             return ActionResult(key, entry, "built", secs, 0, keep)
         except EnvironmentProblem:
+            raise
+        except StepFailed as exc:
+            if exc.step is None:
+                exc.step = str(node)
             raise
         except OSError as exc:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
@@ -91,8 +106,10 @@ class HostExecutor:
 
 
 class _Paths:
-    def __init__(self, workdir: Path, toolcache: Path) -> None:
-        self.pairs = ((WORKDIR, str(workdir)), (TOOLCACHE, str(toolcache)))
+    """Logical -> real paths; a sandbox binds the real ones at the logical ones instead."""
+
+    def __init__(self, workdir: Path, toolcache: Path, *, bound: bool = False) -> None:
+        self.pairs = () if bound else ((WORKDIR, str(workdir)), (TOOLCACHE, str(toolcache)))
 
     def sub(self, text: str) -> str:
         for logical, real in self.pairs:

@@ -17,11 +17,15 @@ __all__ = ["RemoteCached"]
 
 
 class RemoteCached:
+    """Substitutes from / pushes to the shared cache around the inner executor."""
+
     def __init__(self, run: RemoteRun, inner: Executor) -> None:
         self.run = run
         self.inner = inner
 
     def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
+        if action.network:  # non-hermetic: never taken from, nor given to, the shared cache
+            return self.inner.execute(action, deps)
         t0 = time.monotonic()
         key = action.key(dep_outputs(deps))
         entry = self.run.substitute(key, action.node)

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
 
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import StepFailed
+from crossplan.hashing import copy_hashing
 from crossplan.planner.actions import InputFile
 
-__all__ = ["collect_outputs", "new_workdir", "populate"]
+__all__ = ["InputChanged", "collect_outputs", "new_workdir", "populate"]
+
+
+class InputChanged(StepFailed):
+    """A declared input's bytes differ from those its key was computed from: it changed
+    between planning and staging. Nothing is stored under the stale key."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(
+            f"input changed during the build: {path} ({what})",
+            hint="an input was edited while `plan run` ran; run it again (the new content "
+            "gets its own key)",
+        )
 
 
 def new_workdir(store: Store, label: str) -> Path:
@@ -29,10 +41,15 @@ def populate(
         dest.parent.mkdir(parents=True, exist_ok=True)
         if f.link is not None:
             os.symlink(f.link, dest)
-        else:
-            assert f.origin is not None
-            shutil.copyfile(f.origin, dest)
-            os.chmod(dest, 0o755 if f.executable else 0o644)
+            continue
+        assert f.origin is not None
+        try:
+            staged = copy_hashing(f.origin, dest)
+        except FileNotFoundError:
+            raise InputChanged(f.path, "removed") from None
+        if staged != f.digest:
+            raise InputChanged(f.path, f"planned blake3 {f.digest[:12]}, staged {staged[:12]}")
+        os.chmod(dest, 0o755 if f.executable else 0o644)
     for where, entry in deps.items():
         store.materialize(entry, workdir / where)
 

@@ -33,6 +33,8 @@ from crossplan.backends.toolchains.go import binary_name
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import EnvironmentProblem, RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
+from crossplan.executors.workdir import InputChanged
+from crossplan.hashing import copy_hashing
 from crossplan.images.buildx_pin import buildx_pin, check_emulation
 from crossplan.images.naming import output_for, tag_names
 from crossplan.images.protocol import LAYOUT_DIR
@@ -118,7 +120,8 @@ def _copy_tree(tree: TreeDigest, dest: Path) -> None:
         if f.link is not None:
             os.symlink(f.link, target)
         else:
-            shutil.copyfile(src, target)
+            if copy_hashing(src, target) != f.digest:  # the key hashed other bytes
+                raise InputChanged(f.path, "its content differs from when it was planned")
             os.chmod(target, 0o755 if f.executable else 0o644)
 
 

@@ -7,10 +7,8 @@ cache hit and ``--output``/``--push`` just re-export the stored layout.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path, PurePosixPath
 
 from crossplan.backends.oci import (
@@ -33,24 +31,7 @@ from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CopySpec, ImageStep, Recipe
 
-__all__ = ["OciBackend", "git_info", "oci_pin"]
-
-
-@cache
-def git_info(root: Path) -> tuple[str | None, str | None]:
-    """(revision, source URL) of the git checkout holding ``root``, when there is one."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, check=False,
-                timeout=10,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() or None if out.returncode == 0 else None
-
-    return git("rev-parse", "HEAD"), git("config", "--get", "remote.origin.url")
+__all__ = ["OciBackend", "oci_pin"]
 
 
 def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
@@ -64,7 +45,9 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
             base = f"{kind}:{(recipe.root / rest).resolve()}"
         bases = resolve_base(base, platforms)
         pin = ",".join(sorted({b.pinned or b.digest for b in bases.values() if b is not None}))
-    rev, src = git_info(recipe.root)
+    # Annotations come from the recipe only (never the checkout's git metadata or path),
+    # so the same tree gives the same index with or without .git, whatever the remote.
+    rev, src = recipe.project.revision, recipe.project.source
     return f"base={pin};revision={rev or ''};source={src or ''}"
 
 
@@ -139,7 +122,7 @@ class OciBackend:
                 labels=dict(step.labels), expose=step.expose, created=pn.components[
                     "source_date_epoch"],
             )
-        rev, src = git_info(self.recipe.root)
+        rev, src = self.recipe.project.revision, self.recipe.project.source
         built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
                             source=src)
         name = ref_name(step)

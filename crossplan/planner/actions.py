@@ -104,6 +104,8 @@ class Action:
     timeout: float | None = None
     backend: str | None = None  # image actions: oci | buildx
     toolchain: str = ""  # its toolcache sub-directory ("" : none)
+    tools: tuple[str, ...] = ()  # host toolchain directories it reads (read-only)
+    network: bool = False  # it may use the network: non-hermetic, never shared
     known: bool = True  # False: the toolchain was not probed (a plan for printing only)
 
     def environment(self) -> dict[str, str]:
@@ -129,6 +131,8 @@ class Action:
             "outputs": list(self.outputs),
             "platform": self.requirements.as_json(),
             "timeout": self.timeout,
+            "tools": list(self.tools),
+            "network": self.network,
         }
         if self.backend is not None:
             d["backend"] = self.backend
@@ -193,7 +197,8 @@ def lower(
     req = Requirements(isa(facts.build_platform))
     inputs = _inputs(facts.trees.get(node.step))
     common: dict[str, Any] = {"node": node, "inputs": inputs, "deps": deps,
-                              "requirements": req, "components": components}
+                              "requirements": req, "components": components,
+                              "network": step.network}
     if isinstance(step, ImageStep):
         return Action(kind="image", commands=(), env=(), outputs=("oci",),
                       backend=facts.backends.get(node.step, "oci"), **common)
@@ -211,5 +216,6 @@ def lower(
     return Action(
         kind="command", commands=cmd.commands, env=tuple(sorted(env.items())),
         outputs=cmd.outputs, executables=cmd.executables,
-        files=tuple(sorted(cmd.files.items())), toolchain=cmd.toolchain, **common,
+        files=tuple(sorted(cmd.files.items())), toolchain=cmd.toolchain, tools=cmd.roots,
+        **common,
     )

@@ -32,6 +32,7 @@ class ToolCommand:
     executables: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)  # rel path -> text (wrappers)
     toolchain: str = ""  # its name (go, rust, c): the toolcache sub-directory
+    roots: tuple[str, ...] = ()  # host directories of the toolchain, read-only in a sandbox
 
 
 @dataclass(frozen=True)
@@ -52,5 +53,7 @@ class Facts:
     commands: Mapping[NodeId, ToolCommand] = field(default_factory=dict)
     backends: Mapping[str, str] = field(default_factory=dict)  # image step -> oci | buildx
     probed: frozenset[Probed] = frozenset({"inputs"})
+    sandbox: str = "off"  # bwrap | off: how local steps run (enters command nodes' keys)
+    notes: tuple[str, ...] = ()  # warnings for the user (e.g. what is lost without a sandbox)
     # what one node's build will fail with (found while probing; the rest still builds)
     deferred: Mapping[NodeId, CrossplanError] = field(default_factory=dict, compare=False)

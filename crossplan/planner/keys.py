@@ -12,7 +12,7 @@ from crossplan.recipes.models import COSMETIC_FIELDS, ImageStep, Step
 
 __all__ = ["KEY_SCHEMA", "canonical", "final_key", "input_key", "step_fields"]
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: steps record `network` and how they ran (`sandbox`)
 
 # Fields that don't change what a step produces for one platform: labels, scheduling,
 # where inputs come from (their content is hashed instead), and publishing targets.

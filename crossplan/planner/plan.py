@@ -222,6 +222,8 @@ def make_plan(
             "toolchain": facts.identities.get(node),
             "source_date_epoch": sde,
         }
+        if step.kind != "image":
+            components["sandbox"] = facts.sandbox  # how it ran: bwrap, or off (unconfined)
         preds = tuple(sorted(graph.predecessors(node)))
         dep_steps = sorted({d.step for d in preds})
         dirs = {d: dep_dir(recipe, node.step, d) for d in dep_steps}

@@ -44,10 +44,13 @@ def gather(
     memo: StatMemo | None = None,
     toolchains: Resolver | None = None,
     bases: BasePinner | None = None,
+    sandbox: tuple[str, str | None] = ("off", None),
 ) -> Facts:
     """Facts for planning ``recipe`` for ``platforms``. Without ``toolchains`` (a resolver)
     compile nodes have no identity and no commands; without ``bases`` image nodes have no
-    base pin: such a plan is for printing only. The stat memo is saved here."""
+    base pin: such a plan is for printing only. ``sandbox`` is how local steps will run
+    (``probe.sandbox.resolve_sandbox``) and a warning for the user. The stat memo is saved
+    here."""
     env = os.environ if environ is None else environ
     targets = target_platforms(recipe, platforms)
     graph = expand_for(recipe, targets)
@@ -77,7 +80,8 @@ def gather(
         env={k: env[k] for k in ENV_ALLOWLIST if k in env},
         host_env={k: env[k] for k in PASS_THROUGH if k in env},
         trees=trees, identities=identities, commands=commands, backends=backends,
-        probed=frozenset(probed), deferred=deferred,
+        probed=frozenset(probed), deferred=deferred, sandbox=sandbox[0],
+        notes=(sandbox[1],) if sandbox[1] else (),
     )
 
 

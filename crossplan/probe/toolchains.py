@@ -3,6 +3,7 @@ the logical WORKDIR/TOOLCACHE paths (so the planner can make Actions without run
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, Recipe, ShellStep, Step
 
-__all__ = ["Resolver", "probe_toolchains", "resolver_for"]
+__all__ = ["Resolver", "probe_toolchains", "resolver_for", "tool_roots"]
 
 # (step id, step) -> the toolchain that builds it.
 Resolver = Callable[[str, Step], Toolchain]
@@ -69,6 +70,38 @@ def probe_toolchains(
         commands[node] = ToolCommand(
             commands=built.commands, env=dict(built.env), outputs=built.outputs,
             executables=built.executables, files=dict(built.files), toolchain=tc.name,
+            roots=tool_roots(built.commands, built.env, built.files),
         )
     return identities, commands, deferred
 
+
+
+_SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/lib32/", "/etc/", "/proc/", "/dev/")
+_TOKEN = re.compile(r"/[^\s'\"=:;]+")
+
+
+def tool_roots(
+    commands: tuple[tuple[str, ...], ...], env: Mapping[str, str], files: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The host directories a toolchain's commands use, outside the system paths: for each
+    absolute path named in argv, environment or wrapper scripts, its install root (the
+    parent of a ``bin/`` directory, else its directory), before and after resolving
+    symlinks (a venv's python points into its base interpreter). A sandbox binds these
+    read-only and nothing else of the host."""
+    texts = [a for c in commands for a in c] + list(env.values()) + list(files.values())
+    roots: set[str] = set()
+    for text in texts:
+        for token in _TOKEN.findall(text):
+            if token.startswith((WORKDIR, TOOLCACHE)) or token.startswith(_SYSTEM):
+                continue
+            path = Path(token)
+            if not path.exists():
+                continue
+            for p in {path, path.resolve()}:
+                root = p if p.is_dir() else (
+                    p.parent.parent if p.parent.name == "bin" else p.parent)
+                if str(root) != "/" and not (str(root) + "/").startswith(_SYSTEM):
+                    roots.add(str(root))
+    # nested roots are covered by their parents
+    ordered = sorted(roots)
+    return tuple(r for r in ordered if not any(r != o and r.startswith(o + "/") for o in ordered))

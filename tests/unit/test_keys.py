@@ -287,10 +287,10 @@ def test_steps_sharing_an_input_tree_hash_it_once(
 def test_golden_keys(proj: Path) -> None:
     """Keys are a stored contract: if this changes, bump KEY_SCHEMA on purpose (old store
     entries become unreachable) and update these values."""
-    assert KEY_SCHEMA == 1
+    assert KEY_SCHEMA == 2
     assert keys(_plan(proj)) == {
-        "count": "56490cd7a44ef65e489346482b89ee94127d45e689bac1026e090b6e29e7168e",
-        "gen": "fdd88087a488ac5ab0f7f5d3d2550ec0207a42fa4c24e3f6d6d39b122535ca79",
-        "report@linux/amd64": "f87a0af6130da7f6055723289baf06e7d9bf694c10471222e1b5727fcfa1e73e",
-        "report@linux/arm64": "fa887492954df3ba49c20d2ec3c4c55e4904c7a7e6289fc09b5538a7bbd5b21e",
+        "count": "ed9903ddade8c37b80d8a5d5050e6589524ba291888406fd62d34287b0cccbc5",
+        "gen": "1bb4a376dfbe107aec6340541aa376db2cb11beda635e208e3f091490920da61",
+        "report@linux/amd64": "ae704cb89c1159c1dcc16436891cba6f033ad0a28eb1ead52be7678a5a397012",
+        "report@linux/arm64": "42690594a14362e72d03b97545e7317156feea4cda2a4d639d4ff4e086ef9953",
     }

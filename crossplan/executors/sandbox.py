@@ -1,0 +1,71 @@
+"""The bubblewrap sandbox of a local step: its staged input root read-write at /crossplan/work,
+its toolchains and the system's /usr and /lib read-only, a minimal /etc made for it, a
+private /tmp, no network (its own network namespace) unless the step says ``network = true``,
+and nothing else of the host; it dies with ``plan`` (``--die-with-parent``, own pid namespace)."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from crossplan.planner.facts import TOOLCACHE, WORKDIR
+
+__all__ = ["Sandbox"]
+
+# Host paths a compiler needs, read-only (missing ones are skipped; symlinks kept as links).
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Host files of /etc that the dynamic loader and Debian's alternatives need.
+_ETC_FROM_HOST = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
+_ETC_MADE = {
+    "passwd": "root:x:0:0:root:/crossplan/work/.home:/bin/sh\n"
+              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "group": "root:x:0:\nnogroup:x:65534:\n",
+    "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+}
+
+
+class Sandbox:
+    """Wraps a step's argv in ``bwrap``; ``etc`` is where the made /etc files live."""
+
+    def __init__(self, bwrap: str, etc: Path) -> None:
+        self.bwrap = bwrap
+        self.etc = etc
+
+    def prepare(self) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        for name, text in _ETC_MADE.items():
+            f = self.etc / name
+            if not f.is_file() or f.read_text() != text:
+                tmp = self.etc / f".{name}.{os.getpid()}"
+                tmp.write_text(text)
+                os.replace(tmp, f)
+
+    def wrap(
+        self, argv: tuple[str, ...] | list[str], *, workdir: Path, toolcache: Path,
+        cwd: str = ".", tools: tuple[str, ...] = (), network: bool = False,
+    ) -> list[str]:
+        out = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+        if network:
+            out.append("--share-net")
+        for p in _SYSTEM:
+            if os.path.islink(p):
+                out += ["--symlink", os.readlink(p), p]
+            elif os.path.isdir(p):
+                out += ["--ro-bind", p, p]
+        out += ["--dir", "/etc"]
+        for name in _ETC_MADE:
+            out += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
+        if network and os.path.exists("/etc/resolv.conf"):
+            out += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+        for p in _ETC_FROM_HOST:
+            if os.path.exists(p):
+                out += ["--ro-bind", p, p]
+        out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for t in tools:
+            if os.path.exists(t) and not t.startswith(_SYSTEM):
+                out += ["--ro-bind", t, t]
+        out += ["--bind", str(workdir), WORKDIR, "--bind", str(toolcache), TOOLCACHE]
+        out += ["--chdir", posixpath.normpath(f"{WORKDIR}/{cwd}"), "--", *argv]
+        return out
