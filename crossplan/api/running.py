@@ -44,6 +44,7 @@ class RunOptions:
     environ: Mapping[str, str] | None = None
     cache_remote: str | None = None
     cache_mode: str | None = None
+    check: bool = False  # rebuild what the store holds and compare; store nothing new
     affected: bool = False  # only the nodes `affected(plan, since)` reports, and their deps
     since: str | None = None  # git revision for `affected` (None: the last recorded run)
 
@@ -74,11 +75,13 @@ def run(
         settings = remote_settings(
             p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
         )
-        if settings is not None:  # batched look-ups now, downloads in the background
+        if settings is not None and not opts.check:  # look-ups now, downloads meanwhile
             remote = RemoteRun.start(p, store, settings, on_event)
         from crossplan.images import backends_for
 
         backends = backends_for(p.recipe, store, p.source_date_epoch)
+        if opts.check:
+            return _check(p, store, backends, toolcache_dir(store, environ), emit, opts)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
                                 remote=remote)
         notes = p.facts.notes if p.facts else ()
@@ -104,12 +107,11 @@ def run(
         store.close()
 
 
-def executor_for(
-    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, on_event: OnEvent,
-    *, remote: RemoteRun | None = None,
+def _builder(
+    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, out: Store
 ) -> Executor:
-    """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
-    then the host (commands) or the image backends (images)."""
+    """Host commands (sandboxed when the facts say so) or image backends, then ELF checks;
+    deps' outputs are read from ``store``, outputs written to ``out``."""
     from crossplan.images.executor import ImageExecutor
 
     facts = p.facts
@@ -121,11 +123,41 @@ def executor_for(
         sandbox = Sandbox(bwrap_path(), store.root / "sandbox" / "etc")
     build: Executor = ByKind(
         HostExecutor(store, toolcache, label=p.recipe.label,
-                     deferred=facts.deferred if facts else None, sandbox=sandbox),
-        ImageExecutor(p.nodes, store, backends),
+                     deferred=facts.deferred if facts else None, sandbox=sandbox, out=out),
+        ImageExecutor(p.nodes, store, backends, out=out),
     )
-    build = Publishing(store, Verified(store, build, {n: pn.platform for n, pn in
-                                                      p.nodes.items()}), on_event)
+    return Verified(out, build, {n: pn.platform for n, pn in p.nodes.items()})
+
+
+def _check(
+    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, emit: OnEvent,
+    opts: RunOptions,
+) -> RunResult:
+    """``--check``: every stored node rebuilt into a scratch store and compared."""
+    import shutil
+    import tempfile
+
+    from crossplan.executors.check import Checking
+
+    scratch_dir = Path(tempfile.mkdtemp(prefix="check-", dir=store.root / "tmp"))
+    scratch = Store(scratch_dir)
+    try:
+        checking = Checking(store, scratch, _builder(p, store, backends, toolcache, scratch),
+                            emit, label=p.recipe.label)
+        result, _ = execute_plan(p, checking, jobs=opts.jobs, keep_going=True, on_event=emit)
+        return result
+    finally:
+        scratch.close()
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def executor_for(
+    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, on_event: OnEvent,
+    *, remote: RemoteRun | None = None,
+) -> Executor:
+    """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
+    then the host (commands) or the image backends (images)."""
+    build: Executor = Publishing(store, _builder(p, store, backends, toolcache, store), on_event)
     if remote is not None:
         build = RemoteCached(remote, build)
     root = str(p.recipe.root.resolve())

@@ -50,6 +50,9 @@ def run(
     output: Annotated[str | None, typer.Option(help="oci:DIR or oci-archive:FILE.tar")] = None,
     push: Annotated[bool, typer.Option(help="push images to their tags")] = False,
     smoke: Annotated[bool, typer.Option(help="run each step's smoke command")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="rebuild what the store holds and compare the outputs byte for byte "
+        "(exit 1 on any difference); stores nothing")] = False,
     cache_dir: CacheDir = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel steps")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", "-k")] = False,
@@ -70,7 +73,7 @@ def run(
         p = api.plan(recipe, platform, cache_dir=cache_dir)
         opts = api.RunOptions(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
-            output=output, push=push, smoke=smoke, targets=targets,
+            output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
         )
         result = _run_with_progress(p, opts, quiet=as_json)
@@ -117,8 +120,8 @@ def _print_result(result: api.RunResult) -> None:
     table = Table(show_header=True, header_style="bold")
     for col in ("step", "platform", "status", "seconds", "key"):
         table.add_column(col)
-    colors = {"built": "green", "cached": "cyan", "substituted": "blue", "failed": "red",
-              "skipped": "yellow"}
+    colors = {"built": "green", "cached": "cyan", "substituted": "blue", "checked": "green",
+              "failed": "red", "skipped": "yellow"}
     for s in result.steps:
         table.add_row(
             s.node.step, s.node.platform, f"[{colors[s.status]}]{s.status}[/]",

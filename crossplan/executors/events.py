@@ -11,7 +11,9 @@ from crossplan.planner.graph import NodeId
 
 __all__ = ["EventKind", "OnEvent", "StepEvent"]
 
-EventKind = Literal["started", "finished", "cached", "substituted", "failed", "skipped", "warning"]
+EventKind = Literal[
+    "started", "finished", "cached", "substituted", "checked", "failed", "skipped", "warning"
+]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,14 @@ from crossplan.cache.store import Entry
 from crossplan.planner.actions import Action
 from crossplan.planner.graph import NodeId
 
-__all__ = ["ActionResult", "Executor", "Outcome", "dep_outputs"]
+__all__ = ["ActionResult", "Executor", "Outcome", "Skip", "dep_outputs"]
 
-Outcome = Literal["built", "cached", "substituted"]
+Outcome = Literal["built", "cached", "substituted", "checked"]
+
+
+class Skip(Exception):
+    """Raised by an executor that will not run this node (the run continues; its dependents
+    are skipped too): e.g. ``--check`` of a node the store does not hold."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from crossplan.planner.graph import NodeId
 
 __all__ = ["ImageResult", "RunResult", "Status", "StepResult"]
 
-Status = Literal["built", "cached", "substituted", "failed", "skipped"]
+Status = Literal["built", "cached", "substituted", "checked", "failed", "skipped"]
 
 
 @dataclass(frozen=True)

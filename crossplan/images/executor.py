@@ -24,9 +24,10 @@ class ImageExecutor:
     """Executes image Actions with the backend each names (``Action.backend``)."""
 
     def __init__(self, nodes: Mapping[NodeId, PlannedNode], store: Store,
-                 backends: Mapping[str, ImageBackend]) -> None:
+                 backends: Mapping[str, ImageBackend], *, out: Store | None = None) -> None:
         self.nodes = nodes
-        self.store = store
+        self.store = store  # the backends read deps' outputs from theirs
+        self.out = out or store  # the layout and log are collected here
         self.backends = backends
 
     def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
@@ -42,8 +43,8 @@ class ImageExecutor:
             log.touch()
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(log, keep)
-            files = collect_outputs(workdir, outputs, self.store, step=str(node))
-            log_digest = self.store.put_bytes(log.read_bytes())
+            files = collect_outputs(workdir, outputs, self.out, step=str(node))
+            log_digest = self.out.put_bytes(log.read_bytes())
             secs = time.monotonic() - t0
             entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
             return ActionResult(key, entry, "built", secs, 0, keep)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from crossplan.cache.store import Entry
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
 from crossplan.executors.events import OnEvent, StepEvent
-from crossplan.executors.protocol import Executor, dep_outputs
+from crossplan.executors.protocol import Executor, Skip, dep_outputs
 from crossplan.executors.result import RunResult, StepResult
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan, PlannedNode
@@ -101,6 +101,9 @@ def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
     key = pn.action.key(dep_outputs(deps))
     try:
         res = ctx.executor.execute(pn.action, deps)
+    except Skip as exc:
+        ctx.on_event(StepEvent("skipped", pn.id, key, message=str(exc)))
+        return StepResult(pn.id, "skipped", key, time.monotonic() - t0, error=str(exc))
     except StepFailed as exc:
         secs = time.monotonic() - t0
         log = exc.log
