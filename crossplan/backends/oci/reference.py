@@ -1,90 +1,9 @@
-"""Parse image references like ``localhost:5000/demo/hello:1.0`` or ``alpine@sha256:...``."""
+"""Image references (``localhost:5000/demo/hello:1.0``, ``alpine@sha256:...``): the pure
+parser lives in the leaf module ``crossplan.imageref`` (recipes validate tags with it);
+re-exported here for the OCI client and its users."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from crossplan.imageref import DOCKER_HUB, Reference, is_loopback, parse_tag_reference
 
-from crossplan.errors import RecipeError
-
-__all__ = ["DOCKER_HUB", "Reference", "is_loopback"]
-
-DOCKER_HUB = "docker.io"
-_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
-_PATH = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
-_FORMAT_HINT = (
-    "write it as HOST[:PORT]/REPO[:TAG][@sha256:DIGEST], e.g. localhost:5000/demo/hello:1.0"
-)
-
-
-def is_loopback(registry: str) -> bool:
-    """``localhost:5000``, ``127.0.0.1``, ``[::1]:5000`` are spoken to over plain http."""
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return host in _LOOPBACK or registry in _LOOPBACK
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A registry, a repository and optionally a tag and/or a digest."""
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Reference:
-        raw = text.strip().removeprefix("docker://")
-        name, tag, digest = raw, None, None
-        if "@" in name:
-            name, digest = name.rsplit("@", 1)
-            if not _DIGEST.match(digest):
-                raise RecipeError(f"bad digest in image reference '{text}'", hint=_FORMAT_HINT)
-        colon = name.rfind(":")
-        if colon > name.rfind("/") and not name.endswith("]"):
-            name, tag = name[:colon], name[colon + 1 :]
-            if not _TAG.match(tag):
-                raise RecipeError(f"bad tag '{tag}' in image reference '{text}'", hint=_FORMAT_HINT)
-        first, slash, rest = name.partition("/")
-        if slash and ("." in first or ":" in first or first == "localhost" or first[:1] == "["):
-            registry, repository = first, rest
-        else:
-            registry, repository = DOCKER_HUB, name
-        if registry in _HUB_ALIASES:
-            registry = DOCKER_HUB
-        if registry == DOCKER_HUB and "/" not in repository:
-            repository = f"library/{repository}"
-        if not _PATH.match(repository):
-            raise RecipeError(
-                f"bad repository '{repository}' in image reference '{text}'", hint=_FORMAT_HINT
-            )
-        return cls(registry, repository, tag, digest)
-
-    @property
-    def ref(self) -> str:
-        """What goes after ``/manifests/``: the digest if pinned, else the tag (or ``latest``)."""
-        return self.digest or self.tag or "latest"
-
-    @property
-    def name(self) -> str:
-        """``registry/repository`` without tag or digest."""
-        return f"{self.registry}/{self.repository}"
-
-    def with_tag(self, tag: str) -> Reference:
-        return replace(self, tag=tag, digest=None)
-
-    def with_digest(self, digest: str) -> Reference:
-        return replace(self, digest=digest)
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+__all__ = ["DOCKER_HUB", "Reference", "is_loopback", "parse_tag_reference"]
