@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import os
+import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from crossplan.errors import EnvironmentProblem
 from crossplan.platforms import Platform
@@ -56,26 +65,130 @@ def run_commands(
     step: str,
 ) -> int:
     """Run commands in order, appending stdout+stderr to ``log``; the first failure's exit
-    code is returned (0 when all succeed). A missing program is an EnvironmentProblem."""
-    with open(log, "ab") as out:
-        for argv in commands:
-            out.write(f"$ {' '.join(argv)}\n".encode())
-            out.flush()
-            started = time.monotonic()
-            try:
-                proc = subprocess.run(
-                    list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, check=False,
-                )
-            except FileNotFoundError:
-                raise EnvironmentProblem(
-                    f"program not found: {argv[0]}", step=step,
-                    hint=f"install {argv[0]} or put it on PATH (PATH={env.get('PATH', '')})",
-                ) from None
-            out.write(f"# exit {proc.returncode} in {time.monotonic() - started:.2f}s\n".encode())
-            if proc.returncode != 0:
-                return proc.returncode
+    code is returned (0 when all succeed). A missing program is an EnvironmentProblem, and so
+    is a failure while the work dir's filesystem is full.
+
+    Each command runs in its own process group and (Linux) with PR_SET_PDEATHSIG=SIGKILL, so
+    a SIGKILL of this process takes the command down; on any exception here (a
+    KeyboardInterrupt included) the whole group is killed and reaped."""
+    try:
+        with open(log, "ab") as out:
+            for argv in commands:
+                out.write(f"$ {' '.join(argv)}\n".encode())
+                out.flush()
+                started = time.monotonic()
+                code = _run_one(argv, cwd=cwd, env=env, out=out, step=step)
+                out.write(f"# exit {code} in {time.monotonic() - started:.2f}s\n".encode())
+                if code != 0:
+                    _raise_if_full(cwd, step)
+                    return code
+    except OSError as exc:
+        if exc.errno in _FULL:
+            _raise_if_full(cwd, step, force=True)
+        raise
     return 0
+
+
+def _run_one(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: Any, step: str
+) -> int:
+    try:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, process_group=0, preexec_fn=_die_with(os.getpid()),
+        )
+    except FileNotFoundError:
+        raise EnvironmentProblem(
+            f"program not found: {argv[0]}", step=step,
+            hint=f"install {argv[0]} or put it on PATH (PATH={env.get('PATH', '')})",
+        ) from None
+    _GROUPS.add(proc.pid)
+    try:
+        return proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        _GROUPS.discard(proc.pid)
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NEARLY_FULL = 1 << 20  # bytes left below which a failed command is blamed on the disk
+
+
+def _raise_if_full(cwd: Path, step: str, *, force: bool = False) -> None:
+    try:
+        st = os.statvfs(cwd)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if force or free < _NEARLY_FULL or (st.f_files > 0 and st.f_favail == 0):
+        raise EnvironmentProblem(
+            f"the filesystem of the work dir {cwd} is full ({free} bytes free); the "
+            "command failed for lack of space", step=step,
+            hint="free space there (`plan cache gc --max-size ...`) or point --cache-dir "
+            "(CROSSPLAN_CACHE_DIR) at a larger disk",
+        )
+
+
+# -- the command's life is bound to ours ---------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+_GROUPS: set[int] = set()  # process groups of the commands running now (for SIGINT)
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+_PRCTL = _libc_prctl()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """The child's preexec: SIGKILL when the parent dies (resolved before fork: nothing is
+    loaded or allocated in the child beyond the call); if it is already gone, exit."""
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(137)
+
+    return preexec
+
+
+def _forward_interrupts() -> None:
+    """Commands run in their own process group, out of reach of a terminal's Ctrl-C: pass
+    SIGINT on to them, then to the previous handler (KeyboardInterrupt by default)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or getattr(previous, "_crossplan", False):
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        for group in tuple(_GROUPS):
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGINT)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    on_sigint._crossplan = True  # type: ignore[attr-defined]
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, on_sigint)
+
+
+_forward_interrupts()
 
 
 def log_tail(log: Path, lines: int = 20) -> str:

@@ -5,30 +5,36 @@ Layout under the store root::
     blobs/ab/abcdef...   read-only blob files named by their blake3 digest
     index/               diskcache: action key -> output manifest
     records/             diskcache: node id -> key components of its last build (for explain)
-    locks/               per-key lock files
-    tmp/                 work dirs and blobs being written (renamed into place when complete)
+    locks/               per-key lock files (and gc.lock: gc exclusive, readers shared)
+    leases/              one per open store handle: what it uses (see leases.py)
+    tmp/                 work dirs and blobs being written (renamed into place when complete),
+                         named ``KIND-...@<lease id>@...`` so a dead owner's leftovers are swept
 
 An entry is published only after every blob it names exists, so a crash (even SIGKILL)
-never leaves a visible partial entry.
+never leaves a visible partial entry. Failures of the place the store lives (read-only,
+full, no permission, no locking) are EnvironmentProblems naming the store (failures.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
-import stat
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
-import filelock
 
+from crossplan.cache.failures import boundary
+from crossplan.cache.leases import LEASES, Lease, flocked, live_leases, sweep_tmp, tmp_prefix
 from crossplan.hashing import file_digest
+
+if TYPE_CHECKING:
+    from crossplan.cache.gc import GcReport
 
 __all__ = ["Entry", "OutputFile", "Store", "default_store_dir"]
 
@@ -73,6 +79,10 @@ class Entry:
     def digests(self) -> dict[str, str]:
         return {f.path: f.digest for f in self.files}
 
+    def blobs(self) -> tuple[str, ...]:
+        """Every blob the entry names: its files' and its log's."""
+        return tuple(f.digest for f in self.files) + ((self.log,) if self.log else ())
+
     def as_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -101,18 +111,51 @@ class CorruptEntry(Exception):
 
 
 class Store:
-    """Content-addressed blobs + action index, safe for concurrent processes."""
+    """Content-addressed blobs + action index, safe for concurrent processes.
+
+    Opening takes a lease (released by close()) and sweeps what dead owners left in tmp/."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        for sub in ("blobs", "locks", "tmp", "logs"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.index = diskcache.Cache(str(self.root / "index"), eviction_policy="none")
-        self.records = diskcache.Cache(str(self.root / "records"), eviction_policy="none")
+        self.lease: Lease | None = None
+        with self._guard("opening the store"):
+            for sub in ("blobs", "locks", "tmp", "logs", LEASES):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self.lease = Lease(self.root)
+            try:
+                sweep_tmp(self.root, live_leases(self.root))
+                self.index = diskcache.Cache(str(self.root / "index"), eviction_policy="none")
+                self.records = diskcache.Cache(str(self.root / "records"),
+                                               eviction_policy="none")
+            except BaseException:
+                self.lease.release()
+                raise
+
+    def tmp_prefix(self, kind: str) -> str:
+        """The name prefix for this handle's tmp/ entries (swept once it is gone)."""
+        assert self.lease is not None
+        return tmp_prefix(kind, self.lease.id)
 
     def close(self) -> None:
-        self.index.close()
-        self.records.close()
+        try:
+            with self._guard("closing the store"):
+                self.index.close()
+                self.records.close()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+
+    def _guard(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        return boundary(self.root, doing)
+
+    def _flock(self, name: str, how: int) -> contextlib.AbstractContextManager[None]:
+        return flocked(self.root / "locks" / name, how)
+
+    def tmp_file(self, kind: str) -> Path:
+        """A new empty file in tmp/ named for this handle (swept if the process dies)."""
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=self.tmp_prefix(kind))
+        os.close(fd)
+        return Path(tmp)
 
     # -- blobs ---------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
@@ -122,29 +165,42 @@ class Store:
         return self.blob_path(digest).exists()
 
     def put_file(self, src: Path, *, move: bool = False) -> tuple[str, int]:
-        """Add a file's bytes as a blob; returns (digest, size). ``move`` consumes ``src``."""
+        """Add a file's bytes as a blob; returns (digest, size). ``move`` consumes ``src``
+        (also when the blob was already there)."""
         size = src.stat().st_size
         digest = file_digest(src, size)
         dest = self.blob_path(digest)
-        if not dest.exists():
+        with self._guard("adding a blob"), self._flock("gc.lock", fcntl.LOCK_SH):
+            self._register(blobs=(digest,))
+            if dest.exists():
+                if move:
+                    src.unlink()
+                return digest, size
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="blob-")
-            os.close(fd)
-            if move:
-                os.replace(src, tmp)
-            else:
-                shutil.copyfile(src, tmp)
-            os.chmod(tmp, 0o444)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
+            tmp = self.tmp_file("blob")
+            try:
+                if move:
+                    os.replace(src, tmp)
+                else:
+                    shutil.copyfile(src, tmp)
+                os.chmod(tmp, 0o444)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
         return digest, size
 
     def put_bytes(self, data: bytes) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="bytes-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        digest, _ = self.put_file(Path(tmp), move=True)
+        with self._guard("adding a blob"):
+            tmp = self.tmp_file("bytes")
+            try:
+                tmp.write_bytes(data)
+                digest, _ = self.put_file(tmp, move=True)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
         return digest
 
     def verify_blob(self, digest: str) -> bool:
@@ -160,137 +216,121 @@ class Store:
             os.chmod(p, 0o644)
             p.unlink()
 
+    def _register(self, keys: tuple[str, ...] = (), blobs: tuple[str, ...] = ()) -> None:
+        if self.lease is not None:
+            self.lease.register(keys, blobs)
+
     # -- action index ----------------------------------------------------------------------
     def get(self, key: str, *, verify: bool = True) -> Entry | None:
         """The entry for ``key``, or None. With ``verify``, a corrupt or missing blob evicts
-        the entry (and the bad blob) and raises CorruptEntry so the caller can warn."""
-        raw = self.index.get(key)
-        if raw is None:
-            return None
-        entry = Entry.from_json(raw)
-        if verify:
-            bad = [f.digest for f in entry.files if not self.verify_blob(f.digest)]
-            if bad:
-                for d in bad:
-                    self.evict_blob(d)
-                self.index.delete(key)
-                raise CorruptEntry(f"{len(bad)} blob(s) of {entry.node} failed verification")
+        the entry (and the bad blob) and raises CorruptEntry so the caller can warn.
+        A found entry and its blobs are leased: gc leaves them while this store is open."""
+        with self._guard("reading the index"):
+            with self._flock("gc.lock", fcntl.LOCK_SH):
+                raw = self.index.get(key)
+                if raw is None:
+                    return None
+                entry = Entry.from_json(raw)
+                self._register((key,), entry.blobs())
+            if verify:
+                bad = [f.digest for f in entry.files if not self.verify_blob(f.digest)]
+                if bad:
+                    for d in bad:
+                        self.evict_blob(d)
+                    self.index.delete(key)
+                    raise CorruptEntry(f"{len(bad)} blob(s) of {entry.node} failed verification")
         return entry
 
     def publish(self, entry: Entry) -> None:
         """Make an entry visible; every blob must already be in the store."""
-        missing = [f.digest for f in entry.files if not self.has_blob(f.digest)]
-        if missing:
-            raise RuntimeError(f"refusing to publish {entry.key}: missing blobs {missing[:3]}")
-        self.index.set(entry.key, entry.as_json())
+        with self._guard("publishing an entry"), self._flock("gc.lock", fcntl.LOCK_SH):
+            self._register((entry.key,), entry.blobs())
+            missing = [f.digest for f in entry.files if not self.has_blob(f.digest)]
+            if missing:
+                raise RuntimeError(f"refusing to publish {entry.key}: missing blobs {missing[:3]}")
+            self.index.set(entry.key, entry.as_json())
 
     def keys(self) -> list[str]:
-        return sorted(str(k) for k in self.index.iterkeys())
+        with self._guard("listing the index"):
+            return sorted(str(k) for k in self.index.iterkeys())
 
     def remove(self, key: str) -> bool:
-        return bool(self.index.delete(key))
+        with self._guard("removing an entry"):
+            return bool(self.index.delete(key))
 
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Per-key inter-process lock: one builder per key at a time."""
-        with filelock.FileLock(str(self.root / "locks" / f"{key[:32]}.lock")):
+        with self._guard("locking a key"), self._flock(f"{key[:32]}.lock", fcntl.LOCK_EX):
             yield
 
     # -- materializing -------------------------------------------------------------------
     def materialize(self, entry: Entry, dest: Path) -> None:
         """Copy an entry's outputs into ``dest`` with their recorded modes."""
-        for f in entry.files:
-            target = dest / f.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if f.link is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-                os.symlink(f.link, target)
-                continue
-            if target.exists():
-                os.chmod(target, 0o644)
-            shutil.copyfile(self.blob_path(f.digest), target)
-            os.chmod(target, f.mode & 0o7777)
+        self._register((entry.key,), entry.blobs())
+        with self._guard(f"copying outputs of {entry.node} to {dest}"):
+            for f in entry.files:
+                target = dest / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if f.link is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+                    os.symlink(f.link, target)
+                    continue
+                if target.exists():
+                    os.chmod(target, 0o644)
+                shutil.copyfile(self.blob_path(f.digest), target)
+                os.chmod(target, f.mode & 0o7777)
 
     # -- records (for explain) -------------------------------------------------------------
     def record(self, node: str, data: Mapping[str, Any]) -> None:
-        self.records.set(node, dict(data))
+        with self._guard("recording a build"):
+            self.records.set(node, dict(data))
 
     def last_record(self, node: str) -> dict[str, Any] | None:
-        v = self.records.get(node)
+        with self._guard("reading records"):
+            v = self.records.get(node)
         return dict(v) if v is not None else None
 
     # -- maintenance -----------------------------------------------------------------------
     def entries(self) -> list[Entry]:
         out = []
-        for k in self.keys():
-            raw = self.index.get(k)
-            if raw is not None:
-                out.append(Entry.from_json(raw))
+        with self._guard("listing the index"):
+            for k in self.keys():
+                raw = self.index.get(k)
+                if raw is not None:
+                    out.append(Entry.from_json(raw))
         return out
 
-    def verify(self) -> list[str]:
-        """Check every entry; evict corrupt ones; returns the evicted keys."""
+    def verify(self, on_warning: Callable[[str], None] | None = None) -> list[str]:
+        """Check every entry; evict corrupt ones (telling ``on_warning`` what was wrong);
+        returns the evicted keys."""
         bad = []
         for k in self.keys():
             try:
                 self.get(k, verify=True)
-            except CorruptEntry:
+            except CorruptEntry as exc:
                 bad.append(k)
+                if on_warning is not None:
+                    on_warning(f"{k[:16]}: {exc}; evicted")
         return bad
 
     def size(self) -> int:
         total = 0
         for p in (self.root / "blobs").rglob("*"):
-            if p.is_file():
-                total += p.stat().st_size
+            with contextlib.suppress(FileNotFoundError):
+                if p.is_file():
+                    total += p.stat().st_size
         return total
 
     def gc(self, max_size: int, *, grace: float = 0.0) -> tuple[int, int]:
-        """Drop least recently created entries until blobs fit ``max_size``; then delete
-        unreferenced blobs. Blobs no entry ever named are kept while younger than ``grace``
-        seconds: they may belong to a build in progress. Returns (entries removed, bytes freed)."""
-        before = self.size()
-        entries = sorted(self.entries(), key=lambda e: e.created)
-        live = self._blob_sizes(entries)
-        total = sum(live.values())
-        removed = 0
-        evicted: set[str] = set()
-        while entries and total > max_size:
-            e = entries.pop(0)
-            evicted |= {f.digest for f in e.files} | ({e.log} if e.log else set())
-            self.remove(e.key)
-            removed += 1
-            live = self._blob_sizes(entries)
-            total = sum(live.values())
-        self._sweep(set(live), evicted, grace)
-        self._clean_tmp()
-        return removed, before - self.size()
+        """collect(), as (entries removed, bytes freed)."""
+        report = self.collect(max_size, grace=grace)
+        return report.removed, report.freed
 
-    def _blob_sizes(self, entries: list[Entry]) -> dict[str, int]:
-        live: dict[str, int] = {}
-        for e in entries:
-            for f in e.files:
-                live[f.digest] = f.size
-            if e.log:
-                live[e.log] = 0
-        return live
+    def collect(self, max_size: int, *, grace: float = 0.0) -> GcReport:
+        """gc with a full report: see crossplan.cache.gc.collect."""
+        from crossplan.cache.gc import collect
 
-    def _sweep(self, live: set[str], evicted: set[str], grace: float) -> None:
-        now = time.time()
-        for p in (self.root / "blobs").glob("*/*"):
-            if p.name in live:
-                continue
-            if p.name in evicted or now - p.stat().st_mtime >= grace:
-                os.chmod(p, stat.S_IWUSR | stat.S_IRUSR)
-                p.unlink()
-
-    def _clean_tmp(self, older_than: float = 3600.0) -> None:
-        now = time.time()
-        for p in (self.root / "tmp").iterdir():
-            with contextlib.suppress(OSError):
-                if now - p.lstat().st_mtime > older_than:
-                    if p.is_dir():
-                        shutil.rmtree(p, ignore_errors=True)
-                    else:
-                        p.unlink()
+        with self._guard("collecting garbage"):
+            return collect(self, max_size, grace=grace)

@@ -16,12 +16,11 @@ from crossplan.cli.common import (
     PlanArg,
     PlatformOpt,
     RemoteOpt,
-    fail,
     handles_errors,
     out,
     warn,
 )
-from crossplan.errors import RecipeError
+from crossplan.errors import EXIT_STEP_FAILED, RecipeError
 
 __all__ = ["register"]
 
@@ -38,9 +37,12 @@ def register(app: typer.Typer) -> None:
 @cache_app.command("ls")
 def cache_ls(cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
     """List stored entries."""
-    store = api.store_for(cache_dir)
-    entries = store.entries()
-    store.close()
+    with handles_errors(as_json):
+        store = api.store_for(cache_dir)
+        try:
+            entries = store.entries()
+        finally:
+            store.close()
     if as_json:
         print(json.dumps([
             {"key": e.key, "node": e.node, "files": len(e.files),
@@ -55,17 +57,29 @@ def cache_ls(cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
 
 @cache_app.command("verify")
 def cache_verify(cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
-    """Re-hash every blob; evict entries whose blobs are corrupt or missing."""
-    store = api.store_for(cache_dir)
-    n = len(store.keys())
-    bad = store.verify()
-    store.close()
+    """Re-hash every blob; evict entries whose blobs are corrupt or missing. Exits 1 when
+    it found (and evicted) damage, 0 when the store is clean."""
+    warnings: list[str] = []
+
+    def on_warning(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
+    with handles_errors(as_json):
+        store = api.store_for(cache_dir)
+        try:
+            n = len(store.keys())
+            bad = store.verify(on_warning)
+        finally:
+            store.close()
     if as_json:
-        print(json.dumps({"checked": n, "evicted": bad}))
+        print(json.dumps({"ok": not bad, "checked": n, "evicted": bad, "warnings": warnings}))
     else:
         out.print(f"checked {n} entries; evicted {len(bad)}")
         for k in bad:
             out.print(f"  evicted {k}")
+    if bad:
+        raise typer.Exit(EXIT_STEP_FAILED)
 
 
 def _parse_size(text: str) -> int:
@@ -88,28 +102,40 @@ def cache_gc(
     """Evict oldest entries until the store fits MAX_SIZE, then delete unreferenced blobs."""
     with handles_errors(as_json):
         limit = _parse_size(max_size)
-    store = api.store_for(cache_dir)
-    removed, freed = store.gc(limit, grace=3600.0)
-    store.close()
+        store = api.store_for(cache_dir)
+        try:
+            report = store.collect(limit, grace=3600.0)
+        finally:
+            store.close()
     if as_json:
-        print(json.dumps({"removed": removed, "freed_bytes": freed}))
-    else:
-        out.print(f"removed {removed} entries, freed {freed} bytes")
+        print(json.dumps({
+            "removed": report.removed, "freed_bytes": report.freed,
+            "leased": {"entries": report.leased_entries, "blobs": report.leased_blobs,
+                       "leases": report.leases},
+            "tmp_swept": report.swept_tmp,
+        }))
+        return
+    out.print(f"removed {report.removed} entries, freed {report.freed} bytes")
+    if report.leased_entries or report.leased_blobs:
+        out.print(f"kept {len(report.leased_entries)} entries and {report.leased_blobs} blobs "
+                  f"in use by {report.leases} running process(es)")
 
 
 @cache_app.command("rm")
 def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> None:
     """Remove one entry (a full key or a unique prefix)."""
-    store = api.store_for(cache_dir)
-    matches = [k for k in store.keys() if k.startswith(key)]  # noqa: SIM118 (not a dict)
-    if len(matches) != 1:
-        store.close()
-        fail(RecipeError(
-            f"{'no' if not matches else 'several'} entries match '{key}'",
-            hint="see `plan cache ls`",
-        ), as_json)
-    store.remove(matches[0])
-    store.close()
+    with handles_errors(as_json):
+        store = api.store_for(cache_dir)
+        try:
+            matches = [k for k in store.keys() if k.startswith(key)]  # noqa: SIM118
+            if len(matches) != 1:
+                raise RecipeError(
+                    f"{'no' if not matches else 'several'} entries match '{key}'",
+                    hint="see `plan cache ls`",
+                )
+            store.remove(matches[0])
+        finally:
+            store.close()
     if as_json:
         print(json.dumps({"removed": matches[0]}))
     else:

@@ -7,6 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from crossplan.cache.failures import boundary
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import StepFailed
 from crossplan.hashing import copy_hashing
@@ -28,8 +29,13 @@ class InputChanged(StepFailed):
 
 
 def new_workdir(store: Store, label: str) -> Path:
+    """A fresh dir under the store's tmp/, named for the store handle's lease (so a killed
+    run's dirs are swept when the store is next opened); a full or read-only store is an
+    EnvironmentProblem."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
-    return Path(tempfile.mkdtemp(prefix=f"work-{safe}-", dir=store.root / "tmp"))
+    with boundary(store.root, "creating a work dir"):
+        return Path(tempfile.mkdtemp(prefix=store.tmp_prefix(f"work-{safe}"),
+                                     dir=store.root / "tmp"))
 
 
 def populate(
