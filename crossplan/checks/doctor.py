@@ -49,10 +49,30 @@ def _guard(name: str, fn: Callable[[], Check]) -> Check:
         return Check(name, "fail", exc.message, exc.hint or "")
 
 
+def _sandbox(recipe: Recipe | None) -> Check:
+    """Whether local steps can run in a bubblewrap sandbox, and what the recipe asks."""
+    from crossplan.probe.sandbox import OFF_WARNING, bwrap_path, sandbox_problem
+
+    mode = recipe.sandbox.mode if recipe else "auto"
+    problem = sandbox_problem()
+    if problem is None:
+        if mode == "off":
+            return Check("sandbox", "warn", f"bubblewrap works ({bwrap_path()}) but the recipe "
+                         f'says [sandbox] mode = "off": {OFF_WARNING}',
+                         'remove [sandbox] mode = "off"', {"mode": mode, "works": True})
+        return Check("sandbox", "ok", f"bubblewrap sandbox ({bwrap_path()}); mode {mode}",
+                     data={"mode": mode, "works": True})
+    status: Status = "fail" if mode == "bwrap" else "warn"
+    return Check("sandbox", status, f"{problem}; {OFF_WARNING}",
+                 "install bubblewrap (Debian: `apt-get install bubblewrap`) and allow user "
+                 "namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+                 {"mode": mode, "works": False})
+
+
 def run_checks(recipe: Recipe | None = None, environ: Mapping[str, str] | None = None,
                *, registries: tuple[str, ...] = ()) -> list[Check]:
     """Every check, in order; later checks are skipped when what they need is missing."""
-    checks: list[Check] = []
+    checks: list[Check] = [_sandbox(recipe)]
     docker = shutil.which("docker")
     checks.append(Check("docker cli", "ok", docker) if docker else Check(
         "docker cli", "fail", "no `docker` on PATH",
