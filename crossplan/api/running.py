@@ -20,6 +20,7 @@ from crossplan.executors.remote import RemoteCached
 from crossplan.executors.result import ImageResult, RunResult
 from crossplan.executors.substitution import RemoteRun, remote_settings
 from crossplan.executors.wrappers import ByKind, LocalCache, Publishing, Verified
+from crossplan.images.protocol import ImageBackend
 from crossplan.planner.actions import Action
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import Plan
@@ -108,7 +109,7 @@ def run(
 
 
 def _builder(
-    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, out: Store
+    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, out: Store
 ) -> Executor:
     """Host commands (sandboxed when the facts say so) or image backends, then ELF checks;
     deps' outputs are read from ``store``, outputs written to ``out``."""
@@ -130,7 +131,7 @@ def _builder(
 
 
 def _check(
-    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, emit: OnEvent,
+    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, emit: OnEvent,
     opts: RunOptions,
 ) -> RunResult:
     """``--check``: every stored node rebuilt into a scratch store and compared."""
@@ -152,7 +153,7 @@ def _check(
 
 
 def executor_for(
-    p: Plan, store: Store, backends: Mapping[str, Any], toolcache: Path, on_event: OnEvent,
+    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, on_event: OnEvent,
     *, remote: RemoteRun | None = None,
 ) -> Executor:
     """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
@@ -177,7 +178,7 @@ def executor_for(
 
 
 def _publish(
-    p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], backends: Mapping[str, Any],
+    p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], backends: Mapping[str, ImageBackend],
     *, output: str | None, push: bool,
 ) -> RunResult:
     """``--output`` / ``--push`` every built image step through its backend."""
