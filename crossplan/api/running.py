@@ -178,8 +178,8 @@ def executor_for(
 
 
 def _publish(
-    p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], backends: Mapping[str, ImageBackend],
-    *, output: str | None, push: bool,
+    p: Plan, result: RunResult, entries: Mapping[NodeId, Entry],
+    backends: Mapping[str, ImageBackend], *, output: str | None, push: bool,
 ) -> RunResult:
     """``--output`` / ``--push`` every built image step through its backend."""
     facts = p.facts
