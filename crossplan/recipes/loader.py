@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from crossplan.errors import RecipeError
 from crossplan.recipes.members import MemberSource, expand_members, merge_members
 from crossplan.recipes.models import Recipe
+from crossplan.recipes.rules import Violation
 from crossplan.recipes.validate import validate_recipe
 
 __all__ = ["from_dict", "load", "load_text"]
@@ -22,14 +23,29 @@ _KINDS = "go | rust | c | shell | image"
 def load(path: str | Path) -> Recipe:
     """Load and validate ``plan.toml`` (or a directory holding one), with its workspace members."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "plan.toml"
-    if not p.is_file():
+    try:
+        if p.is_dir():
+            p = p / "plan.toml"
+        found = p.is_file()
+    except OSError:  # e.g. a name too long
+        found = False
+    if not found:
         raise RecipeError(
             f"no recipe at {p}",
             hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`",
         )
-    return load_text(p.read_text(encoding="utf-8"), file=p.resolve())
+    return load_text(_read(p), file=p.resolve())
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(f"cannot read {p}: {exc.strerror or exc}", file=str(p),
+                          hint="check that the file is readable") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{p} is not UTF-8 text (byte {exc.start})", file=str(p),
+                          hint="a plan.toml is TOML text in UTF-8") from None
 
 
 def _parse(text: str, file: Path) -> dict[str, Any]:
@@ -61,7 +77,7 @@ def from_dict(data: dict[str, Any], *, file: Path, text: str = "") -> Recipe:
         sources = []
         for rel in expand_members(root, recipe.workspace.members, recipe.label):
             mfile = (root / rel / "plan.toml").resolve()
-            mtext = mfile.read_text(encoding="utf-8")
+            mtext = _read(mfile)
             mdata = _parse(mtext, mfile)
             sources.append(MemberSource(rel, _model(mdata, mfile, mtext), mdata))
         recipe = merge_members(recipe, sources)
@@ -90,6 +106,14 @@ def _schema_error(exc: ValidationError, label: str, text: str) -> RecipeError:
         field_path = field_path[1:]
     field = ".".join(field_path)
     etype = err["type"]
+    rule = (err.get("ctx") or {}).get("error")
+    if isinstance(rule, Violation):  # a rule of recipes/rules.py: its own words and hint
+        if rule.field:
+            field_path = [*field_path, rule.field]
+        table = ["steps", step] if step else loc[:1] if len(field_path) > 1 else []
+        names = [f for f in field_path if not f.isdigit()]
+        line = _line_of(text, table, names[-1] if names else None) if table else None
+        return RecipeError(rule.message, file=label, step=step, line=line, hint=rule.hint)
     if etype == "extra_forbidden":
         msg = f"unknown field '{field}'"
         hint = "check the spelling; see the recipe reference in README.md"
@@ -104,23 +128,30 @@ def _schema_error(exc: ValidationError, label: str, text: str) -> RecipeError:
     else:
         msg = f"invalid value for '{field}': {err['msg']}"
         hint = None
-    line = _line_of(text, step, field_path[-1] if field_path else None)
+    line = _line_of(text, ["steps", step], field_path[-1] if field_path else None) if step \
+        else None
     return RecipeError(msg, file=label, step=step, line=line, hint=hint)
 
 
-def _line_of(text: str, step: str | None, field: str | None) -> int | None:
-    """Best-effort line number of a step's table (or its field) in the TOML text."""
-    if not text or not step:
+def _line_of(text: str, table: list[str], field: str | None) -> int | None:
+    """Best-effort line number of a table (``[steps.NAME]``, ``[project]``) or of one of its
+    fields in the TOML text: ``field = ...`` at the start of a line, else inside an inline
+    table (``{ mode = ... }``), else a sub-table header (``[[steps.NAME.copy]]``)."""
+    if not text or not table:
         return None
     lines = text.splitlines()
-    header = re.compile(rf"^\s*\[\s*steps\.\"?{re.escape(step)}\"?\s*\]")
-    for i, line in enumerate(lines):
-        if header.match(line):
-            if field:
-                for j in range(i + 1, len(lines)):
-                    if lines[j].lstrip().startswith("["):
-                        break
-                    if re.match(rf"^\s*{re.escape(field)}\s*=", lines[j]):
-                        return j + 1
-            return i + 1
-    return None
+    path = r"\s*\.\s*".join(rf"[\"']?{re.escape(t)}[\"']?" for t in table)
+    header = re.compile(rf"^\s*\[\s*{path}\s*\]")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None or not field:
+        return None if start is None else start + 1
+    name = rf"[\"']?{re.escape(field)}[\"']?"
+    inner = re.compile(rf"^\s*\[\[?\s*{path}\s*\.")  # [steps.a.env], [[steps.a.copy]]
+    end = next((j for j in range(start + 1, len(lines))
+                if lines[j].lstrip().startswith("[") and not inner.match(lines[j])), len(lines))
+    for pattern in (rf"^\s*{name}\s*=", rf"[{{,]\s*{name}\s*=",
+                    rf"^\s*\[\[?\s*{path}\s*\.\s*{name}\s*\]"):
+        for j in range(start + 1, end):
+            if re.search(pattern, lines[j]):
+                return j + 1
+    return start + 1

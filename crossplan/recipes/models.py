@@ -4,9 +4,19 @@ settings, workspace members."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from crossplan.recipes import rules
 
 __all__ = [
     "BuildxConfig",
@@ -30,19 +40,52 @@ __all__ = [
 COSMETIC_FIELDS = frozenset({"description"})
 
 
+
+def _path(what: str) -> AfterValidator:
+    return AfterValidator(lambda v: rules.path_length(v, what))
+
+
+def _command(what: str) -> AfterValidator:
+    return AfterValidator(lambda v: rules.command(v, what))
+
+
+# Field types carrying their rule (recipes/rules.py); a broken rule names file, line and step.
+Src = Annotated[str, AfterValidator(rules.src)]
+Outputs = tuple[Annotated[str, AfterValidator(rules.output)], ...]
+Platforms = Annotated[tuple[str, ...], AfterValidator(rules.platforms)]
+Env = Annotated[dict[str, str], AfterValidator(rules.env)]
+Exclude = Annotated[tuple[str, ...], AfterValidator(rules.exclude)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_strings(cls, data: Any) -> Any:
+        """No NUL byte (nor lone surrogate) in any string of any field."""
+        rules.strings(data, cls._tables())
+        return data
+
+    @classmethod
+    def _tables(cls) -> frozenset[str]:
+        """Fields (by alias) holding one nested model: it checks its own strings."""
+        return frozenset(
+            f.alias or name for name, f in cls.model_fields.items()
+            if any(isinstance(t, type) and issubclass(t, BaseModel)
+                   for t in (f.annotation, *get_args(f.annotation)))
+        )
 
 
 class _StepBase(_Model):
     description: str = ""
-    src: str | None = None
+    src: Src | None = None
     deps: tuple[str, ...] = ()
-    platforms: tuple[str, ...] | None = None
+    platforms: Platforms | None = None
     platform_independent: bool = False
-    env: dict[str, str] = Field(default_factory=dict)
-    exclude: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
+    env: Env = Field(default_factory=dict)
+    exclude: Exclude = ()
+    outputs: Outputs = ()
     smoke: tuple[str, ...] | None = None
     smoke_expect: str | None = None
     toolchain_image: str | None = None
@@ -54,14 +97,14 @@ class ShellStep(_StepBase):
     """Runs a command on the build platform in a hermetic work dir."""
 
     kind: Literal["shell"]
-    command: tuple[str, ...]
+    command: Annotated[tuple[str, ...], _command("command")]
 
 
 class GoStep(_StepBase):
     """``go build`` for the target platform, cross-compiled on the build platform."""
 
     kind: Literal["go"]
-    src: str | None = "."
+    src: Src | None = "."
     package: str = "."
     binary: str | None = None
     ldflags: str = ""
@@ -83,35 +126,43 @@ class CStep(_StepBase):
     """A Make/CMake/plain-compiler build with the target's CC/AR/... set."""
 
     kind: Literal["c"]
-    build: tuple[str, ...]
+    build: Annotated[tuple[str, ...], _command("build")]
     compiler: Literal["auto", "zig", "gcc", "clang"] = "auto"
     libc: Literal["gnu", "musl"] = "musl"
 
 
 class CopySpec(_Model):
-    """``copy = [{ from = "hello", dest = "/usr/local/bin/" }]`` in an image step."""
+    """``copy = [{ from = "hello", dest = "/usr/local/bin/" }]`` in an image step. ``mode``
+    is 0..0o777 unless ``allow_special_bits`` (setuid, setgid, sticky: up to 0o7777)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     from_: str = Field(alias="from")
-    src: str | None = None
-    dest: str = "/"
+    src: Annotated[str, AfterValidator(rules.copy_src)] | None = None
+    dest: Annotated[str, AfterValidator(rules.copy_dest)] = "/"
+    # Only its effect on `mode` matters: left out of dumps (and keys) while false.
+    allow_special_bits: bool = Field(default=False, exclude_if=lambda v: not v)
     mode: int | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, mode: int | None, info: ValidationInfo) -> int | None:
+        return rules.copy_mode(mode, bool(info.data.get("allow_special_bits", False)))
 
 
 class ImageStep(_StepBase):
     """A multi-platform image assembled from other steps' outputs. ``env`` is the image's ENV."""
 
     kind: Literal["image"]
-    base: str = "scratch"
+    base: Annotated[str, _path("base")] = "scratch"
     copy_: tuple[CopySpec, ...] = Field(default=(), alias="copy")
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = None
+    workdir: Annotated[str, _path("workdir")] | None = None
     user: str | None = None
     expose: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
+    tags: Annotated[tuple[str, ...], AfterValidator(rules.image_tags)] = ()
     arch_tags: bool = False
     backend: Literal["auto", "buildx", "oci"] = "auto"
 
@@ -126,7 +177,7 @@ Step = Annotated[
 
 class ProjectConfig(_Model):
     name: str
-    platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64")
+    platforms: Platforms = ("linux/amd64", "linux/arm64")
     source_date_epoch: int | None = None
     description: str = ""
     # image annotations org.opencontainers.image.source/.revision: only what you write here
@@ -158,14 +209,14 @@ class SandboxConfig(_Model):
 class CacheConfig(_Model):
     remote: str | None = None
     mode: Literal["readwrite", "read", "off"] = "readwrite"
-    trusted_keys: tuple[str, ...] = ()
-    signing_key: str | None = None
+    trusted_keys: tuple[Annotated[str, _path("trusted key")], ...] = ()
+    signing_key: Annotated[str, _path("signing_key")] | None = None
 
 
 class WorkspaceConfig(_Model):
     """``[workspace] members = ["services/*", "tools/cli"]``: globs relative to the root."""
 
-    members: tuple[str, ...] = ()
+    members: tuple[Annotated[str, _path("workspace member")], ...] = ()
 
 
 class Member(_Model):
@@ -192,6 +243,12 @@ class Recipe(_Model):
     workspace: WorkspaceConfig | None = None
     file: Path = Field(default=Path("plan.toml"), exclude=True)
     members: tuple[Member, ...] = Field(default=(), exclude=True)  # set by the loader only
+
+    @field_validator("steps")
+    @classmethod
+    def _step_ids(cls, steps: dict[str, Any]) -> dict[str, Any]:
+        rules.step_ids(steps)
+        return steps
 
     @property
     def root(self) -> Path:

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from crossplan.errors import RecipeError
 from crossplan.platforms import Platform
+from crossplan.recipes import rules
 from crossplan.recipes.models import ImageStep, Recipe
 
 __all__ = ["check_relative", "validate_recipe"]
@@ -82,14 +83,7 @@ def _platform(text: str, label: str, step: str | None) -> Platform:
 
 def check_relative(path: str, what: str, label: str, step: str) -> None:
     """Reject absolute paths and paths escaping the project with ``..``."""
-    pp = PurePosixPath(path)
-    if pp.is_absolute() or path.startswith("~"):
-        raise RecipeError(
-            f"{what} path '{path}' is absolute", file=label, step=step,
-            hint="paths are relative to plan.toml",
-        )
-    if ".." in pp.parts:
-        raise RecipeError(
-            f"{what} path '{path}' escapes the project (..)", file=label, step=step,
-            hint="keep inputs and outputs inside the directory holding plan.toml",
-        )
+    try:
+        rules.relative(path, what)
+    except rules.Violation as exc:
+        raise RecipeError(exc.message, file=label, step=step, hint=exc.hint) from None
