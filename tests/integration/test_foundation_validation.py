@@ -101,6 +101,60 @@ CASES: dict[str, tuple[str, str | None, list[str]]] = {
         "a",
         ["output './ok.txt' is also written by step 'ok'"],
     ),
+    # Every field validated at load: each an exit 2 naming file, line and step, nothing written.
+    "empty-command": (
+        HEAD + GOOD_STEP + _step('kind = "shell"\nsrc = "src"\ncommand = []'),
+        "a",
+        ["plan.toml:14: step 'a': command is empty"],
+    ),
+    "env-name-with-equals": (
+        HEAD + GOOD_STEP + _step(SHELL + 'env = { "A=B" = "1" }'),
+        "a",
+        ["plan.toml:15: step 'a': env name 'A=B' is not a valid variable name"],
+    ),
+    "nul-in-src": (
+        HEAD + GOOD_STEP + _step('kind = "shell"\nsrc = "src\\u0000"\ncommand = ["true"]'),
+        "a",
+        ["plan.toml:13: step 'a': src contains a NUL byte"],
+    ),
+    "huge-src": (
+        HEAD + GOOD_STEP + _step(f'kind = "shell"\nsrc = "{"s" * 100_000}"\ncommand = ["true"]'),
+        "a",
+        ["plan.toml:13: step 'a': src 'sss", "(100000 characters) is too long"],
+    ),
+    "invalid-exclude": (
+        HEAD + GOOD_STEP + _step(SHELL + 'exclude = ["!"]'),
+        "a",
+        ["plan.toml:15: step 'a': exclude pattern '!' is not a valid gitignore pattern"],
+    ),
+    "output-is-the-work-dir": (
+        HEAD + GOOD_STEP + _step(SHELL + 'outputs = ["."]'),
+        "a",
+        ["plan.toml:15: step 'a': output path '.' is the whole work dir"],
+    ),
+    "empty-step-platforms": (
+        HEAD + GOOD_STEP + _step(SHELL + "platforms = []"),
+        "a",
+        ["plan.toml:15: step 'a': platforms is empty"],
+    ),
+    "copy-mode-special-bits": (
+        HEAD + GOOD_STEP + _step('kind = "image"\ncopy = [{ from = "ok", dest = "/", mode = -1 }]',
+                                 "img"),
+        "img",
+        ["plan.toml:13: step 'img': copy mode -1 is out of range (0 to 0o777)",
+         "allow_special_bits"],
+    ),
+    "copy-dest-dotdot": (
+        HEAD + GOOD_STEP + _step('kind = "image"\ncopy = [{ from = "ok", dest = "/x/../.." }]',
+                                 "img"),
+        "img",
+        ["plan.toml:13: step 'img': copy dest '/x/../..' escapes the image root (..)"],
+    ),
+    "tag-with-space": (
+        HEAD + GOOD_STEP + _step('kind = "image"\ntags = ["localhost:5000/x:1 0"]', "img"),
+        "img",
+        ["plan.toml:13: step 'img': image tag 'localhost:5000/x:1 0' is not an image reference"],
+    ),
 }
 
 
@@ -157,6 +211,25 @@ def test_validation_error(
     assert "Traceback" not in result.stderr
     assert store_snapshot(cache_dir) == before
     assert _listing(cache_dir) == before_listing
+
+
+@pytest.mark.parametrize(
+    "case", ["empty-command", "nul-in-src", "huge-src", "copy-mode-special-bits", "tag-with-space"]
+)
+def test_bad_recipe_creates_no_store(case: str, cli: Cli, tmp_path: Path, cache_dir: Path) -> None:
+    """Rejected when loaded: the --cache-dir is never created."""
+    text, step, fragments = CASES[case]
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "plan.toml").write_text(text)
+    store = tmp_path / "fresh-store"
+    result = cli("run", proj, "--cache-dir", store)
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert f"{proj / 'plan.toml'}:" in result.stderr and f"step '{step}'" in result.stderr
+    assert fragments[0] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not store.exists() or not any(store.iterdir())
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
 
 
 def test_cycle_message_prints_the_loop(cli: Cli, tmp_path: Path) -> None:
