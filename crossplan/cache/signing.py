@@ -38,6 +38,7 @@ __all__ = [
 
 _DOMAIN = b"crossplan-action-v1\0"
 _KEY_HINT = "generate a pair with `plan cache keygen`; public keys look like 'NAME:BASE64'"
+_MAX_KEY_FILE = 4096  # a key line is under 300 bytes
 
 
 def signed_message(key: str, config_digest: str) -> bytes:
@@ -45,21 +46,47 @@ def signed_message(key: str, config_digest: str) -> bytes:
     return _DOMAIN + key.encode() + b"\0" + config_digest.encode()
 
 
-def _split(text: str, what: str) -> tuple[str, bytes]:
+def _split(text: str, what: str, hint: str = _KEY_HINT) -> tuple[str, bytes]:
+    """NAME and the 32 raw bytes of a ``NAME:BASE64`` key. Messages say what was read
+    (``what``), never what it holds: a file may be anything (a secret, /etc/passwd)."""
     name, sep, b64 = text.strip().rpartition(":")
     if not sep or not name:
-        raise RecipeError(f"{what} '{_redact(text)}' is not NAME:BASE64", hint=_KEY_HINT)
+        raise RecipeError(f"{what} is not NAME:BASE64", hint=hint)
     try:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
-        raise RecipeError(f"{what} '{_redact(text)}' is not valid base64", hint=_KEY_HINT) from None
+        raise RecipeError(f"{what} is not NAME:BASE64 (not valid base64)", hint=hint) from None
     if len(raw) != 32:
-        raise RecipeError(f"{what} for '{name}' must be 32 bytes, not {len(raw)}", hint=_KEY_HINT)
+        raise RecipeError(f"{what} must hold 32 bytes, not {len(raw)}", hint=hint)
     return name, raw
 
 
 def _redact(text: str) -> str:
     return text if len(text) < 12 else text[:8] + "..."
+
+
+def _file_hint(kind: str) -> str:
+    return (f"a {kind} file holds one line NAME:BASE64 (a name, a colon and a 32-byte "
+            f"ed25519 key in base64), as `plan cache keygen` writes it")
+
+
+def _read_key_file(path: Path, what: str, kind: str) -> str:
+    """The text of a small key file; a missing, unreadable, binary or large file is a
+    RecipeError naming the file and the expected format, never showing its bytes."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise RecipeError(f"cannot read the {what} {path}: {exc.strerror or exc}",
+                          hint=_KEY_HINT) from None
+    if len(data) > _MAX_KEY_FILE:
+        raise RecipeError(f"{what} {path} is not a key: over {_MAX_KEY_FILE} bytes",
+                          hint=_file_hint(kind))
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise RecipeError(f"{what} {path} is not a key: not ASCII text",
+                          hint=_file_hint(kind)) from None
 
 
 @dataclass(frozen=True)
@@ -70,8 +97,10 @@ class PublicKey:
     raw: bytes
 
     @classmethod
-    def parse(cls, text: str) -> PublicKey:
-        name, raw = _split(text, "public key")
+    def parse(cls, text: str, *, source: str | None = None) -> PublicKey:
+        """``source`` names the file the text was read from (then the text is not shown)."""
+        what = source or f"public key '{_redact(text)}'"
+        name, raw = _split(text, what, _file_hint("public key") if source else _KEY_HINT)
         return cls(name, raw)
 
     def __str__(self) -> str:
@@ -101,8 +130,9 @@ class SigningKey:
         return cls(name, os.urandom(32))
 
     @classmethod
-    def parse(cls, text: str) -> SigningKey:
-        name, seed = _split(text, "signing key")
+    def parse(cls, text: str, *, source: str | None = None) -> SigningKey:
+        """A secret: errors name ``source`` (the file) or just "signing key", never the text."""
+        name, seed = _split(text, source or "signing key", _file_hint("signing key"))
         return cls(name, seed)
 
     def __repr__(self) -> str:
@@ -125,13 +155,8 @@ def default_key_name() -> str:
 
 
 def load_signing_key(path: Path) -> SigningKey:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RecipeError(
-            f"cannot read the cache signing key {path}: {exc.strerror or exc}", hint=_KEY_HINT
-        ) from None
-    return SigningKey.parse(text)
+    text = _read_key_file(path, "cache signing key file", "signing key")
+    return SigningKey.parse(text, source=f"cache signing key file {path}")
 
 
 def load_public_key(text: str, root: Path) -> PublicKey:
@@ -139,12 +164,8 @@ def load_public_key(text: str, root: Path) -> PublicKey:
     if ":" in text and not text.endswith(".pub"):
         return PublicKey.parse(text)
     path = (root / text).expanduser()
-    try:
-        return PublicKey.parse(path.read_text())
-    except OSError as exc:
-        raise RecipeError(
-            f"cannot read trusted key file {path}: {exc.strerror or exc}", hint=_KEY_HINT
-        ) from None
+    return PublicKey.parse(_read_key_file(path, "trusted key file", "public key"),
+                           source=f"trusted key file {path}")
 
 
 def write_keypair(directory: Path, name: str) -> tuple[Path, Path]:
