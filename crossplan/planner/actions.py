@@ -15,6 +15,7 @@ from crossplan.planner.keys import final_key
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, ShellStep, Step
+from crossplan.redact import redact_env
 
 __all__ = [
     "APPENDED",
@@ -120,7 +121,7 @@ class Action:
         d: dict[str, Any] = {
             "kind": self.kind,
             "argv": [list(c) for c in self.commands] if self.known else None,
-            "env": dict(self.env),
+            "env": redact_env(dict(self.env)),
             "workdir": self.workdir,
             "input_root": {
                 "files": [f.as_json() for f in self.inputs]

@@ -21,6 +21,7 @@ from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes.models import Recipe, Step
 from crossplan.recipes.workspace import dep_dir
+from crossplan.redact import keyed_env
 
 __all__ = ["ENV_ALLOWLIST", "Plan", "PlannedNode", "expand_for", "make_plan", "target_platforms"]
 
@@ -218,7 +219,7 @@ def make_plan(
             "platform": str(plat) if plat else (
                 [str(p) for p in plats] if node.platform == ANY and step.kind == "image" else ANY
             ),
-            "env": dict(facts.env),
+            "env": keyed_env(facts.env),  # credentials in URLs: redacted + blake3
             "toolchain": facts.identities.get(node),
             "source_date_epoch": sde,
         }
