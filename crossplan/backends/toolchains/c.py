@@ -56,16 +56,23 @@ class CToolchain:
 
     name = "c"
 
-    def __init__(self, cc: Callable[[Platform], CrossCC], *, pin: str = "", runner: Runner = run):
+    def __init__(
+        self, cc: Callable[[Platform], CrossCC], *, pin: str = "", runner: Runner = run,
+        notes: list[str] | None = None,
+    ):
         self.cc = cc
         self.pin = pin
         self.runner = runner
+        # What the user should know about the choice (e.g. the managed default zig was
+        # used for a platform without a cross compiler); grows as platforms are asked for.
+        self.notes = notes if notes is not None else []
 
     def fingerprint(self, platform: Platform) -> str:
         cross = self.cc(platform)
         lines = [f"{cross.kind}: {cross.identity(self.runner)}", f"libc={cross.libc}"]
-        if self.pin:
-            lines.append(f"managed {self.pin}")
+        pin = self.pin or cross.pin
+        if pin:
+            lines.append(f"managed {pin}")
         return "\n".join(lines)
 
     def action(

@@ -60,6 +60,7 @@ class CrossCC:
     version_argv: tuple[str, ...]
     flags: tuple[str, ...] = ()
     sysroot: str | None = None
+    pin: str = ""  # a managed zig's wheel and sha256 (enters fingerprints), else ""
 
     @property
     def target(self) -> str:
@@ -141,13 +142,15 @@ def find_cc(
     zig: Path | None,
     which: Which,
     build: Platform,
+    pin: str = "",
 ) -> CrossCC:
-    """Choose per ``compiler`` (``auto`` prefers zig: one binary for every arch).
+    """Choose per ``compiler`` (``auto`` prefers zig: one binary for every arch). ``pin``:
+    ``zig`` is a managed toolchain (its wheel and sha256).
 
     Raises EnvironmentProblem naming the package to install when nothing fits.
     """
     if compiler in ("zig", "auto") and zig is not None:
-        return _zig(platform, libc, zig, which)
+        return _zig(platform, libc, zig, which, pin)
     if compiler == "zig":
         raise EnvironmentProblem(
             'compiler = "zig" but no zig is installed',
@@ -169,7 +172,7 @@ def find_cc(
     return found
 
 
-def _zig(platform: Platform, libc: str, zig: Path, which: Which) -> CrossCC:
+def _zig(platform: Platform, libc: str, zig: Path, which: Which, pin: str = "") -> CrossCC:
     z = str(zig)
     target = zig_target(platform, libc)
     strip = which(f"{gnu_triple(platform)}-strip") or which("llvm-strip")
@@ -184,6 +187,7 @@ def _zig(platform: Platform, libc: str, zig: Path, which: Which) -> CrossCC:
         strip=(str(strip),) if strip else None,
         version_argv=(z, "version"),
         flags=arch_flags(platform, "zig"),
+        pin=pin,
     )
 
 

@@ -15,6 +15,7 @@ from ._proc import SAFE_PATH, Runner, first_line, run, which
 from .cc import CrossCC, gcc_package_hint
 from .choose import toolchain_for
 from .find import find_go, find_rust, find_zig
+from .managed import DEFAULT_VERSIONS, DISTS
 from .rust import RustToolchain, rust_triple
 from .targets import gnu_triple
 
@@ -32,7 +33,9 @@ class FoundToolchain:
     name: str  # go | rustc | zig | gcc | clang
     path: str
     version: str
-    source: str  # path | python-package | managed | rustup:<toolchain> | system
+    # path | python-package | managed | managed (default) | rustup:<toolchain> | system;
+    # "managed (default)": the version steps get when nothing is pinned or installed
+    source: str
     platforms: tuple[str, ...]  # targets it can build for (Rust: the gnu std is installed)
     notes: str = ""
 
@@ -72,7 +75,12 @@ def discover(
         exe = root / _MANAGED_EXE.get(name, "?")
         if not root.name.startswith(".") and exe.is_file():
             kind = "go" if name == "go" else "c"
-            out.append(found(kind, name, exe, "version", source="managed"))
+            version = root.name.split("-")[1]
+            default = DEFAULT_VERSIONS.get(name) == version
+            note = (f"{DISTS[name]} {version}: used when no {name} is pinned or installed"
+                    if default else f"{DISTS[name]} {version}: pinned by a recipe")
+            out.append(found(kind, name, exe, "version", notes=note,
+                             source="managed (default)" if default else "managed"))
     rust = RustToolchain(find_rust(env, runner), linker=_no_linker, runner=runner)
     for c in rust.compilers:
         gnu = tuple(str(p) for p in _PLATFORMS if rust.has_std(c, rust_triple(p)))

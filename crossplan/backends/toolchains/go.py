@@ -76,8 +76,12 @@ class GoToolchain:
         environ: Mapping[str, str] | None = None,
         pin: str = "",
         runner: Runner = run,
+        notes: list[str] | None = None,
     ) -> None:
         self.go = go
+        # What the user should know about the choice (a managed default was used...); the
+        # list may grow as platforms are asked for (cgo's compiler is chosen per platform).
+        self.notes = notes if notes is not None else []
         self.goroot = goroot
         self.cc = cc
         self.environ = dict(environ or {})
@@ -109,7 +113,10 @@ class GoToolchain:
         if self.pin:
             lines.append(f"managed {self.pin}")
         if self.cc is not None:
-            lines.append("CC " + self.cc(platform).identity(self.runner))
+            cross = self.cc(platform)
+            lines.append("CC " + cross.identity(self.runner))
+            if cross.pin:
+                lines.append(f"CC managed {cross.pin}")
         return "\n".join(lines)
 
     def action(

