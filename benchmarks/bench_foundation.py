@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from testkit import plan_of
 
-from crossplan.backends.toolchains.base import BuildAction
 from crossplan.cache.store import Entry, OutputFile, Store
-from crossplan.planner import NodeId, Plan, PlannedNode
+from crossplan.executors.protocol import ActionResult
+from crossplan.executors.wrappers import LocalCache
+from crossplan.planner import Action, NodeId, Plan
 from crossplan.probe.digest import StatMemo, tree_digest
 from crossplan.recipes import Recipe, from_dict
 from crossplan.runner.scheduler import execute_plan
@@ -70,8 +71,11 @@ def populate_store(p: Plan, store: Store) -> int:
     return len(outputs)
 
 
-def never_build(pn: PlannedNode, workdir: Path, deps: Mapping[str, Entry]) -> BuildAction:
-    raise AssertionError(f"{pn.id} should have been a cache hit")
+class NeverBuild:
+    """The innermost executor of a fully cached run: reaching it is a failure."""
+
+    def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
+        raise AssertionError(f"{action.node} should have been a cache hit")
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +132,8 @@ def test_fully_cached_run(
     p, store = cached_store
 
     def run() -> Any:
-        result, _ = execute_plan(p, store, actions=never_build, environ={})
+        executor = LocalCache(store, NeverBuild(), lambda a, k, d: {"key": k}, lambda e: None)
+        result, _ = execute_plan(p, executor)
         return result
 
     result = benchmark.pedantic(run, rounds=3, iterations=1)
