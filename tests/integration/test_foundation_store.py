@@ -126,14 +126,17 @@ def test_cache_verify(cli: Cli, shell_project: Path, cache_dir: Path) -> None:
     run = cli("run", shell_project, "--json")
     ok = cli("cache", "verify", "--json")
     assert ok.code == 0
-    assert json.loads(ok.stdout) == {"checked": 4, "evicted": []}
+    assert json.loads(ok.stdout) == {"ok": True, "checked": 4, "evicted": [], "warnings": []}
     digest = run.steps()["gen"]["outputs"]["greeting.txt"]
     blob = cache_dir / "blobs" / digest[:2] / digest
     os.chmod(blob, 0o644)
     blob.write_text("tampered")
     bad = cli("cache", "verify", "--json")
-    assert bad.code == 0
-    assert json.loads(bad.stdout) == {"checked": 4, "evicted": [run.steps()["gen"]["key"]]}
+    assert bad.code == 1  # it found and evicted damage
+    doc = json.loads(bad.stdout)
+    assert doc["ok"] is False and doc["checked"] == 4
+    assert doc["evicted"] == [run.steps()["gen"]["key"]]
+    assert doc["warnings"] and run.steps()["gen"]["key"][:12] in " ".join(doc["warnings"])
     assert len(_entries(cli)) == 3
     text = cli("cache", "verify")
     assert "checked 3 entries; evicted 0" in text.stdout
