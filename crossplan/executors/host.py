@@ -3,6 +3,7 @@ exactly the Action's environment, collect the declared outputs into the store (u
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -74,6 +75,8 @@ class HostExecutor:
             (workdir / ".tmp").mkdir(exist_ok=True)
             commands = [tuple(real.sub(a) for a in argv) for argv in action.commands]
             if self.sandbox is not None:
+                for argv in commands:
+                    _require_program(argv, env, str(node))
                 self.toolcache.mkdir(parents=True, exist_ok=True)
                 commands = [tuple(self.sandbox.wrap(
                     argv, workdir=workdir, toolcache=self.toolcache, cwd=action.workdir,
@@ -103,6 +106,21 @@ class HostExecutor:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _require_program(argv: tuple[str, ...], env: Mapping[str, str], step: str) -> None:
+    """A missing program is an environment problem (exit 3), also behind the sandbox, which
+    would only report that its own exec failed. Paths inside the work dir are the step's."""
+    prog = argv[0] if argv else ""
+    if prog.startswith((WORKDIR, TOOLCACHE)) or ("/" in prog and not prog.startswith("/")):
+        return  # the step's own files (./configure): they exist only once staged
+    found = os.path.exists(prog) if prog.startswith("/") else shutil.which(
+        prog, path=env.get("PATH", "")) is not None
+    if not found:
+        raise EnvironmentProblem(
+            f"program not found: {prog}", step=step,
+            hint=f"install {prog} or put it on PATH (PATH={env.get('PATH', '')})",
+        )
 
 
 class _Paths:
