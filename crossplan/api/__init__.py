@@ -3,6 +3,7 @@ toolchains. Functions take a Recipe or a Plan, not a path; the CLI only parses a
 and renders what these return."""
 
 from crossplan.api.caching import cache_keygen, cache_pull, cache_push
+from crossplan.api.dev import LoadResult, Rebuild, load_image, run_host_first, watch
 from crossplan.api.inspecting import affected, explain
 from crossplan.api.planning import facts, load, plan, recipe_from_dict, store_for
 from crossplan.api.running import RunOptions, run, toolcache_dir
@@ -11,6 +12,8 @@ from crossplan.executors.events import StepEvent
 from crossplan.executors.result import RunResult
 
 __all__ = [
+    "LoadResult",
+    "Rebuild",
     "RunOptions",
     "RunResult",
     "StepEvent",
@@ -22,10 +25,13 @@ __all__ = [
     "facts",
     "install_toolchains",
     "load",
+    "load_image",
     "plan",
     "recipe_from_dict",
     "run",
+    "run_host_first",
     "store_for",
     "toolcache_dir",
     "toolchains",
+    "watch",
 ]

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from crossplan.cli import bench, buildx, cache, inspect, release, run, toolchains
+from crossplan.cli import bench, buildx, cache, dev, inspect, release, run, toolchains
 from crossplan.cli.common import err
 from crossplan.errors import CrossplanError
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 # The order of registration is the order of `plan --help` (commands, then groups).
 run.register(app)
+dev.register(app)
 inspect.register(app)
 cache.register(app)
 buildx.register(app)
