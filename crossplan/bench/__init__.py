@@ -22,7 +22,7 @@ from typing import Any
 
 from crossplan import api
 from crossplan.bench.chart import write_chart
-from crossplan.bench.images import DEFAULT_BASE
+from crossplan.bench.images import DEFAULT_BASE, no_base_problem
 from crossplan.bench.modes import BenchContext, Mode, ToolchainCache
 from crossplan.bench.report import (
     MODES,
@@ -70,6 +70,9 @@ class BenchOptions:
     images: Mapping[str, str] = field(default_factory=dict)  # step -> toolchain image
     cache_dir: str | Path | None = None  # the persistent store: managed toolchains, wheels
     environ: Mapping[str, str] | None = None
+    # Where build logs are kept (a failed round's hint points there); default:
+    # <store>/logs/bench-<time>-<pid>/, created only when something is logged.
+    keep_logs: str | Path | None = None
 
 
 def _steps(recipe: Recipe, wanted: tuple[str, ...]) -> list[str]:
@@ -103,6 +106,16 @@ def _modes_of(opts: BenchOptions) -> tuple[str, ...]:
     if opts.repeat < 1:
         raise RecipeError("--repeat must be at least 1")
     return modes
+
+
+def _require_base(recipe: Recipe, steps: list[str], plats: tuple[Platform, ...],
+                  images: Mapping[str, str]) -> None:
+    """Fail before any round when an emulated build would need ``--base`` and has none."""
+    need = [s for s in steps if recipe.steps[s].kind in ("go", "c")
+            and not (images.get(s) or recipe.steps[s].toolchain_image)]
+    if need:
+        kind = "go" if recipe.steps[need[0]].kind == "go" else "zig"
+        raise no_base_problem(kind, plats[0], ", ".join(need))
 
 
 def cold_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -186,10 +199,15 @@ def bench(
     plats = _platforms(recipe, opts.platforms, build)
     environ = cold_environ(os.environ if opts.environ is None else opts.environ)
     store_dir = Path(opts.cache_dir) if opts.cache_dir else default_store_dir(environ)
+    if modes is None and "emulated" in names and not opts.base:
+        _require_base(recipe, steps, plats, opts.images)
+    log_dir = Path(opts.keep_logs) if opts.keep_logs else (
+        store_dir / "logs" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     scratch = workdir or Path(tempfile.mkdtemp(prefix="crossplan-bench-"))
     try:
         ctx = BenchContext(recipe, store_dir, scratch, build, plats, opts.toolchain_cache,
-                           opts.base, dict(opts.images), environ, clock, on_progress)
+                           opts.base, dict(opts.images), environ, clock, on_progress,
+                           log_dir=log_dir)
         impl = dict(modes) if modes is not None else make_modes(ctx, names)
         try:
             blocks = schedule(steps, plats, names, build)

@@ -76,7 +76,7 @@ class EmulatedMode:
         self.ctx = ctx
         self.buildx = buildx or Buildx()
         self.images = images or ImageMaker(ctx.store_dir, ctx.base, buildx=self.buildx,
-                                           clock=ctx.clock, log_dir=ctx.workdir / "logs")
+                                           clock=ctx.clock, log_dir=ctx.logs)
         self._jobs: dict[Job, _Prepared] = {}
 
     def prepare(self, job: Job) -> list[Prep]:
@@ -172,7 +172,7 @@ class EmulatedMode:
     def measure(self, job: Job, round_: int) -> Sample:
         ctx = self.ctx
         prepared = self._jobs[job]
-        log = ctx.workdir / "logs" / f"emulated-{job.step}-{job.platform.slug}-{round_}.log"
+        log = ctx.logs / f"emulated-{job.step}-{job.platform.slug}-{round_}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=ctx.workdir, prefix="emulated-out-") as tmp:
             out = Path(tmp)

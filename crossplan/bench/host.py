@@ -120,11 +120,28 @@ class HostMode:
                 result = api.run(p, api.RunOptions(cache_dir=store, targets=[job.step],
                                                    environ=env, cache_mode="off"))
             except CrossplanError as exc:
-                return Sample(job.step, str(job.platform), self.name, round_, ctx.clock() - t0,
-                              ok=False, error=exc.render(), toolchain=self._toolchain[job])
+                seconds = ctx.clock() - t0
+                message = self._keep_logs(store, job, round_, exc.render())
+                return Sample(job.step, str(job.platform), self.name, round_, seconds,
+                              ok=False, error=message, toolchain=self._toolchain[job])
             seconds = ctx.clock() - t0
+            error = next((s.error for s in result.steps if s.error), None)
+            if error is not None or not result.ok:
+                error = self._keep_logs(store, job, round_, error or "")
         compile_s = min(seconds, sum(s.seconds for s in result.steps if s.status == "built"))
-        error = next((s.error for s in result.steps if s.error), None)
         return Sample(job.step, str(job.platform), self.name, round_, seconds, compile_s,
                       ok=result.ok, error=error, toolchain=self._toolchain[job])
 
+
+    def _keep_logs(self, store: Path, job: Job, round_: int, error: str) -> str:
+        """A failed round's logs, moved out of its temporary store into the kept log dir
+        (``error`` then names where they are)."""
+        logs = store / "logs"
+        if not logs.is_dir():
+            return error
+        dest = self.ctx.logs / f"{self.name}-{job.step}-{job.platform.slug}-{round_}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(logs, dest, symlinks=True)
+        return error.replace(str(logs), str(dest)) + f"\nlogs: {dest}"

@@ -37,11 +37,15 @@ __all__ = [
     "DEFAULT_BASE",
     "ImageMaker",
     "base_for",
+    "no_base_problem",
     "no_image_problem",
     "warm_script",
 ]
 
-DEFAULT_BASE = "crossplan-ci/busybox:latest"
+# No default: nothing with a shell is on every machine (`--base` names one, e.g.
+# busybox:1.36 or 'crossplan-bench/debian:bookworm-{arch}'); steps with a named
+# toolchain image need none.
+DEFAULT_BASE = ""
 DEBIAN_IMAGE = "crossplan-bench/debian:bookworm-{arch}"  # scripts/bench-debian-image.sh
 
 
@@ -59,6 +63,20 @@ def no_image_problem(sid: str, kind: str, platform: Platform) -> EnvironmentProb
         f"{sid}=IMAGE (an image for {platform} with the compiler and a shell); "
         f"`scripts/bench-debian-image.sh {debian_arch(platform)}` makes {image} "
         "(Debian's rustc, cargo, gcc, make; minutes, once per machine)",
+    )
+
+
+def no_base_problem(kind: str, platform: Platform, steps: str = "") -> EnvironmentProblem:
+    """The emulated mode needs ``--base`` to make a toolchain image and none was given."""
+    which = f" (steps: {steps})" if steps else ""
+    return EnvironmentProblem(
+        f"the emulated build makes a {kind} toolchain image for {platform}{which} and needs "
+        "its base: pass --base IMAGE",
+        hint="--base IMAGE: an image in the local engine (or pullable) for the target "
+        "platform with a POSIX shell and what the build runs, e.g. --base busybox:1.36, or "
+        "--base 'crossplan-bench/debian:bookworm-{arch}' (scripts/bench-debian-image.sh); "
+        "or name a toolchain image per step with --toolchain-image STEP=IMAGE; or drop "
+        "emulated from --modes",
     )
 
 
@@ -95,6 +113,8 @@ class ImageMaker:
 
     def toolchain(self, kind: Kind, version: str, platform: Platform) -> tuple[str, Prep]:
         """``crossplan-bench/toolchain-<kind>:<version>-<arch>`` from the target's wheel."""
+        if not self.base:
+            raise no_base_problem(kind, platform)
         tag = f"crossplan-bench/toolchain-{kind}:{version}-{platform.arch_variant}"
         spec = ToolchainImage(kind, version, base_for(self.base, platform), (platform,), tag)
         before = self._engine().image_id(tag)

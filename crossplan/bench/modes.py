@@ -46,11 +46,16 @@ class BenchContext:
     build: Platform
     targets: tuple[Platform, ...] = ()  # the bench's target platforms
     toolchain_cache: ToolchainCache = "cold"
-    base: str = "crossplan-ci/busybox:latest"
+    base: str = ""  # base of the toolchain images the emulated mode makes ("": none given)
     images: Mapping[str, str] = field(default_factory=dict)  # step -> toolchain image
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], float] = time.perf_counter
     log: Callable[[str], None] = lambda message: None
+    log_dir: Path | None = None  # kept build logs (default: <workdir>/logs, deleted after)
+
+    @property
+    def logs(self) -> Path:
+        return self.log_dir or self.workdir / "logs"
 
     def step(self, sid: str) -> Step:
         return self.recipe.steps[sid]

@@ -209,7 +209,8 @@ class BenchReport:
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.samples)
+        """Every requested (step, platform, mode) was measured, and every round built."""
+        return all(s.ok for s in self.samples) and not self.skipped
 
     def as_json(self) -> dict[str, Any]:
         return {
