@@ -82,7 +82,7 @@ def run(
 
         backends = backends_for(p.recipe, store, p.source_date_epoch)
         if opts.check:
-            return _check(p, store, backends, toolcache_dir(store, environ), emit, opts)
+            return _check(p, store, backends, emit, opts)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
                                 remote=remote)
         notes = p.facts.notes if p.facts else ()
@@ -131,10 +131,11 @@ def _builder(
 
 
 def _check(
-    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, emit: OnEvent,
+    p: Plan, store: Store, backends: Mapping[str, ImageBackend], emit: OnEvent,
     opts: RunOptions,
 ) -> RunResult:
-    """``--check``: every stored node rebuilt into a scratch store and compared."""
+    """``--check``: every stored node rebuilt into a scratch store (with an empty toolcache)
+    and compared."""
     import shutil
     import tempfile
 
@@ -143,7 +144,10 @@ def _check(
     scratch_dir = Path(tempfile.mkdtemp(prefix="check-", dir=store.root / "tmp"))
     scratch = Store(scratch_dir)
     try:
-        checking = Checking(store, scratch, _builder(p, store, backends, toolcache, scratch),
+        # An empty toolcache: a warm GOCACHE or zig cache would hand back the artifacts
+        # being checked instead of compiling them again.
+        fresh = scratch_dir / "toolcache"
+        checking = Checking(store, scratch, _builder(p, store, backends, fresh, scratch),
                             emit, label=p.recipe.label)
         result, _ = execute_plan(p, checking, jobs=opts.jobs, keep_going=True, on_event=emit)
         return result
