@@ -77,6 +77,17 @@ def ensure_toolchain_images() -> None:
         )
 
 
+TEST_SETUP = {
+    'base = "scratch"': f'base = "{BASE_IMAGE}"',
+    'entrypoint = ["/usr/local/bin/hello-go"]\n': 'cmd = ["sh", "-c", "hello-go && hello-c"]\n',
+    'smoke_expect = "hello from go on {arch}"\n':
+        'smoke_expect = "hello from go on {arch}\\nhello from c on {arch}"\n',
+    'cache = "none"': 'cache = "registry"',
+    '# cache_ref = "localhost:5000/crossplan/buildx-demo-cache"':
+        'cache_ref = "localhost:5000/crossplan/buildx-demo-cache"',
+}
+
+
 def unique(prefix: str) -> str:
     return f"it-{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -89,7 +100,13 @@ def example(dest: Path, *, repo: str, compile: str = "host", strategy: str = "au
     for src in ("go", "c"):
         (dest / src / "salt.txt").write_text(f"{repo}\n")
     toml = dest / "plan.toml"
-    text = toml.read_text().replace("localhost:5000/crossplan/buildx-demo", f"{REGISTRY}/{repo}")
+    text = toml.read_text()
+    # The example needs no test-only image (FROM scratch, no registry cache); these tests
+    # run both binaries through a shell on the CI busybox base and use the registry cache.
+    for old, new in TEST_SETUP.items():
+        assert old in text, f"examples/buildx/plan.toml changed: {old!r} not found"
+        text = text.replace(old, new)
+    text = text.replace("localhost:5000/crossplan/buildx-demo", f"{REGISTRY}/{repo}")
     text = re.sub(r'(?m)^compile = "host".*$', f'compile = "{compile}"', text)
     text = re.sub(r'(?m)^strategy = "auto".*$', f'strategy = "{strategy}"', text)
     text = re.sub(r'(?m)^cache = "registry"', f'cache = "{cache}"', text)
