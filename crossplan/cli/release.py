@@ -21,7 +21,7 @@ from crossplan.cli.common import (
     handles_errors,
     out,
 )
-from crossplan.errors import RecipeError
+from crossplan.errors import RecipeError, StepFailed
 
 if TYPE_CHECKING:
     from crossplan.release import ImageReport
@@ -137,7 +137,7 @@ def publish_platform(
             result = api.run(p, opts)
             if not result.ok:
                 failed = [s.error or str(s.node) for s in result.steps if s.status == "failed"]
-                raise RecipeError("the build failed: " + "; ".join(failed))
+                raise StepFailed("the build failed: " + "; ".join(failed))
             for img in result.images:
                 step = recipe.steps[img.step]
                 if not isinstance(step, ImageStep) or not step.tags or img.layout is None:

@@ -69,3 +69,7 @@ def test_usage_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli("ci", "github", "-f", tmp_path / "missing").code == 2
     res = cli("ci", "github", "-f", shell, "--runners", "qemu")
     assert res.code == 2 and "single or native" in res.stderr
+    res = cli("publish-platform", shell, "--platform", "linux/amd64,linux/arm64")
+    assert res.code == 2 and "exactly one --platform" in res.stderr
+    res = cli("publish-index", tmp_path / "nothing-here", "--json")
+    assert res.code == 2 and "no platform image records" in res.json()["error"]
