@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -45,8 +46,14 @@ def _path(what: str) -> AfterValidator:
     return AfterValidator(lambda v: rules.path_length(v, what))
 
 
-def _command(what: str) -> AfterValidator:
-    return AfterValidator(lambda v: rules.command(v, what))
+def _command(what: str, *, line: bool = False) -> BeforeValidator:
+    """A string (``sh -ec`` script), a list of strings (one argv) or a list of lists (several
+    argv): normalized to one argv, so a plain argv dumps (and keys) as it always did."""
+    def check(value: Any) -> Any:
+        if isinstance(value, (str, list, tuple)):
+            return rules.command(value, what, line=line)
+        return value  # not a command at all: the type check says so
+    return BeforeValidator(check)
 
 
 # Field types carrying their rule (recipes/rules.py); a broken rule names file, line and step.
@@ -126,7 +133,7 @@ class CStep(_StepBase):
     """A Make/CMake/plain-compiler build with the target's CC/AR/... set."""
 
     kind: Literal["c"]
-    build: Annotated[tuple[str, ...], _command("build")]
+    build: Annotated[tuple[str, ...], _command("build", line=True)]
     compiler: Literal["auto", "zig", "gcc", "clang"] = "auto"
     libc: Literal["gnu", "musl"] = "musl"
 

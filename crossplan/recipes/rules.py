@@ -4,6 +4,7 @@ the field's location and the loader can name the file, line and step)."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "env",
     "exclude",
     "image_tags",
+    "one_argv",
     "output",
     "path_length",
     "platforms",
@@ -147,14 +149,56 @@ def output(path: str) -> str:
     return path
 
 
-def command(argv: tuple[str, ...], what: str) -> tuple[str, ...]:
+def command(value: Any, what: str, *, line: bool = False) -> tuple[str, ...]:
+    """A command in one of three forms, as ONE argv (so the plain argv form dumps, and keys,
+    exactly as before): a string is a shell script (``sh -ec``: a multi-line string stops at
+    the first failing line); a list of strings is one argv; a list of lists is several argv
+    run in order (one: that argv; several: a ``sh -ec`` script of the quoted argv, stopping at
+    the first failure). ``line``: a one-string list is a shell line (the C ``build`` field)."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise Violation(f"{what} is empty", f'give a command, e.g. {what} = "make all"')
+        return ("sh", "-ec", value)
+    items = tuple(value)
+    if items and all(isinstance(i, (list, tuple)) for i in items):
+        argvs = [_argv(tuple(i), what) for i in items]
+        if len(argvs) == 1:
+            return argvs[0]
+        return ("sh", "-ec", "\n".join(shlex.join(a) for a in argvs))
+    if any(isinstance(i, (list, tuple)) for i in items):
+        raise Violation(f"{what} mixes strings and lists",
+                        f'write one argv ({what} = ["make", "all"]) or a list of argv '
+                        f'({what} = [["make"], ["make", "install"]])')
+    argv = _argv(items, what)
+    if not line:  # the C ``build`` is checked when lowered (a compile stage reads lines)
+        one_argv(argv, what)
+    return argv
+
+
+def _argv(argv: tuple[str, ...], what: str) -> tuple[str, ...]:
     if not argv:
         raise Violation(f"{what} is empty",
                         f'give the program and its arguments, e.g. {what} = ["make", "all"]')
+    if not all(isinstance(a, str) for a in argv):
+        raise Violation(f"{what} holds a value that is not a string",
+                        f'write every argument as a string, e.g. {what} = ["make", "-j", "4"]')
     if not argv[0]:
         raise Violation(f"{what}'s program (its first item) is empty",
                         f'give the program first, e.g. {what} = ["sh", "-c", "..."]')
     return argv
+
+
+def one_argv(argv: tuple[str, ...], what: str) -> None:
+    """``["cmake -S . -B build", "cmake --build build"]`` is one argv whose program name has
+    spaces: no such program exists; say which form was meant."""
+    prog = argv[0]
+    if "/" not in prog and any(c.isspace() for c in prog):
+        raise Violation(
+            f"program not found: {show(prog)} \u2014 a list of strings is ONE command's argv; "
+            "for several commands use a list of lists or a multi-line string",
+            f'e.g. {what} = [["cmake", "-S", ".", "-B", "build"], ["cmake", "--build", "build"]]'
+            f' or {what} = """\ncmake -S . -B build\ncmake --build build\n"""',
+        )
 
 
 def env(mapping: Mapping[str, str]) -> Mapping[str, str]:

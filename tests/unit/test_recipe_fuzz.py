@@ -286,7 +286,7 @@ def test_one_broken_rule_is_always_a_recipe_error(data: dict[str, Any]) -> None:
 TYPED_FIELDS: dict[tuple[Any, ...], str] = {
     ("project",): "table", ("project", "name"): "str", ("project", "platforms"): "list",
     ("project", "source_date_epoch"): "int", ("steps",): "table", (*GEN,): "table",
-    (*GEN, "src"): "str", (*GEN, "command"): "list", (*GEN, "env"): "table",
+    (*GEN, "src"): "str", (*GEN, "command"): "command", (*GEN, "env"): "table",
     (*GEN, "outputs"): "list", (*GEN, "exclude"): "list", (*GEN, "deps"): "list",
     (*GEN, "platform_independent"): "bool", (*IMG, "copy"): "list", (*IMG, "copy", 0): "table",
     (*IMG, "copy", 0, "mode"): "int", (*IMG, "copy", 0, "dest"): "str", (*IMG, "tags"): "list",
@@ -300,6 +300,10 @@ junk_for = {
     "list": st.one_of(st.integers(), st.floats(), st.booleans(), st.text(),
                       st.lists(st.one_of(st.integers(), st.floats(), st.lists(st.none())),
                                min_size=1, max_size=3)),
+    # a string is a command too (a sh -ec script): junk is neither text nor a list of them
+    "command": st.one_of(st.integers(), st.floats(), st.booleans(),
+                         st.lists(st.one_of(st.integers(), st.floats(), st.lists(st.none())),
+                                  min_size=1, max_size=3)),
     "table": st.one_of(st.integers(), st.text(), st.lists(st.integers(), max_size=3),
                        st.floats()),
     "int": st.one_of(st.text(alphabet="xyz", min_size=1), st.lists(st.integers(), max_size=2),

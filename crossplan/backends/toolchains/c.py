@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from crossplan.errors import EnvironmentProblem
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CStep
+from crossplan.recipes.rules import Violation
+from crossplan.recipes.rules import one_argv as _one_argv
 
 from ._proc import Runner, run
 from .base import BuildAction
@@ -44,11 +47,27 @@ def cmake_toolchain_file(cross: CrossCC, env: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def one_argv(argv: tuple[str, ...], what: str) -> None:
+    """A program name with spaces (``["cmake -S . -B build", ...]``) is not found: raised
+    when the step is lowered, so it fails that step alone (exit 3) and says which form
+    was meant (a compile stage in a container reads the same list as shell lines)."""
+    try:
+        _one_argv(argv, what)
+    except Violation as exc:
+        raise EnvironmentProblem(exc.message, hint=exc.hint) from None
+
+
 def build_command(build: tuple[str, ...]) -> tuple[str, ...]:
-    """``build`` as one command: a single string is a shell line (``sh -c``), so
-    ``["make libx.a"]`` and ``["$CC $CFLAGS -o x x.c"]`` work; several strings are an argv
-    run as is, like a shell step's ``command``: ``["make", "hello"]``."""
-    return ("sh", "-c", build[0]) if len(build) == 1 else tuple(build)
+    """``build`` (as the recipe normalized it, recipes/rules.py ``command``) as one command:
+    a one-string list is a shell line (``sh -c``), so ``["make libx.a"]`` and ``["$CC
+    $CFLAGS -o x x.c"]`` work; several strings are an argv run as is, like a shell step's
+    ``command``: ``["make", "hello"]``. A string (``build = "make"``, a multi-line script)
+    and a list of lists arrive as ``sh -ec SCRIPT``, run as is (stopping at the first
+    failure)."""
+    if len(build) == 1:
+        return ("sh", "-c", build[0])
+    one_argv(tuple(build), "build")
+    return tuple(build)
 
 
 class CToolchain:
