@@ -3,6 +3,7 @@ the logical WORKDIR/TOOLCACHE paths (so the planner can make Actions without run
 
 from __future__ import annotations
 
+import copy as copy_module
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,12 +41,14 @@ def probe_toolchains(
     trees: Mapping[str, TreeDigest | None], resolve: Resolver,
 ) -> tuple[dict[NodeId, str | None], dict[NodeId, ToolCommand], dict[NodeId, CrossplanError]]:
     """For each compile node: (identity for its key, its commands, or the error its build
-    will report). A missing toolchain raises now (EnvironmentProblem, exit 3): every key
-    needs its identity. Problems of one build (no binary name, a platform-independent
-    compile step) are deferred to that node, which then fails alone."""
+    will report). Every problem of one node is deferred to that node, which then fails alone
+    when it is executed (a missing toolchain or target std: EnvironmentProblem, exit 3 only
+    if that node is part of the run), so one missing toolchain does not block the steps that
+    do not need it. Each deferred error names the recipe file and the step."""
     identities: dict[NodeId, str | None] = {}
     commands: dict[NodeId, ToolCommand] = {}
     deferred: dict[NodeId, CrossplanError] = {}
+    unresolved: dict[str, CrossplanError] = {}  # per step: resolving failed once, not again
     for node, platform in nodes.items():
         step = recipe.steps[node.step]
         if isinstance(step, (ShellStep, ImageStep)):
@@ -54,18 +57,25 @@ def probe_toolchains(
             identities[node] = None
             deferred[node] = StepFailed(
                 f"{step.kind} steps build per platform; remove platform_independent",
-                step=node.step,
+                step=node.step, file=recipe.label_of(node.step),
             )
             continue
-        tc = resolve(node.step, step)
-        identities[node] = tc.fingerprint(platform)
-        tree = trees.get(node.step)
-        source = tree.root if tree is not None and not tree.single else None
         try:
+            if node.step in unresolved:
+                raise unresolved[node.step]
+            try:
+                tc = resolve(node.step, step)
+            except CrossplanError as exc:
+                unresolved[node.step] = exc
+                raise
+            identities[node] = tc.fingerprint(platform)
+            tree = trees.get(node.step)
+            source = tree.root if tree is not None and not tree.single else None
             built = tc.action(step, platform, Path(WORKDIR), Path(TOOLCACHE) / tc.name,
                               source=source or recipe.root / (step.src or "."))
         except CrossplanError as exc:
-            deferred[node] = exc
+            identities.setdefault(node, None)
+            deferred[node] = _located(exc, recipe.label_of(node.step), node.step)
             continue
         commands[node] = ToolCommand(
             commands=built.commands, env=dict(built.env), outputs=built.outputs,
@@ -74,6 +84,16 @@ def probe_toolchains(
         )
     return identities, commands, deferred
 
+
+def _located(exc: CrossplanError, file: str, step: str) -> CrossplanError:
+    """``exc`` naming the recipe file and step it belongs to (when it did not already)."""
+    if exc.file is not None and exc.step is not None:
+        return exc
+    copy = copy_module.copy(exc)
+    copy.file = exc.file or file
+    copy.step = exc.step or step
+    copy.args = (copy.render(),)
+    return copy
 
 
 _SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/lib32/", "/etc/", "/proc/", "/dev/")
