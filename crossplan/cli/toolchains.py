@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
 from crossplan import api
-from crossplan.cli.common import CacheDir, JsonOpt, PlanArg, err, handles_errors, out
+from crossplan.cli.common import (
+    CacheDir,
+    FileOpt,
+    JsonOpt,
+    PlanPos,
+    err,
+    handles_errors,
+    out,
+    plan_path,
+)
 
 __all__ = ["register"]
 
@@ -48,11 +56,13 @@ def toolchains_list(
 
 @toolchains_app.command("install")
 def toolchains_install(
-    plan_file: PlanArg = Path("plan.toml"), cache_dir: CacheDir = None, as_json: JsonOpt = False
+    plan_arg: PlanPos = None, plan_file: FileOpt = None, cache_dir: CacheDir = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Download and verify the plan's pinned toolchains ([toolchains]) into the store."""
     with handles_errors(as_json):
-        installed = api.install_toolchains(api.load(plan_file), cache_dir=cache_dir)
+        installed = api.install_toolchains(api.load(plan_path(plan_arg, plan_file)),
+                                           cache_dir=cache_dir)
     if as_json:
         print(json.dumps({k: str(v) for k, v in installed.items()}, indent=2))
         return

@@ -1,6 +1,6 @@
 """Recipes: the plan.toml models, loading and validation."""
 
-from crossplan.recipes.loader import from_dict, load, load_text
+from crossplan.recipes.loader import find_recipe, from_dict, load, load_text
 from crossplan.recipes.models import (
     CopySpec,
     CStep,
@@ -21,6 +21,7 @@ __all__ = [
     "RustStep",
     "ShellStep",
     "Step",
+    "find_recipe",
     "from_dict",
     "load",
     "load_text",

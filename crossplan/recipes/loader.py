@@ -15,7 +15,7 @@ from crossplan.recipes.models import Recipe
 from crossplan.recipes.rules import Violation
 from crossplan.recipes.validate import validate_recipe
 
-__all__ = ["from_dict", "load", "load_text"]
+__all__ = ["find_recipe", "from_dict", "load", "load_text"]
 
 _KINDS = "go | rust | c | shell | image"
 
@@ -35,6 +35,23 @@ def load(path: str | Path) -> Recipe:
             hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`",
         )
     return load_text(_read(p), file=p.resolve())
+
+
+def find_recipe(start: str | Path) -> Path:
+    """The nearest ``plan.toml`` in ``start`` or a parent directory (as git finds ``.git``);
+    RecipeError (exit 2) when there is none up to the file system root."""
+    here = Path(start).absolute()
+    for d in (here, *here.parents):
+        candidate = d / "plan.toml"
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:
+            continue
+    raise RecipeError(
+        f"no plan.toml in {here} or any parent directory",
+        hint="create a plan.toml or pass its path: `plan run path/to/plan.toml` (or -f PATH)",
+    )
 
 
 def _read(p: Path) -> str:
@@ -71,6 +88,10 @@ def from_dict(data: dict[str, Any], *, file: Path, text: str = "") -> Recipe:
 
     With ``[workspace] members``, each member's plan.toml is read from disk (relative to
     ``file``'s directory) and merged in as ``member:step`` steps."""
+    if "project" not in data and isinstance(data.get("workspace"), dict):
+        # A virtual workspace root (like Cargo's virtual manifest): no [project] table; the
+        # name is the directory's, the platforms the default.
+        data = {**data, "project": {"name": file.parent.name or "workspace"}}
     recipe = _model(data, file, text)
     if recipe.workspace is not None and recipe.workspace.members:
         root = file.parent
