@@ -22,9 +22,19 @@ from crossplan.planner.graph import NodeId
 __all__ = ["HostExecutor", "log_path"]
 
 
-def log_path(store: Store, node: NodeId) -> Path:
-    """Where the last build log of ``node`` is kept."""
-    return store.root / "logs" / (str(node).replace("/", "_").replace("@", "-") + ".log")
+def log_path(store: Store, node: NodeId, plan: str | Path | None = None) -> Path:
+    """Where the last build log of ``node`` is kept. With ``plan`` (the recipe file, e.g.
+    ``Recipe.label``) logs live under ``logs/<its directory's name>-<hash of its path>/``, so
+    two projects' ``image`` steps keep separate logs; without it, directly in ``logs/``."""
+    import hashlib
+
+    name = str(node).replace("/", "_").replace("@", "-") + ".log"
+    if not plan:
+        return store.root / "logs" / name
+    file = Path(plan)
+    tag = hashlib.sha256(str(file).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    project = (file.parent.name or "plan").replace(":", "_")[:64]
+    return store.root / "logs" / f"{project}-{tag}" / name
 
 
 class HostExecutor:

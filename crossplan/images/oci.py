@@ -24,7 +24,7 @@ from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
-from crossplan.images.naming import group_tags, output_for, ref_name, tag_names
+from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
 from crossplan.images.protocol import LAYOUT_DIR
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
@@ -145,9 +145,10 @@ class OciBackend:
             img_notes: list[str] = []
             if output:
                 dest = output_for(output, node.step, count)
-                res = export(built, dest, tags=list(tag_names(step)), arch_tags=step.arch_tags)
+                res = export(built, dest, tags=list(tag_names(step)), arch_tags=step.arch_tags,
+                             ref_name=layout_ref(node.step, step))
                 written = res.path
-                img_notes.append(f"wrote {dest}")
+                img_notes.append(f"wrote {res.destination}")  # with the ref that names it
             pushed: list[str] = []
             up_to_date = bool(step.tags)
             if push:

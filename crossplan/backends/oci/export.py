@@ -36,11 +36,14 @@ def export(
     arch_tags: bool = False,
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
+    ref_name: str | None = None,
 ) -> ExportResult:
     """Write a layout or archive (atomically), or push to a registry (tags last).
 
-    For layouts, the ref name is the ``:TAG`` suffix or the first of ``tags``; with
-    ``arch_tags`` each platform also gets ``TAG-<arch><variant>`` (what umoci needs).
+    For layouts, the index's ref name is the ``:TAG`` suffix, else ``ref_name``, else the
+    first of ``tags``; each platform's manifest is also named ``REF-<arch><variant>`` (what
+    umoci needs), so ``oci:DIR:REF`` names the index for skopeo and the others. The result's
+    ``destination`` is the reference that addresses the index.
     """
     layout = parse_layout_ref(destination)
     if layout is None:
@@ -53,10 +56,9 @@ def export(
             transport=transport,
         )
         return ExportResult(destination, built.digest, push=push)
-    name = layout.ref or (tags[0] if tags else None)
-    platform_refs = (
-        {p: f"{name}-{p.arch_variant}" for p in built.images} if arch_tags and name else None
-    )
+    name = layout.ref or ref_name or (tags[0] if tags else None)
+    platform_refs = {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None
     writer = write_layout if layout.kind == "oci" else write_archive
     path = writer(built, layout.path, ref_name=name, platform_refs=platform_refs)
-    return ExportResult(destination, built.digest, path=path)
+    where = f"{layout.kind}:{layout.path}" + (f":{name}" if name else "")
+    return ExportResult(where, built.digest, path=path)
