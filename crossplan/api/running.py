@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crossplan.api.planning import store_for
+from crossplan.backends.host import allow_commands, stop_commands
 from crossplan.cache.store import Entry, Store
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.export import export_entries
@@ -27,7 +28,7 @@ from crossplan.planner.plan import Plan
 from crossplan.recipes.models import ImageStep
 from crossplan.runner.scheduler import execute_plan
 
-__all__ = ["RunOptions", "executor_for", "run", "toolcache_dir"]
+__all__ = ["RunOptions", "executor_for", "run", "stop_steps", "toolcache_dir"]
 
 
 @dataclass
@@ -48,6 +49,15 @@ class RunOptions:
     check: bool = False  # rebuild what the store holds and compare; store nothing new
     affected: bool = False  # only the nodes `affected(plan, since)` reports, and their deps
     since: str | None = None  # git revision for `affected` (None: the last recorded run)
+    phases: bool = False  # `phase` events: staging, compiling/running, assembling, pushing
+    stream_logs: bool = False  # `output` events: each line the steps' commands print
+
+
+def stop_steps() -> None:
+    """Stop a run in this process (for a SIGINT/SIGTERM handler): every running step's
+    process group is killed and no command starts any more; the killed nodes raise
+    KeyboardInterrupt out of ``run`` (nothing of them is stored). The next ``run`` resets."""
+    stop_commands()
 
 
 def run(
@@ -56,8 +66,10 @@ def run(
 ) -> RunResult:
     """Build every node of ``p`` (or ``options.targets`` and their deps; with
     ``options.affected``, only the affected ones among them). ``on_event`` receives a
-    typed StepEvent per started/finished/cached/substituted/failed/skipped node, from
-    worker threads; ``jobs`` overrides ``options.jobs``."""
+    typed StepEvent per started/finished/cached/substituted/failed/skipped node (with
+    ``options.phases``, the ``phase`` events of running ones; with ``options.stream_logs``,
+    their log lines), from worker threads; ``jobs`` overrides ``options.jobs``. After
+    ``stop_steps()`` it raises KeyboardInterrupt."""
     opts = options or RunOptions()
     if jobs is not None:
         opts = dataclasses.replace(opts, jobs=jobs)
@@ -68,6 +80,7 @@ def run(
 
         found = affected(p, opts.since, cache_dir=opts.cache_dir, environ=opts.environ)
         p = p.subplan(found.targets)
+    allow_commands()
     store = store_for(opts.cache_dir)
     remote: RemoteRun | None = None
     try:
@@ -84,7 +97,8 @@ def run(
         if opts.check:
             return _check(p, store, backends, emit, opts)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
-                                remote=remote)
+                                remote=remote, phases=opts.phases,
+                                stream_logs=opts.stream_logs)
         notes = p.facts.notes if p.facts else ()
         for note in notes:
             emit(StepEvent("warning", NodeId("sandbox", ANY), message=note))
@@ -100,7 +114,8 @@ def run(
         if notes:
             result = dataclasses.replace(result, warnings=(*result.warnings, *notes))
         if result.ok:
-            result = _publish(p, result, entries, backends, output=opts.output, push=opts.push)
+            result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
+                              on_event=emit if opts.phases else (lambda e: None))
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:
@@ -109,11 +124,17 @@ def run(
 
 
 def _builder(
-    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, out: Store
+    p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, out: Store,
+    on_event: OnEvent, *, phases: bool = False, stream_logs: bool = False,
 ) -> Executor:
     """Host commands (sandboxed when the facts say so) or image backends, then ELF checks;
-    deps' outputs are read from ``store``, outputs written to ``out``."""
+    deps' outputs are read from ``store``, outputs written to ``out``; ``on_event`` hears
+    the executors' ``phase`` and ``output`` events when asked for."""
     from crossplan.images.executor import ImageExecutor
+
+    def step_event(e: StepEvent) -> None:
+        if (phases and e.kind == "phase") or (stream_logs and e.kind == "output"):
+            on_event(e)
 
     facts = p.facts
     sandbox = None
@@ -124,8 +145,9 @@ def _builder(
         sandbox = Sandbox(bwrap_path(), store.root / "sandbox" / "etc")
     build: Executor = ByKind(
         HostExecutor(store, toolcache, label=p.recipe.label,
-                     deferred=facts.deferred if facts else None, sandbox=sandbox, out=out),
-        ImageExecutor(p.nodes, store, backends, out=out),
+                     deferred=facts.deferred if facts else None, sandbox=sandbox, out=out,
+                     on_event=step_event, stream_logs=stream_logs),
+        ImageExecutor(p.nodes, store, backends, out=out, on_event=step_event),
     )
     return Verified(out, build, {n: pn.platform for n, pn in p.nodes.items()})
 
@@ -147,7 +169,9 @@ def _check(
         # An empty toolcache: a warm GOCACHE or zig cache would hand back the artifacts
         # being checked instead of compiling them again.
         fresh = scratch_dir / "toolcache"
-        checking = Checking(store, scratch, _builder(p, store, backends, fresh, scratch),
+        checking = Checking(store, scratch, _builder(
+            p, store, backends, fresh, scratch, emit, phases=opts.phases,
+            stream_logs=opts.stream_logs),
                             emit, label=p.recipe.label)
         result, _ = execute_plan(p, checking, jobs=opts.jobs, keep_going=True, on_event=emit)
         return result
@@ -158,11 +182,13 @@ def _check(
 
 def executor_for(
     p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, on_event: OnEvent,
-    *, remote: RemoteRun | None = None,
+    *, remote: RemoteRun | None = None, phases: bool = False, stream_logs: bool = False,
 ) -> Executor:
     """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
     then the host (commands) or the image backends (images)."""
-    build: Executor = Publishing(store, _builder(p, store, backends, toolcache, store), on_event)
+    inner = _builder(p, store, backends, toolcache, store, on_event, phases=phases,
+                     stream_logs=stream_logs)
+    build: Executor = Publishing(store, inner, on_event)
     if remote is not None:
         build = RemoteCached(remote, build)
     root = str(p.recipe.root.resolve())
@@ -184,15 +210,32 @@ def executor_for(
 def _publish(
     p: Plan, result: RunResult, entries: Mapping[NodeId, Entry],
     backends: Mapping[str, ImageBackend], *, output: str | None, push: bool,
+    on_event: OnEvent,
 ) -> RunResult:
-    """``--output`` / ``--push`` every built image step through its backend."""
+    """``--output`` / ``--push`` every built image step through its backend (``phase``
+    events: publishing or pushing, the oci backend's blob progress, then published)."""
+    from crossplan.images.oci import OciBackend
+
     facts = p.facts
     images: list[ImageResult] = []
     nodes = [(n, e) for n, e in entries.items() if isinstance(p.recipe.steps[n.step], ImageStep)]
+    say = on_event if (output or push) else (lambda e: None)
     for node, entry in nodes:
         name = facts.backends.get(node.step, "oci") if facts else "oci"
-        images.append(backends[name].publish(node, entry, entries, output=output, push=push,
-                                             count=len(nodes)))
+        backend = backends[name]
+        say(StepEvent("phase", node, entry.key, message="pushing" if push else "publishing"))
+
+        def progress(text: str, node: NodeId = node, key: str = entry.key) -> None:
+            on_event(StepEvent("phase", node, key, message=f"pushing: {text}"))
+
+        if isinstance(backend, OciBackend):
+            image = backend.publish(node, entry, entries, output=output, push=push,
+                                    count=len(nodes), on_progress=progress)
+        else:
+            image = backend.publish(node, entry, entries, output=output, push=push,
+                                    count=len(nodes))
+        images.append(image)
+        say(StepEvent("phase", node, entry.key, message="published"))
     return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -19,7 +19,17 @@ from typing import Any
 from crossplan.errors import EnvironmentProblem
 from crossplan.platforms import Platform
 
-__all__ = ["PASS_THROUGH", "base_env", "log_tail", "run_commands"]
+__all__ = [
+    "PASS_THROUGH",
+    "Interrupted",
+    "allow_commands",
+    "base_env",
+    "follow",
+    "log_tail",
+    "run_commands",
+    "stop_commands",
+    "stopping",
+]
 
 # Host variables every step sees (not in keys: they don't change what a hermetic step makes).
 PASS_THROUGH = ("PATH", "LANG", "TERM")
@@ -70,7 +80,8 @@ def run_commands(
 
     Each command runs in its own process group and (Linux) with PR_SET_PDEATHSIG=SIGKILL, so
     a SIGKILL of this process takes the command down; on any exception here (a
-    KeyboardInterrupt included) the whole group is killed and reaped."""
+    KeyboardInterrupt included) the whole group is killed and reaped. After
+    ``stop_commands()``, a command killed by it (or about to start) raises Interrupted."""
     try:
         with open(log, "ab") as out:
             for argv in commands:
@@ -92,26 +103,67 @@ def run_commands(
 def _run_one(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: Any, step: str
 ) -> int:
+    if _STOPPING.is_set():
+        raise Interrupted(step)
     try:
         proc = subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, process_group=0, preexec_fn=_die_with(os.getpid()),
         )
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError) as exc:
+        # EACCES too: exec's PATH search reports it when a PATH entry is not searchable
+        what = "not found" if isinstance(exc, FileNotFoundError) else "not found or not executable"
         raise EnvironmentProblem(
-            f"program not found: {argv[0]}", step=step,
+            f"program {what}: {argv[0]}", step=step,
             hint=f"install {argv[0]} or put it on PATH (PATH={env.get('PATH', '')})",
         ) from None
-    _GROUPS.add(proc.pid)
+    with _GROUPS_LOCK:
+        _GROUPS.add(proc.pid)
+        if _STOPPING.is_set():  # stop_commands() ran between the check above and now
+            _kill_group(proc.pid)
     try:
-        return proc.wait()
+        code = proc.wait()
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         proc.wait()
         raise
     finally:
-        _GROUPS.discard(proc.pid)
+        with _GROUPS_LOCK:
+            _GROUPS.discard(proc.pid)
+    if _STOPPING.is_set() and code != 0:
+        raise Interrupted(step)
+    return code
+
+
+class Interrupted(KeyboardInterrupt):
+    """A step's command was stopped by ``stop_commands()`` (Ctrl-C, SIGTERM): not a failure
+    of the step. A KeyboardInterrupt, so no ``except Exception`` turns it into one."""
+
+
+def stop_commands() -> None:
+    """Kill every running command's process group (a sandboxed one takes its sandbox down:
+    bwrap runs with --die-with-parent in its own pid namespace) and refuse new ones until
+    ``allow_commands()``. Safe from a signal handler and from any thread."""
+    _STOPPING.set()
+    with _GROUPS_LOCK:
+        groups = tuple(_GROUPS)
+    for group in groups:
+        _kill_group(group)
+
+
+def allow_commands() -> None:
+    """Undo ``stop_commands()`` (a new run in the same process, e.g. ``--watch``)."""
+    _STOPPING.clear()
+
+
+def stopping() -> bool:
+    """Whether ``stop_commands()`` was called (and not undone)."""
+    return _STOPPING.is_set()
+
+
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(group, signal.SIGKILL)
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -136,6 +188,8 @@ def _raise_if_full(cwd: Path, step: str, *, force: bool = False) -> None:
 # -- the command's life is bound to ours ---------------------------------------------------
 _PR_SET_PDEATHSIG = 1
 _GROUPS: set[int] = set()  # process groups of the commands running now (for SIGINT)
+_GROUPS_LOCK = threading.RLock()  # re-entrant: stop_commands() may run in a signal handler
+_STOPPING = threading.Event()
 
 
 def _libc_prctl() -> Callable[..., int] | None:
@@ -166,8 +220,8 @@ def _die_with(parent: int) -> Callable[[], None]:
 
 
 def _forward_interrupts() -> None:
-    """Commands run in their own process group, out of reach of a terminal's Ctrl-C: pass
-    SIGINT on to them, then to the previous handler (KeyboardInterrupt by default)."""
+    """Commands run in their own process group, out of reach of a terminal's Ctrl-C: stop
+    them (stop_commands), then call the previous handler (KeyboardInterrupt by default)."""
     if threading.current_thread() is not threading.main_thread():
         return
     previous = signal.getsignal(signal.SIGINT)
@@ -175,9 +229,7 @@ def _forward_interrupts() -> None:
         return
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        for group in tuple(_GROUPS):
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGINT)
+        stop_commands()
         if callable(previous):
             previous(signum, frame)
         else:
@@ -189,6 +241,41 @@ def _forward_interrupts() -> None:
 
 
 _forward_interrupts()
+
+
+@contextlib.contextmanager
+def follow(log: Path, on_line: Callable[[str], None], *, every: float = 0.2) -> Iterator[None]:
+    """While the block runs, hand each complete line appended to ``log`` to ``on_line`` (from
+    a thread polling every ``every`` s); the rest is handed over when the block ends."""
+    done = threading.Event()
+
+    def tail() -> None:
+        pos, pending = 0, b""
+        while True:
+            last = done.wait(every)
+            try:
+                with open(log, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            pos += len(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            if last and pending:
+                lines, pending = [*lines, pending], b""
+            for line in lines:
+                with contextlib.suppress(Exception):  # a renderer's bug must not stop a build
+                    on_line(line.decode(errors="replace").rstrip("\r"))
+            if last:
+                return
+
+    thread = threading.Thread(target=tail, name=f"follow {log.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
 
 
 def log_tail(log: Path, lines: int = 20) -> str:

@@ -1,4 +1,6 @@
-"""Typed events a run emits (step started/finished/cached/substituted/failed/skipped)."""
+"""Typed events a run emits (step started/finished/cached/substituted/failed/skipped) and,
+when asked for, the phases a running step goes through (``phase``: staging, compiling,
+running, assembling..., in ``message``) and what its commands print (``output``)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,18 @@ from crossplan.planner.graph import NodeId
 __all__ = ["EventKind", "OnEvent", "StepEvent"]
 
 EventKind = Literal[
-    "started", "finished", "cached", "substituted", "checked", "failed", "skipped", "warning"
+    "started", "finished", "cached", "substituted", "checked", "failed", "skipped", "warning",
+    "phase", "output",
 ]
 
 
 @dataclass(frozen=True)
 class StepEvent:
-    """One thing that happened to one node. ``seconds`` is the step's own duration."""
+    """One thing that happened to one node. ``seconds`` is the step's own duration; for a
+    ``phase`` event, ``message`` is the phase (``staging``, ``compiling``, ``running``,
+    ``assembling``, ``publishing``, ``pushing``, ``published``; a detail may follow after
+    ``: ``; ``RunOptions.phases``); for an ``output`` event (``RunOptions.stream_logs``), one
+    line of the step's log."""
 
     kind: EventKind
     node: NodeId

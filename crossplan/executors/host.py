@@ -7,11 +7,13 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from crossplan.backends.host import log_tail, run_commands
+from crossplan.backends.host import Interrupted, follow, log_tail, run_commands, stopping
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
+from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.sandbox import Sandbox
 from crossplan.executors.workdir import collect_outputs, new_workdir, populate
@@ -41,12 +43,15 @@ class HostExecutor:
     """Runs command Actions on this machine, in a work dir under the store's tmp.
 
     Commands are written against WORKDIR and TOOLCACHE; without a sandbox to bind them
-    there, their real directories are substituted into argv, environment and files."""
+    there, their real directories are substituted into argv, environment and files.
+    ``on_event`` hears each node's phases (staging, then compiling or running) and, with
+    ``stream_logs``, every line its commands print (``output`` events)."""
 
     def __init__(
         self, store: Store, toolcache: Path, *, label: str = "",
         deferred: Mapping[NodeId, CrossplanError] | None = None,
         sandbox: Sandbox | None = None, out: Store | None = None,
+        on_event: OnEvent | None = None, stream_logs: bool = False,
     ) -> None:
         self.store = store  # deps' outputs are read from here
         self.out = out or store  # outputs and logs are written here
@@ -54,6 +59,8 @@ class HostExecutor:
         self.label = label  # the recipe file, for errors
         self.deferred = dict(deferred or {})
         self.sandbox = sandbox
+        self.on_event: OnEvent = on_event or (lambda e: None)
+        self.stream_logs = stream_logs
         if sandbox is not None:
             sandbox.prepare()
 
@@ -72,6 +79,7 @@ class HostExecutor:
         log = workdir / ".crossplan.log"
         keep = log_path(self.store, node)
         try:
+            self.on_event(StepEvent("phase", node, key, message="staging"))
             by_dir = {d.dir: deps[d.node] for d in action.deps}
             populate(workdir, action.inputs, by_dir, self.store)
             real = _Paths(workdir, self.toolcache, bound=self.sandbox is not None)
@@ -92,8 +100,13 @@ class HostExecutor:
                     argv, workdir=workdir, toolcache=self.toolcache, cwd=action.workdir,
                     tools=action.tools, network=action.network)) for argv in commands]
             log.touch()
-            code = run_commands(commands, cwd=workdir / action.workdir, env=env, log=log,
-                                step=str(node))
+            phase = "compiling" if action.toolchain else "running"
+            self.on_event(StepEvent("phase", node, key, message=phase))
+            with self._streaming(action, log, key):
+                code = run_commands(commands, cwd=workdir / action.workdir, env=env, log=log,
+                                    step=str(node))
+            if stopping():
+                raise Interrupted(str(node))  # stopped as it ended: not cached, not failed
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(log, keep)
             if code != 0:
@@ -116,6 +129,19 @@ class HostExecutor:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _streaming(self, action: Action, log: Path, key: str) -> AbstractContextManager[None]:
+        if not self.stream_logs:
+            return nullcontext()
+        node, emit = action.node, self.on_event
+        wrapper = f"$ {self.sandbox.bwrap} " if self.sandbox is not None else None
+
+        def on_line(line: str) -> None:
+            if wrapper and line.startswith(wrapper) and " -- " in line:
+                line = "$ " + line.split(" -- ", 1)[1]  # the command, not its sandbox
+            emit(StepEvent("output", node, key, message=line))
+
+        return follow(log, on_line)
 
 
 def _require_program(argv: tuple[str, ...], env: Mapping[str, str], step: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import EnvironmentProblem, StepFailed
+from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.host import log_path
 from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.workdir import collect_outputs, new_workdir
@@ -21,14 +22,17 @@ __all__ = ["ImageExecutor"]
 
 
 class ImageExecutor:
-    """Executes image Actions with the backend each names (``Action.backend``)."""
+    """Executes image Actions with the backend each names (``Action.backend``); ``on_event``
+    hears the ``assembling`` phase."""
 
     def __init__(self, nodes: Mapping[NodeId, PlannedNode], store: Store,
-                 backends: Mapping[str, ImageBackend], *, out: Store | None = None) -> None:
+                 backends: Mapping[str, ImageBackend], *, out: Store | None = None,
+                 on_event: OnEvent | None = None) -> None:
         self.nodes = nodes
         self.store = store  # the backends read deps' outputs from theirs
         self.out = out or store  # the layout and log are collected here
         self.backends = backends
+        self.on_event: OnEvent = on_event or (lambda e: None)
 
     def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
         t0 = time.monotonic()
@@ -39,6 +43,7 @@ class ImageExecutor:
         log = workdir / ".crossplan.log"
         keep = log_path(self.store, node)
         try:
+            self.on_event(StepEvent("phase", node, key, message=f"assembling ({backend.name})"))
             outputs = backend.build(self.nodes[node], workdir, deps)
             log.touch()
             keep.parent.mkdir(parents=True, exist_ok=True)

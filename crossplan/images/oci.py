@@ -8,7 +8,7 @@ cache hit and ``--output``/``--push`` just re-export the stored layout.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 from crossplan.backends.oci import (
@@ -17,6 +17,7 @@ from crossplan.backends.oci import (
     LayerSpec,
     build_index,
     export,
+    push_index,
     resolve_base,
     write_layout,
 )
@@ -133,8 +134,10 @@ class OciBackend:
     def publish(
         self, node: NodeId, entry: Entry, entries: Mapping[NodeId, Entry], *,
         output: str | None, push: bool, count: int,
+        on_progress: Callable[[str], None] | None = None,
     ) -> ImageResult:
-        """``--output`` exports the stored layout; ``--push`` pushes it to the step's tags."""
+        """``--output`` exports the stored layout; ``--push`` pushes it to the step's tags
+        (``on_progress`` hears "blobs 2/5, 1.2 MB uploaded to REPO" as they go)."""
         step = self.recipe.steps[node.step]
         assert isinstance(step, ImageStep)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
@@ -158,11 +161,11 @@ class OciBackend:
                         file=self.recipe.label, hint='add tags = ["registry/repo:tag"]',
                     )
                 for repo, tags in group_tags(step.tags).items():
-                    pres = export(built, f"{repo}:{tags[0]}", tags=tags,
-                                  arch_tags=step.arch_tags)
-                    assert pres.push is not None
-                    img_notes.append(pres.push.summary())
-                    up_to_date = up_to_date and pres.push.up_to_date
+                    pres = push_index(built, f"{repo}:{tags[0]}", tags=tags,
+                                      arch_tags=step.arch_tags,
+                                      on_progress=_progress(on_progress, repo))
+                    img_notes.append(pres.summary())
+                    up_to_date = up_to_date and pres.up_to_date
                     pushed += [f"{repo}:{t}" for t in tags]
             return ImageResult(
                 node.step, built.digest, {str(p): d for p, d in built.manifests.items()},
@@ -170,3 +173,13 @@ class OciBackend:
             )
 
 
+def _progress(
+    say: Callable[[str], None] | None, repo: str
+) -> Callable[[int, int, int], None] | None:
+    if say is None:
+        return None
+
+    def on_blob(done: int, total: int, sent: int) -> None:
+        say(f"blobs {done}/{total}, {sent / 1e6:.1f} MB uploaded to {repo}")
+
+    return on_blob

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -15,7 +15,10 @@ from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.registry import RegistryClient
 from crossplan.platforms import Platform
 
-__all__ = ["PushResult", "arch_tag_names", "push_index"]
+__all__ = ["OnPushProgress", "PushResult", "arch_tag_names", "push_index"]
+
+OnPushProgress = Callable[[int, int, int], None]
+"""(blobs done, blobs in all, bytes uploaded so far): called after each blob."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ def push_index(
     client: RegistryClient | None = None,
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
+    on_progress: OnPushProgress | None = None,
 ) -> PushResult:
     """Push ``built`` to ``target``'s repository and point ``tags`` (plus its own tag) at it.
 
@@ -68,6 +72,7 @@ def push_index(
     ``mount_from`` repos or the blob's origin when on the same registry), then each
     platform manifest by digest, then the index by digest, and only then the tags. A
     tag therefore never names an incomplete index; rerunning finishes the job.
+    ``on_progress`` hears of each blob as it is done (uploaded, mounted or already there).
     """
     ref = Reference.parse(target) if isinstance(target, str) else target
     all_tags = tuple(dict.fromkeys([*([ref.tag] if ref.tag else []), *tags]))
@@ -79,7 +84,7 @@ def push_index(
     own = client is None
     reg = client or RegistryClient(ref.registry, insecure=insecure, transport=transport)
     try:
-        return _Push(built, ref, reg, mount_from).run(wanted, all_tags)
+        return _Push(built, ref, reg, mount_from, on_progress).run(wanted, all_tags)
     finally:
         if own:
             reg.close()
@@ -87,10 +92,13 @@ def push_index(
 
 class _Push:
     def __init__(
-        self, built: BuiltIndex, ref: Reference, reg: RegistryClient, mount_from: Sequence[str]
+        self, built: BuiltIndex, ref: Reference, reg: RegistryClient, mount_from: Sequence[str],
+        on_progress: OnPushProgress | None = None,
     ) -> None:
         self.built, self.ref, self.reg, self.repo = built, ref, reg, ref.repository
         self.mount_from = mount_from
+        self.on_progress = on_progress
+        self.sent = 0  # bytes uploaded
         self.counts = dict.fromkeys(("uploaded", "mounted", "skipped", "m_up", "m_skip"), 0)
 
     def run(self, wanted: dict[str, tuple[bytes, str]], tags: tuple[str, ...]) -> PushResult:
@@ -98,8 +106,11 @@ class _Push:
         result = PushResult(self.ref.name, self.built.digest, self.built.manifests, tags)
         if wanted and not stale:
             return replace(result, up_to_date=True)
-        for _, blob in sorted(self.built.blobs.items()):
+        blobs = sorted(self.built.blobs.items())
+        for done, (_, blob) in enumerate(blobs, 1):
             self._blob(blob)
+            if self.on_progress is not None:
+                self.on_progress(done, len(blobs), self.sent)
         for image in self.built.images.values():
             self._manifest(image.digest, image.manifest, OCI_MANIFEST)
         self._manifest(self.built.digest, self.built.index, OCI_INDEX)
@@ -132,8 +143,10 @@ class _Push:
             if self.reg.mount_blob(self.repo, blob.digest, source):
                 self.counts["mounted"] += 1
                 return
-        self.reg.upload_blob(self.repo, blob.digest, blob.read())
+        data = blob.read()
+        self.reg.upload_blob(self.repo, blob.digest, data)
         self.counts["uploaded"] += 1
+        self.sent += len(data)
 
     def _manifest(self, digest: str, data: bytes, media_type: str) -> None:
         if self.reg.has_manifest(self.repo, digest):
