@@ -1,8 +1,13 @@
-"""`plan run`: build the plan with a progress bar, then print the result table (or JSON)."""
+"""`plan run`: build the plan showing its progress on stderr (cli/progress.py: a live view
+on a terminal, timestamped lines when piped), then print the result table (or JSON).
+SIGINT/SIGTERM stop the running steps: "interrupted", exit 130."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,9 +28,16 @@ from crossplan.cli.common import (
 from crossplan.errors import RecipeError
 
 if TYPE_CHECKING:
+    from crossplan.cli.progress import PlainProgress
     from crossplan.planner.plan import Plan
 
-__all__ = ["register"]
+__all__ = ["ProgressOpt", "VerboseOpt", "progress_for", "register"]
+
+ProgressOpt = Annotated[str, typer.Option(
+    "--progress", help="auto | tty (live view) | plain (timestamped lines) | quiet; auto: "
+    "tty on a terminal, plain when piped, quiet with --json (progress is on stderr)")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="stream the steps' log lines to stderr, prefixed with the node")]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,21 +74,27 @@ def run(
         "--affected", help="only the nodes `plan affected` lists (and what they need)")] = False,
     since: Annotated[str | None, typer.Option(
         help="with --affected: compare with this git revision (default: the last run)")] = None,
+    progress: ProgressOpt = "auto",
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
     plan_path, targets = _split_args(args or [])
-    with handles_errors(as_json):
+    with handles_errors(as_json), progress_for(progress, as_json=as_json) as shown:
         if since is not None and not affected:
             raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
+        shown.begin("planning", "loading the recipe, probing toolchains, hashing inputs")
         recipe = api.load(plan_path)
         p = api.plan(recipe, platform, cache_dir=cache_dir)
+        shown.total = _total(p, targets, affected)
+        shown.end("planning", f"{len(p.nodes)} node(s) planned")
         opts = api.RunOptions(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
+            phases=True, stream_logs=verbose,
         )
-        result = _run_with_progress(p, opts, quiet=as_json)
+        result = api.run(p, opts, on_event=shown.event)
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
     else:
@@ -89,29 +107,48 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_with_progress(p: Plan, opts: api.RunOptions, *, quiet: bool) -> api.RunResult:
-    if quiet or not err.is_terminal:
-        def on_event(e: api.StepEvent) -> None:
-            if e.kind == "warning":
-                err.print(f"[yellow]warning:[/] {e.node}: {escape(e.message)}", highlight=False)
-        return api.run(p, opts, on_event=on_event)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def _total(p: Plan, targets: list[str], affected: bool) -> int | None:
+    """How many nodes the run has (unknown with --affected until it runs)."""
+    if affected:
+        return None
+    return len(p.subplan(p.select(targets)).nodes) if targets else len(p.nodes)
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True,
-    ) as prog:
-        task = prog.add_task("building", total=len(p.nodes))
 
-        def on_event_p(e: api.StepEvent) -> None:
-            if e.kind == "started":
-                prog.update(task, description=f"building {e.node}")
-            elif e.kind == "warning":
-                prog.console.print(f"[yellow]warning:[/] {e.node}: {e.message}", highlight=False)
-            else:
-                prog.advance(task)
+@contextmanager
+def progress_for(mode: str, *, as_json: bool) -> Iterator[PlainProgress]:
+    """The renderer for ``--progress MODE`` on stderr, its heartbeat, and SIGINT/SIGTERM
+    handling for the block: the running steps are killed, "interrupted", exit 130 (with
+    --json, also ``{"ok": false, "interrupted": true}`` on stdout)."""
+    from crossplan.api.running import stop_steps
+    from crossplan.cli.progress import (
+        Heartbeat,
+        LiveProgress,
+        PlainProgress,
+        choose_mode,
+        interrupts,
+        stderr_writer,
+    )
 
-        return api.run(p, opts, on_event=on_event_p)
+    chosen = choose_mode(mode, terminal=err.is_terminal, as_json=as_json)
+    shown = (LiveProgress(err) if chosen == "tty" else
+             PlainProgress(stderr_writer, phases=chosen == "plain"))
+
+    def stop() -> None:
+        shown.stop()
+        stop_steps()
+
+    try:
+        with interrupts(stop), Heartbeat(shown):
+            yield shown
+    except KeyboardInterrupt:
+        stop()
+        err.print("interrupted", highlight=False)
+        if as_json:
+            print(json.dumps({"ok": False, "interrupted": True, "exit_code": 130}))
+        sys.stdout.flush()
+        raise typer.Exit(130) from None
+    finally:
+        shown.stop()
 
 
 def _print_result(result: api.RunResult) -> None:
