@@ -101,7 +101,7 @@ def run(
                                 stream_logs=opts.stream_logs)
         notes = p.facts.notes if p.facts else ()
         for note in notes:
-            emit(StepEvent("warning", NodeId("sandbox", ANY), message=note))
+            emit(StepEvent("warning", NodeId("plan", ANY), message=note))
         result, entries = execute_plan(
             p, executor, jobs=opts.jobs, keep_going=opts.keep_going, on_event=emit
         )

@@ -36,7 +36,7 @@ from crossplan.executors.result import ImageResult
 from crossplan.executors.workdir import InputChanged
 from crossplan.hashing import copy_hashing
 from crossplan.images.buildx_pin import buildx_pin, check_emulation
-from crossplan.images.naming import output_for, tag_names
+from crossplan.images.naming import layout_ref, output_for, tag_names
 from crossplan.images.protocol import LAYOUT_DIR
 from crossplan.planner.container import container_compiled
 from crossplan.planner.graph import ANY, NodeId
@@ -290,9 +290,9 @@ class BuildxBackend:
                 if output:
                     dest = output_for(output, node.step, count)
                     res = export(built, dest, tags=list(tag_names(step)),
-                                 arch_tags=step.arch_tags)
+                                 arch_tags=step.arch_tags, ref_name=layout_ref(node.step, step))
                     written = res.path
-                    notes.append(f"wrote {dest}")
+                    notes.append(f"wrote {res.destination}")  # with the ref that names it
         if not push:
             return ImageResult(node.step, index, manifests, written, (), False, tuple(notes))
         pushed = self.push(node, platforms, entries)

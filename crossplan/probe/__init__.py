@@ -62,10 +62,12 @@ def gather(
     identities: dict[NodeId, str | None] = {}
     commands: dict[NodeId, ToolCommand] = {}
     deferred: dict[NodeId, CrossplanError] = {}
+    tool_notes: tuple[str, ...] = ()
     nodes = {n: graph.nodes[n]["platform"] for n in graph}
     if toolchains is not None:
         probed.add("toolchains")
-        identities, commands, deferred = probe_toolchains(recipe, nodes, trees, toolchains)
+        identities, commands, deferred, tool_notes = probe_toolchains(
+            recipe, nodes, trees, toolchains)
     if bases is not None:
         probed.add("bases")
         for n in nodes:
@@ -81,7 +83,7 @@ def gather(
         host_env={k: env[k] for k in PASS_THROUGH if k in env},
         trees=trees, identities=identities, commands=commands, backends=backends,
         probed=frozenset(probed), deferred=deferred, sandbox=sandbox[0],
-        notes=(sandbox[1],) if sandbox[1] else (),
+        notes=((sandbox[1],) if sandbox[1] else ()) + tool_notes,
     )
 
 

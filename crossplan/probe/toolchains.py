@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from crossplan.backends.toolchains.base import Toolchain
+from crossplan.backends.toolchains.base import Toolchain, toolchain_notes
 from crossplan.errors import CrossplanError, StepFailed
 from crossplan.planner.facts import TOOLCACHE, WORKDIR, ToolCommand
 from crossplan.planner.graph import NodeId
@@ -39,9 +39,13 @@ def resolver_for(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) ->
 def probe_toolchains(
     recipe: Recipe, nodes: Mapping[NodeId, Platform | None],
     trees: Mapping[str, TreeDigest | None], resolve: Resolver,
-) -> tuple[dict[NodeId, str | None], dict[NodeId, ToolCommand], dict[NodeId, CrossplanError]]:
+) -> tuple[
+    dict[NodeId, str | None], dict[NodeId, ToolCommand], dict[NodeId, CrossplanError],
+    tuple[str, ...],
+]:
     """For each compile node: (identity for its key, its commands, or the error its build
-    will report). Every problem of one node is deferred to that node, which then fails alone
+    will report), and the toolchains' notes for the user (e.g. a managed default used).
+    Every problem of one node is deferred to that node, which then fails alone
     when it is executed (a missing toolchain or target std: EnvironmentProblem, exit 3 only
     if that node is part of the run), so one missing toolchain does not block the steps that
     do not need it. Each deferred error names the recipe file and the step."""
@@ -49,6 +53,7 @@ def probe_toolchains(
     commands: dict[NodeId, ToolCommand] = {}
     deferred: dict[NodeId, CrossplanError] = {}
     unresolved: dict[str, CrossplanError] = {}  # per step: resolving failed once, not again
+    notes: dict[str, None] = {}
     for node, platform in nodes.items():
         step = recipe.steps[node.step]
         if isinstance(step, (ShellStep, ImageStep)):
@@ -77,12 +82,13 @@ def probe_toolchains(
             identities.setdefault(node, None)
             deferred[node] = _located(exc, recipe.label_of(node.step), node.step)
             continue
+        notes.update(dict.fromkeys(toolchain_notes(tc)))
         commands[node] = ToolCommand(
             commands=built.commands, env=dict(built.env), outputs=built.outputs,
             executables=built.executables, files=dict(built.files), toolchain=tc.name,
             roots=tool_roots(built.commands, built.env, built.files),
         )
-    return identities, commands, deferred
+    return identities, commands, deferred, tuple(notes)
 
 
 def _located(exc: CrossplanError, file: str, step: str) -> CrossplanError:
