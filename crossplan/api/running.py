@@ -147,7 +147,8 @@ def _builder(
         HostExecutor(store, toolcache, label=p.recipe.label,
                      deferred=facts.deferred if facts else None, sandbox=sandbox, out=out,
                      on_event=step_event, stream_logs=stream_logs),
-        ImageExecutor(p.nodes, store, backends, out=out, on_event=step_event),
+        ImageExecutor(p.nodes, store, backends, out=out, on_event=step_event,
+                      label=p.recipe.label),
     )
     return Verified(out, build, {n: pn.platform for n, pn in p.nodes.items()})
 
@@ -188,9 +189,9 @@ def executor_for(
     then the host (commands) or the image backends (images)."""
     inner = _builder(p, store, backends, toolcache, store, on_event, phases=phases,
                      stream_logs=stream_logs)
-    build: Executor = Publishing(store, inner, on_event)
+    build: Executor = Publishing(store, inner, on_event, label=p.recipe.label)
     if remote is not None:
-        build = RemoteCached(remote, build)
+        build = RemoteCached(remote, build, label=p.recipe.label)
     root = str(p.recipe.root.resolve())
 
     def record(action: Action, key: str, deps: Mapping[NodeId, Entry]) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def executor_for(
             "time": time.time(),
         }
 
-    return LocalCache(store, build, record, on_event)
+    return LocalCache(store, build, record, on_event, label=p.recipe.label)
 
 
 def _publish(

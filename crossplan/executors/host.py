@@ -77,7 +77,7 @@ class HostExecutor:
         key = action.key(dep_outputs(deps))
         workdir = new_workdir(self.store, str(node))
         log = workdir / ".crossplan.log"
-        keep = log_path(self.store, node)
+        keep = log_path(self.store, node, self.label)
         try:
             self.on_event(StepEvent("phase", node, key, message="staging"))
             by_dir = {d.dir: deps[d.node] for d in action.deps}

@@ -19,7 +19,8 @@ __all__ = ["RemoteCached"]
 class RemoteCached:
     """Substitutes from / pushes to the shared cache around the inner executor."""
 
-    def __init__(self, run: RemoteRun, inner: Executor) -> None:
+    def __init__(self, run: RemoteRun, inner: Executor, *, label: str = "") -> None:
+        self.label = label  # the recipe file: logs are kept per project
         self.run = run
         self.inner = inner
 
@@ -30,7 +31,7 @@ class RemoteCached:
         key = action.key(dep_outputs(deps))
         entry = self.run.substitute(key, action.node)
         if entry is not None:
-            log = log_path(self.run.store, action.node)
+            log = log_path(self.run.store, action.node, self.label)
             return ActionResult(key, entry, "substituted", time.monotonic() - t0, log=log)
         result = self.inner.execute(action, deps)
         if result.outcome == "built":

@@ -36,7 +36,8 @@ class LocalCache:
     per node (what its key was made of), for ``plan explain`` and ``plan affected``."""
 
     def __init__(self, store: Store, inner: Executor, record: Recorder,
-                 on_event: OnEvent) -> None:
+                 on_event: OnEvent, *, label: str = "") -> None:
+        self.label = label  # the recipe file: logs are kept per project
         self.store = store
         self.inner = inner
         self.record = record
@@ -47,7 +48,7 @@ class LocalCache:
         key = action.key(dep_outputs(deps))
         entry = _hit(self.store, key, action, self.on_event)
         if entry is not None:
-            log = log_path(self.store, action.node)
+            log = log_path(self.store, action.node, self.label)
             result = ActionResult(key, entry, "cached", time.monotonic() - t0, log=log)
         else:
             result = self.inner.execute(action, deps)
@@ -59,7 +60,9 @@ class Publishing:
     """Builds under the store's per-key lock and publishes what the inner executor made.
     Another process may have built the key while we waited: that is a cache hit."""
 
-    def __init__(self, store: Store, inner: Executor, on_event: OnEvent) -> None:
+    def __init__(self, store: Store, inner: Executor, on_event: OnEvent, *,
+                 label: str = "") -> None:
+        self.label = label  # the recipe file: logs are kept per project
         self.store = store
         self.inner = inner
         self.on_event = on_event
@@ -71,7 +74,7 @@ class Publishing:
         with self.store.lock(key):
             entry = _hit(self.store, key, action, self.on_event)
             if entry is not None:
-                log = log_path(self.store, action.node)
+                log = log_path(self.store, action.node, self.label)
                 return ActionResult(key, entry, "cached", time.monotonic() - t0, log=log)
             result = self.inner.execute(action, deps)
             self.store.publish(result.entry)

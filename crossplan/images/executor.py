@@ -27,7 +27,8 @@ class ImageExecutor:
 
     def __init__(self, nodes: Mapping[NodeId, PlannedNode], store: Store,
                  backends: Mapping[str, ImageBackend], *, out: Store | None = None,
-                 on_event: OnEvent | None = None) -> None:
+                 on_event: OnEvent | None = None, label: str = "") -> None:
+        self.label = label  # the recipe file: logs are kept per project
         self.nodes = nodes
         self.store = store  # the backends read deps' outputs from theirs
         self.out = out or store  # the layout and log are collected here
@@ -41,7 +42,7 @@ class ImageExecutor:
         backend = self.backends[action.backend or "oci"]
         workdir = new_workdir(self.store, str(node))
         log = workdir / ".crossplan.log"
-        keep = log_path(self.store, node)
+        keep = log_path(self.store, node, self.label)
         try:
             self.on_event(StepEvent("phase", node, key, message=f"assembling ({backend.name})"))
             outputs = backend.build(self.nodes[node], workdir, deps)

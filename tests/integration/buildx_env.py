@@ -141,7 +141,10 @@ class Plan:
         return json.loads(proc.stdout) if "--json" in args else proc.stdout
 
     def log(self, name: str) -> str:
-        return (self.cache_dir / "logs" / name).read_text()
+        """A log by file name: kept per project (logs/<project>-<hash>/) or at the top."""
+        found = sorted((self.cache_dir / "logs").rglob(name), key=lambda p: p.stat().st_mtime)
+        assert found, f"no log {name} under {self.cache_dir / 'logs'}"
+        return found[-1].read_text()
 
 
 def make_plan_runner(tmp: Path, name: str = "cache") -> Plan:

@@ -176,9 +176,9 @@ def test_a_missing_toolchain_is_deferred_to_its_node(tmp_path: Path) -> None:
     amd, arm = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
     nodes = {NodeId("app-rust", "linux/amd64"): amd, NodeId("app-rust", "linux/arm64"): arm,
              NodeId("gen", "linux/amd64"): amd}
-    identities, commands, deferred = probe_toolchains(
+    identities, commands, deferred, notes = probe_toolchains(
         recipe, nodes, {}, _Missing())  # type: ignore[arg-type]
-    assert commands == {}
+    assert commands == {} and notes == ()
     assert set(deferred) == {NodeId("app-rust", "linux/amd64"), NodeId("app-rust", "linux/arm64")}
     err = deferred[NodeId("app-rust", "linux/arm64")]
     assert isinstance(err, EnvironmentProblem) and err.exit_code == 3
