@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 _HOME = {
     **dict.fromkeys(
         ["RunOptions", "affected", "cache_keygen", "cache_pull", "cache_push", "explain",
-         "install_toolchains", "load", "plan", "recipe_from_dict", "run", "store_for",
-         "toolchains"], "crossplan.api"),
+         "facts", "install_toolchains", "load", "load_image", "plan", "recipe_from_dict",
+         "run", "run_host_first", "store_for", "toolchains", "watch"], "crossplan.api"),
     **dict.fromkeys(["CrossplanError", "EnvironmentProblem", "RecipeError", "StepFailed"],
                     "crossplan.errors"),
     "StepEvent": "crossplan.executors.events",
@@ -59,13 +59,17 @@ __all__ = [
     "cache_pull",
     "cache_push",
     "explain",
+    "facts",
     "install_toolchains",
     "load",
+    "load_image",
     "plan",
     "recipe_from_dict",
     "run",
+    "run_host_first",
     "store_for",
     "toolchains",
+    "watch",
 ]
 __version__ = "0.1.0"
 
