@@ -16,10 +16,12 @@ from crossplan.cli.common import (
     PlanArg,
     PlatformOpt,
     RemoteOpt,
+    err,
     handles_errors,
     out,
     warn,
 )
+from crossplan.cli.progress import ProgressOpt, progress_for
 from crossplan.errors import EXIT_STEP_FAILED, RecipeError
 
 __all__ = ["register"]
@@ -145,19 +147,27 @@ def cache_rm(key: str, cache_dir: CacheDir = None, as_json: JsonOpt = False) -> 
 def _remote_command(
     what: Literal["push", "pull"], plan_file: Path, platform: str | None,
     cache_dir: Path | None, cache_remote: str | None, cache_mode: str | None, as_json: bool,
+    progress: str = "auto",
 ) -> None:
-    """``plan cache push|pull``: one status per node, as a table or JSON."""
+    """``plan cache push|pull``: one status per node, as a table or JSON; while it works,
+    its phases (planning, pushing/pulling) with a heartbeat on stderr (``--progress``)."""
     warnings: list[str] = []
 
     def on_warning(message: str) -> None:
         warnings.append(message)
         warn(message)
 
-    with handles_errors(as_json):
+    with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
+        shown.begin("planning", "loading the recipe, probing toolchains, hashing inputs")
         p = api.plan(api.load(plan_file), platform, cache_dir=cache_dir)
+        shown.end("planning", f"{len(p.nodes)} node(s) planned")
         fn = api.cache_push if what == "push" else api.cache_pull
+        doing = "pushing to" if what == "push" else "pulling from"
+        shown.begin(what, f"{doing} the remote cache ({len(p.nodes)} node(s))")
         statuses = fn(p, cache_dir=cache_dir, cache_remote=cache_remote, cache_mode=cache_mode,
                       on_warning=on_warning)
+        tally = {s: sum(1 for v in statuses.values() if v == s) for s in set(statuses.values())}
+        shown.end(what, ", ".join(f"{v} {k}" for k, v in sorted(tally.items())) or "nothing")
     if as_json:
         nodes = {str(n): v for n, v in statuses.items()}
         print(json.dumps({"nodes": nodes, "warnings": warnings}, indent=2))
@@ -174,20 +184,22 @@ def _remote_command(
 def cache_push(
     plan_file: PlanArg = Path("plan.toml"), platform: PlatformOpt = None,
     cache_dir: CacheDir = None, cache_remote: RemoteOpt = None, cache_mode: ModeOpt = None,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, progress: ProgressOpt = "auto",
 ) -> None:
     """Warm the remote cache with the local entries of a plan's steps."""
-    _remote_command("push", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json)
+    _remote_command("push", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json,
+                    progress)
 
 
 @cache_app.command("pull")
 def cache_pull(
     plan_file: PlanArg = Path("plan.toml"), platform: PlatformOpt = None,
     cache_dir: CacheDir = None, cache_remote: RemoteOpt = None, cache_mode: ModeOpt = None,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, progress: ProgressOpt = "auto",
 ) -> None:
     """Substitute every step of a plan the remote cache holds into the local store."""
-    _remote_command("pull", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json)
+    _remote_command("pull", plan_file, platform, cache_dir, cache_remote, cache_mode, as_json,
+                    progress)
 
 
 @cache_app.command("keygen")

@@ -14,6 +14,7 @@ them from a thread. ``interrupts()`` turns SIGINT/SIGTERM into a stopped run.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -22,7 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+import typer
 
 from crossplan.executors.events import StepEvent
 
@@ -32,13 +35,18 @@ __all__ = [
     "LiveProgress",
     "PlainProgress",
     "ProgressMode",
+    "ProgressOpt",
     "Renderer",
     "choose_mode",
     "interrupts",
+    "progress_for",
     "stderr_writer",
 ]
 
 ProgressMode = Literal["auto", "tty", "plain", "quiet"]
+ProgressOpt = Annotated[str, typer.Option(
+    "--progress", help="auto | tty (live view) | plain (timestamped lines) | quiet; auto: "
+    "tty on a terminal, plain when piped, quiet with --json (progress is on stderr)")]
 HEARTBEAT = 9.0  # seconds of silence on a running node before a "still ..." line (< 10)
 _DONE = {"finished": "built", "cached": "cached", "substituted": "substituted",
          "checked": "checked", "failed": "failed", "skipped": "skipped"}
@@ -267,3 +275,32 @@ def stderr_writer(line: str) -> None:
     """One line on stderr, flushed at once (readers of a pipe see it now)."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def progress_for(mode: str, *, as_json: bool, console: Any) -> Iterator[PlainProgress]:
+    """The renderer for ``--progress MODE`` on stderr, its heartbeat, and SIGINT/SIGTERM
+    handling for the block: the running steps are killed, "interrupted", exit 130 (with
+    --json, also ``{"ok": false, "interrupted": true}`` on stdout)."""
+    from crossplan.api.running import stop_steps
+
+    chosen = choose_mode(mode, terminal=console.is_terminal, as_json=as_json)
+    shown = (LiveProgress(console) if chosen == "tty" else
+             PlainProgress(stderr_writer, phases=chosen == "plain"))
+
+    def stop() -> None:
+        shown.stop()
+        stop_steps()
+
+    try:
+        with interrupts(stop), Heartbeat(shown):
+            yield shown
+    except KeyboardInterrupt:
+        stop()
+        console.print("interrupted", highlight=False)
+        if as_json:
+            print(json.dumps({"ok": False, "interrupted": True, "exit_code": 130}))
+        sys.stdout.flush()
+        raise typer.Exit(130) from None
+    finally:
+        shown.stop()

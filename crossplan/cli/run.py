@@ -5,9 +5,6 @@ SIGINT/SIGTERM stop the running steps: "interrupted", exit 130."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,17 +22,14 @@ from crossplan.cli.common import (
     handles_errors,
     out,
 )
+from crossplan.cli.progress import ProgressOpt, progress_for
 from crossplan.errors import RecipeError
 
 if TYPE_CHECKING:
-    from crossplan.cli.progress import PlainProgress
     from crossplan.planner.plan import Plan
 
-__all__ = ["ProgressOpt", "VerboseOpt", "progress_for", "register"]
+__all__ = ["VerboseOpt", "register"]
 
-ProgressOpt = Annotated[str, typer.Option(
-    "--progress", help="auto | tty (live view) | plain (timestamped lines) | quiet; auto: "
-    "tty on a terminal, plain when piped, quiet with --json (progress is on stderr)")]
 VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", "-v", help="stream the steps' log lines to stderr, prefixed with the node")]
 
@@ -80,7 +74,7 @@ def run(
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
     plan_path, targets = _split_args(args or [])
-    with handles_errors(as_json), progress_for(progress, as_json=as_json) as shown:
+    with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
         if since is not None and not affected:
             raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
         shown.begin("planning", "loading the recipe, probing toolchains, hashing inputs")
@@ -112,43 +106,6 @@ def _total(p: Plan, targets: list[str], affected: bool) -> int | None:
     if affected:
         return None
     return len(p.subplan(p.select(targets)).nodes) if targets else len(p.nodes)
-
-
-@contextmanager
-def progress_for(mode: str, *, as_json: bool) -> Iterator[PlainProgress]:
-    """The renderer for ``--progress MODE`` on stderr, its heartbeat, and SIGINT/SIGTERM
-    handling for the block: the running steps are killed, "interrupted", exit 130 (with
-    --json, also ``{"ok": false, "interrupted": true}`` on stdout)."""
-    from crossplan.api.running import stop_steps
-    from crossplan.cli.progress import (
-        Heartbeat,
-        LiveProgress,
-        PlainProgress,
-        choose_mode,
-        interrupts,
-        stderr_writer,
-    )
-
-    chosen = choose_mode(mode, terminal=err.is_terminal, as_json=as_json)
-    shown = (LiveProgress(err) if chosen == "tty" else
-             PlainProgress(stderr_writer, phases=chosen == "plain"))
-
-    def stop() -> None:
-        shown.stop()
-        stop_steps()
-
-    try:
-        with interrupts(stop), Heartbeat(shown):
-            yield shown
-    except KeyboardInterrupt:
-        stop()
-        err.print("interrupted", highlight=False)
-        if as_json:
-            print(json.dumps({"ok": False, "interrupted": True, "exit_code": 130}))
-        sys.stdout.flush()
-        raise typer.Exit(130) from None
-    finally:
-        shown.stop()
 
 
 def _print_result(result: api.RunResult) -> None:
