@@ -158,7 +158,7 @@ def _remote_command(
         warn(message)
 
     with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
-        shown.begin("planning", "loading the recipe, probing toolchains, hashing inputs")
+        shown.begin("planning", "probing toolchains, hashing inputs")
         p = api.plan(api.load(plan_file), platform, cache_dir=cache_dir)
         shown.end("planning", f"{len(p.nodes)} node(s) planned")
         fn = api.cache_push if what == "push" else api.cache_pull

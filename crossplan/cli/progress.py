@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -251,15 +252,24 @@ class Heartbeat:
 @contextlib.contextmanager
 def interrupts(stop: Callable[[], None]) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM call ``stop()`` (kill the running steps,
-    silence the renderer) and raise KeyboardInterrupt in the main thread; the previous
-    handlers are restored after. Off the main thread: nothing is installed."""
+    silence the renderer) and raise KeyboardInterrupt in the main thread, once: a second
+    signal does not break the clean-up the first one started; a third exits 130 at once.
+    The previous handlers are restored after. Off the main thread: nothing is installed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    seen = [0]
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        seen[0] += 1
         stop()
-        raise KeyboardInterrupt
+        if seen[0] == 1:
+            raise KeyboardInterrupt
+        if seen[0] >= 3:  # the clean-up hangs (a lock?): the store survives a kill anyway
+            os.write(2, b"interrupted\n")
+            os._exit(130)
+        # the second: the first KeyboardInterrupt is unwinding; let it clean up
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:

@@ -77,7 +77,7 @@ def run(
     with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
         if since is not None and not affected:
             raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
-        shown.begin("planning", "loading the recipe, probing toolchains, hashing inputs")
+        shown.begin("planning", "probing toolchains, hashing inputs")
         recipe = api.load(plan_path)
         p = api.plan(recipe, platform, cache_dir=cache_dir)
         shown.total = _total(p, targets, affected)

@@ -3,9 +3,11 @@ lines it writes, the heartbeat's cadence, quiet and stopped renderers, the mode 
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
-from crossplan.cli.progress import HEARTBEAT, PlainProgress, choose_mode
+from crossplan.cli.progress import HEARTBEAT, PlainProgress, choose_mode, interrupts
 from crossplan.errors import RecipeError
 from crossplan.executors.events import StepEvent
 from crossplan.planner.graph import NodeId
@@ -156,3 +158,16 @@ def test_choose_mode(mode: str, terminal: bool, as_json: bool, want: str) -> Non
 def test_unknown_mode_is_a_usage_error() -> None:
     with pytest.raises(RecipeError, match="auto, tty, plain, quiet"):
         choose_mode("fancy", terminal=False, as_json=False)
+
+
+def test_interrupts_stop_once_then_let_the_clean_up_run() -> None:
+    stops: list[int] = []
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupts(lambda: stops.append(1)):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:
+            signal.raise_signal(signal.SIGINT)  # during clean-up: no second raise
+            stops.append(2)
+    assert stops == [1, 1, 2]
+    assert signal.getsignal(signal.SIGTERM) is before
