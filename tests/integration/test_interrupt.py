@@ -27,6 +27,9 @@ command = ["sh", "-c", '''echo begun-{tag}
 if [ $(date +%s) -lt {deadline} ]; then sleep {sleep}; fi
 echo ok > out.txt''']
 outputs = ["out.txt"]
+
+[sandbox]
+mode = "{sandbox}"
 """
 
 
@@ -54,15 +57,17 @@ def _wait(pred: object, timeout: float, what: str) -> None:
     pytest.fail(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("sig", "sandbox"), [
+    (signal.SIGINT, "bwrap"), (signal.SIGTERM, "bwrap"), (signal.SIGINT, "off"),
+], ids=["SIGINT", "SIGTERM", "SIGINT-no-sandbox"])
 def test_interrupt_kills_the_step_exits_130_and_the_next_run_is_clean(
-    sig: signal.Signals, tmp_path: Path, make_project: ProjectFactory, cli: Cli,
+    sig: signal.Signals, sandbox: str, tmp_path: Path, make_project: ProjectFactory, cli: Cli,
     cli_env: dict[str, str], cache_dir: Path,
 ) -> None:
     tag = uuid.uuid4().hex[:12]
     sleep = f"300.{int(tag, 16) % 10**9}"  # a unique `sleep` argument to find it by
     deadline = int(time.time()) + 20
-    proj = make_project(SLOW.format(tag=tag, deadline=deadline, sleep=sleep),
+    proj = make_project(SLOW.format(tag=tag, deadline=deadline, sleep=sleep, sandbox=sandbox),
                         files={"src/a.txt": "a\n"})
     proc = subprocess.Popen(
         plan_argv("run", str(proj), "-v", "--progress", "plain"), env=cli_env, cwd=tmp_path,
