@@ -1,15 +1,28 @@
 """The public Python API: load -> plan -> run, plus explain, affected, the remote cache and
 toolchains. Functions take a Recipe or a Plan, not a path; the CLI only parses arguments
-and renders what these return."""
+and renders what these return.
 
-from crossplan.api.caching import cache_keygen, cache_pull, cache_push
-from crossplan.api.dev import LoadResult, Rebuild, load_image, run_host_first, watch
-from crossplan.api.inspecting import affected, explain
-from crossplan.api.planning import facts, load, plan, recipe_from_dict, store_for
-from crossplan.api.running import RunOptions, run, toolcache_dir
-from crossplan.api.toolchains import install_toolchains, toolchains
-from crossplan.executors.events import StepEvent
-from crossplan.executors.result import RunResult
+Each name is imported on first use (``api.run`` does not load the remote cache, the dev
+loop or the toolchain installer), so that ``plan run`` on a cached plan stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Where each public name lives (imported on first attribute access).
+_HOME = {
+    **dict.fromkeys(["cache_keygen", "cache_pull", "cache_push"], "crossplan.api.caching"),
+    **dict.fromkeys(["LoadResult", "Rebuild", "load_image", "run_host_first", "watch"],
+                    "crossplan.api.dev"),
+    **dict.fromkeys(["affected", "explain"], "crossplan.api.inspecting"),
+    **dict.fromkeys(["facts", "load", "plan", "recipe_from_dict", "store_for"],
+                    "crossplan.api.planning"),
+    **dict.fromkeys(["RunOptions", "run", "toolcache_dir"], "crossplan.api.running"),
+    **dict.fromkeys(["install_toolchains", "toolchains"], "crossplan.api.toolchains"),
+    "StepEvent": "crossplan.executors.events",
+    "RunResult": "crossplan.executors.result",
+}
 
 __all__ = [
     "LoadResult",
@@ -35,3 +48,27 @@ __all__ = [
     "toolchains",
     "watch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'crossplan.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from crossplan.api.caching import cache_keygen, cache_pull, cache_push
+    from crossplan.api.dev import LoadResult, Rebuild, load_image, run_host_first, watch
+    from crossplan.api.inspecting import affected, explain
+    from crossplan.api.planning import facts, load, plan, recipe_from_dict, store_for
+    from crossplan.api.running import RunOptions, run, toolcache_dir
+    from crossplan.api.toolchains import install_toolchains, toolchains
+    from crossplan.executors.events import StepEvent
+    from crossplan.executors.result import RunResult

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossplan.api.planning import store_for
 from crossplan.backends.host import allow_commands, stop_commands
@@ -19,7 +19,6 @@ from crossplan.executors.host import HostExecutor
 from crossplan.executors.protocol import Executor
 from crossplan.executors.remote import RemoteCached
 from crossplan.executors.result import ImageResult, RunResult
-from crossplan.executors.substitution import RemoteRun, remote_settings
 from crossplan.executors.wrappers import ByKind, LocalCache, Publishing, Verified
 from crossplan.images.protocol import ImageBackend
 from crossplan.planner.actions import Action
@@ -27,6 +26,9 @@ from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import Plan
 from crossplan.recipes.models import ImageStep
 from crossplan.runner.scheduler import execute_plan
+
+if TYPE_CHECKING:
+    from crossplan.executors.substitution import RemoteRun
 
 __all__ = ["RunOptions", "executor_for", "run", "stop_steps", "toolcache_dir"]
 
@@ -86,11 +88,14 @@ def run(
     try:
         environ = os.environ if opts.environ is None else opts.environ
         emit: OnEvent = on_event or (lambda e: None)
-        settings = remote_settings(
-            p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
-        )
-        if settings is not None and not opts.check:  # look-ups now, downloads meanwhile
-            remote = RemoteRun.start(p, store, settings, on_event)
+        if _remote_named(p, opts, environ):  # else the registry client is never loaded
+            from crossplan.executors.substitution import RemoteRun, remote_settings
+
+            settings = remote_settings(
+                p.recipe, remote=opts.cache_remote, mode=opts.cache_mode, environ=environ
+            )
+            if settings is not None and not opts.check:  # look-ups now, downloads meanwhile
+                remote = RemoteRun.start(p, store, settings, on_event)
         from crossplan.images import backends_for
 
         backends = backends_for(p.recipe, store, p.source_date_epoch)
@@ -121,6 +126,16 @@ def run(
         if remote is not None:
             remote.close()
         store.close()
+
+
+def _remote_named(p: Plan, opts: RunOptions, environ: Mapping[str, str]) -> bool:
+    """Whether ``substitution.remote_settings`` has anything to say: a remote named by the
+    option, ``CROSSPLAN_CACHE_REMOTE`` or ``[cache] remote``, or a mode it must reject."""
+    cfg = p.recipe.cache
+    url = (opts.cache_remote if opts.cache_remote is not None
+           else environ.get("CROSSPLAN_CACHE_REMOTE") or cfg.remote)
+    mode = opts.cache_mode or environ.get("CROSSPLAN_CACHE_MODE") or cfg.mode
+    return bool(url) or mode not in ("readwrite", "read", "off")
 
 
 def _builder(
@@ -215,11 +230,13 @@ def _publish(
 ) -> RunResult:
     """``--output`` / ``--push`` every built image step through its backend (``phase``
     events: publishing or pushing, the oci backend's blob progress, then published)."""
-    from crossplan.images.oci import OciBackend
-
     facts = p.facts
     images: list[ImageResult] = []
     nodes = [(n, e) for n, e in entries.items() if isinstance(p.recipe.steps[n.step], ImageStep)]
+    if not nodes:  # no image: the image backends (registry client, Docker SDK) never load
+        return RunResult(result.steps, (), result.warnings, result.seconds)
+    from crossplan.images.oci import OciBackend
+
     say = on_event if (output or push) else (lambda e: None)
     for node, entry in nodes:
         name = facts.backends.get(node.step, "oci") if facts else "oci"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crossplan.planner.plan import Plan
+if TYPE_CHECKING:
+    from crossplan.planner.plan import Plan
 
 __all__ = ["graph_json", "render_graph"]
 

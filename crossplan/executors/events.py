@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from crossplan.planner.graph import NodeId
+if TYPE_CHECKING:  # annotations only: `plan --help` imports this module, not the planner
+    from crossplan.planner.graph import NodeId
 
 __all__ = ["EventKind", "OnEvent", "StepEvent"]
 

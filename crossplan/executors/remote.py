@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from crossplan.cache.store import Entry
 from crossplan.executors.host import log_path
 from crossplan.executors.protocol import ActionResult, Executor, dep_outputs
-from crossplan.executors.substitution import RemoteRun
 from crossplan.planner.actions import Action
 from crossplan.planner.graph import NodeId
+
+if TYPE_CHECKING:  # the registry client is loaded only when a remote cache is in use
+    from crossplan.executors.substitution import RemoteRun
 
 __all__ = ["RemoteCached"]
 

@@ -12,15 +12,34 @@ from crossplan.recipes.models import ImageStep, Recipe
 __all__ = ["LAYOUT_DIR", "ImageBackend", "backends_for", "pin_base"]
 
 
-def backends_for(recipe: Recipe, store: Store, source_date_epoch: int) -> dict[str, ImageBackend]:
-    """One instance of each backend for a run (buildx probes its engine only when used)."""
-    from crossplan.images.buildx import BuildxBackend
-    from crossplan.images.oci import OciBackend
+class _Backends(dict[str, ImageBackend]):
+    """The backends of a run, each made (and its module imported: buildx loads the Docker
+    SDK, oci the registry client) on first ``backends[name]``."""
 
-    return {
-        "oci": OciBackend(recipe, store, source_date_epoch),
-        "buildx": BuildxBackend(recipe, store, source_date_epoch),
-    }
+    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int) -> None:
+        super().__init__()
+        self._args = (recipe, store, source_date_epoch)
+
+    def __missing__(self, name: str) -> ImageBackend:
+        backend: ImageBackend
+        if name == "oci":
+            from crossplan.images.oci import OciBackend
+
+            backend = OciBackend(*self._args)
+        elif name == "buildx":
+            from crossplan.images.buildx import BuildxBackend
+
+            backend = BuildxBackend(*self._args)
+        else:
+            raise KeyError(name)
+        self[name] = backend
+        return backend
+
+
+def backends_for(recipe: Recipe, store: Store, source_date_epoch: int) -> dict[str, ImageBackend]:
+    """One instance of each backend for a run, made when first asked for (buildx probes its
+    engine only when used)."""
+    return _Backends(recipe, store, source_date_epoch)
 
 
 def pin_base(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:

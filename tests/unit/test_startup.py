@@ -1,0 +1,104 @@
+"""Start-up cost: which modules a command loads, asked of a fresh interpreter (the one
+unit test allowed to start one: sys.modules of this process is whatever other tests left).
+
+`plan --version` and `plan --help` load no planner, recipe model or executor; `plan run` on
+a cached shell plan loads no registry client (httpx), Docker SDK, remote cache, bench, CI,
+release code or matplotlib."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Runs the CLI in-process for each argv in turn (argv lists as JSON in sys.argv[1]) and
+# prints, per invocation, its exit code and the sorted sys.modules after it.
+_SCRIPT = r"""
+import contextlib, io, json, sys
+from crossplan.cli import main
+report = []
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["plan", *argv]
+    buf = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(buf):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    report.append({"code": code, "out": buf.getvalue(), "modules": sorted(sys.modules)})
+print(json.dumps(report))
+"""
+
+PLAN = """\
+[project]
+name = "startup"
+platforms = ["linux/amd64", "linux/arm64"]
+
+[steps.gen]
+kind = "shell"
+src = "src/"
+command = ["sh", "-c", "cat a.txt > out.txt"]
+outputs = ["out.txt"]
+platform_independent = true
+
+[steps.report]
+kind = "shell"
+src = "src/"
+deps = ["gen"]
+command = ["sh", "-c", "cat deps/gen/out.txt > r.txt; echo $TARGETARCH >> r.txt"]
+outputs = ["r.txt"]
+"""
+
+HEAVY = (
+    "httpx", "docker", "requests", "matplotlib", "crossplan.cache.remote",
+    "crossplan.cache.signing", "crossplan.executors.substitution", "crossplan.bench",
+    "crossplan.ci", "crossplan.release", "crossplan.api.dev", "crossplan.api.caching",
+    "crossplan.backends.oci", "crossplan.backends.buildx", "crossplan.images.buildx",
+    "crossplan.images.oci", "crossplan.checks",
+)
+PLANNER = ("crossplan.planner", "crossplan.recipes.models", "crossplan.probe", "networkx",
+           "crossplan.executors.host", "crossplan.api.running")
+
+
+def _fresh(argvs: list[list[str]], env: dict[str, str], cwd: Path) -> list[dict[str, object]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, json.dumps(argvs)], env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report: list[dict[str, object]] = json.loads(proc.stdout.splitlines()[-1])
+    return report
+
+
+def _loaded(modules: object, names: tuple[str, ...]) -> list[str]:
+    assert isinstance(modules, list)
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def test_cached_run_and_help_load_only_what_they_need(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("hello\n")
+    (tmp_path / "plan.toml").write_text(PLAN)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CROSSPLAN_", "COV_", "PYTEST_"))}
+    env |= {"CROSSPLAN_CACHE_DIR": str(tmp_path / "store"),
+            "XDG_CACHE_HOME": str(tmp_path / "xdg"), "COLUMNS": "200"}
+    first = _fresh([["run", str(tmp_path), "--progress", "quiet"]], env, tmp_path)
+    assert first[0]["code"] == 0, first[0]["out"]
+    version, helped, cached = _fresh(
+        [["--version"], ["--help"], ["run", str(tmp_path), "--json", "--progress", "quiet"]],
+        env, tmp_path)
+
+    assert version["code"] == 0 and "crossplan" in str(version["out"])
+    assert helped["code"] == 0 and "run" in str(helped["out"])
+    assert _loaded(version["modules"], PLANNER + HEAVY) == []
+    assert _loaded(helped["modules"], PLANNER + HEAVY) == []
+
+    assert cached["code"] == 0
+    steps = json.loads(str(cached["out"]))["steps"]
+    assert len(steps) == 3 and {s["status"] for s in steps} == {"cached"}
+    assert "crossplan.planner" in cached["modules"]  # it did plan
+    assert _loaded(cached["modules"], HEAVY) == []
