@@ -1,8 +1,22 @@
-"""Read plan.toml into a Recipe, turning TOML and schema errors into RecipeErrors with lines."""
+"""Read plan.toml into a Recipe, turning TOML and schema errors into RecipeErrors with lines.
+
+``load`` keeps a memo of validated recipes (``<store>/recipes/``, the store being
+``CROSSPLAN_CACHE_DIR`` or ``$XDG_CACHE_HOME/crossplan``): a pickle of the frozen Recipe keyed
+by the root plan.toml's path and bytes (and the recipe code's own files), holding the
+digests of the workspace members' plan.toml it was made from. A hit re-expands the member
+globs and re-reads their bytes; any difference, or any error, is the slow path. Errors are
+never memoised. ``CROSSPLAN_RECIPE_MEMO=off`` turns it off."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+import os
+import pickle
 import re
+import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,7 +48,101 @@ def load(path: str | Path) -> Recipe:
             f"no recipe at {p}",
             hint="create a plan.toml or pass its path: `plan run path/to/plan.toml`",
         )
-    return load_text(_read(p), file=p.resolve())
+    file = p.resolve()
+    text = _read(p)
+    key = _memo_key(file, text)
+    if key is not None:
+        hit = _memo_get(key)
+        if hit is not None:
+            return hit
+    seen: dict[str, str] = {}
+    token = _SEEN.set(seen)
+    try:
+        recipe = load_text(text, file=file)
+    finally:
+        _SEEN.reset(token)
+    if key is not None:
+        _memo_put(key, recipe, seen)
+    return recipe
+
+
+# -- the memo of validated recipes --------------------------------------------------------
+_MEMO_FORMAT = b"crossplan-recipe-memo-1\n"
+# The member plan.toml files a load read: resolved path -> sha256 of their text.
+_SEEN: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "crossplan_recipe_reads", default=None)
+
+
+def _memo_dir() -> Path | None:
+    env = os.environ
+    if env.get("CROSSPLAN_RECIPE_MEMO", "").lower() in ("0", "off", "no", "false"):
+        return None
+    if env.get("CROSSPLAN_CACHE_DIR"):
+        return Path(env["CROSSPLAN_CACHE_DIR"]) / "recipes"
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "crossplan" / "recipes"
+
+
+def _memo_key(file: Path, text: str) -> Path | None:
+    """Where the memo of this plan.toml (path and bytes) lives; None: no memo."""
+    d = _memo_dir()
+    if d is None:
+        return None
+    h = hashlib.sha256(_MEMO_FORMAT)
+    h.update(f"{sys.version}\0{file}\0".encode())
+    here = Path(__file__).parent  # the recipe code itself: a changed model is a miss
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            st = (here / name).stat()
+            h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}\0".encode())
+    h.update(text.encode("utf-8"))
+    return d / f"{h.hexdigest()}.pickle"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _members_now(recipe: Recipe) -> dict[str, str] | None:
+    """The member plan.toml files ``recipe``'s globs name now, with their digests."""
+    if recipe.workspace is None or not recipe.workspace.members:
+        return {}
+    root = recipe.root
+    now = {}
+    for rel in expand_members(root, recipe.workspace.members, recipe.label):
+        mfile = (root / rel / "plan.toml").resolve()
+        now[str(mfile)] = _digest(mfile.read_text(encoding="utf-8"))
+    return now
+
+
+def _memo_get(key: Path) -> Recipe | None:
+    try:
+        data = key.read_bytes()
+        if not data.startswith(_MEMO_FORMAT):
+            return None
+        recipe, members = pickle.loads(data[len(_MEMO_FORMAT):])  # our own store, as trusted as it
+        if not isinstance(recipe, Recipe) or _members_now(recipe) != members:
+            return None
+        return recipe
+    except Exception:  # a memo that does not load is a miss
+        return None
+
+
+def _memo_put(key: Path, recipe: Recipe, seen: dict[str, str]) -> None:
+    with contextlib.suppress(Exception):
+        if _members_now(recipe) != seen:  # a member changed while it was being read
+            return
+        key.parent.mkdir(parents=True, exist_ok=True)
+        blob = _MEMO_FORMAT + pickle.dumps((recipe, seen), protocol=pickle.HIGHEST_PROTOCOL)
+        fd, tmp = tempfile.mkstemp(dir=key.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, key)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def find_recipe(start: str | Path) -> Path:
@@ -56,7 +164,11 @@ def find_recipe(start: str | Path) -> Path:
 
 def _read(p: Path) -> str:
     try:
-        return p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8")
+        seen = _SEEN.get()
+        if seen is not None:
+            seen[str(p.resolve())] = _digest(text)
+        return text
     except OSError as exc:
         raise RecipeError(f"cannot read {p}: {exc.strerror or exc}", file=str(p),
                           hint="check that the file is readable") from None
