@@ -22,11 +22,12 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import blake3
 import diskcache
 
 from crossplan.cache.failures import boundary
@@ -36,7 +37,7 @@ from crossplan.hashing import file_digest
 if TYPE_CHECKING:
     from crossplan.cache.gc import GcReport
 
-__all__ = ["Entry", "OutputFile", "Store", "default_store_dir"]
+__all__ = ["BlobMismatch", "Entry", "OutputFile", "Store", "default_store_dir"]
 
 
 def default_store_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -108,6 +109,10 @@ class Entry:
 
 class CorruptEntry(Exception):
     """A blob behind an entry is missing or does not match its digest."""
+
+
+class BlobMismatch(ValueError):
+    """Streamed bytes do not hash to the digest they were expected to have: not stored."""
 
 
 class Store:
@@ -202,6 +207,38 @@ class Store:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
         return digest
+
+    def put_stream(self, chunks: Iterable[bytes], *, expect: str | None = None) -> tuple[str, int]:
+        """Add a blob from ``chunks``, hashing (blake3) while writing to tmp/: memory stays
+        one chunk whatever the size. Returns (digest, size). Nothing enters blobs/ unless
+        every chunk arrived (an exception from iterating ``chunks`` propagates, the partial
+        file is deleted) and, with ``expect``, the bytes hash to it (else BlobMismatch)."""
+        with self._guard("adding a blob"):
+            tmp = self.tmp_file("stream")
+            try:
+                h = blake3.blake3()
+                size = 0
+                with open(tmp, "wb") as f:
+                    for chunk in chunks:
+                        h.update(chunk)
+                        f.write(chunk)
+                        size += len(chunk)
+                    f.flush()
+                    os.fsync(f.fileno())
+                digest = h.hexdigest()
+                if expect is not None and digest != expect:
+                    raise BlobMismatch(f"streamed bytes hash to {digest}, expected {expect}")
+                dest = self.blob_path(digest)
+                with self._flock("gc.lock", fcntl.LOCK_SH):
+                    self._register(blobs=(digest,))
+                    if not dest.exists():
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.chmod(tmp, 0o444)
+                        os.replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        return digest, size
 
     def verify_blob(self, digest: str) -> bool:
         p = self.blob_path(digest)

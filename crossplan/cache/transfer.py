@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+import blake3
+import httpx
 
 from crossplan.backends.oci.descriptor import DigestMismatch, sha256_digest
 from crossplan.backends.oci.mediatypes import OCI_MANIFEST
-from crossplan.backends.oci.registry import RegistryError
+from crossplan.backends.oci.registry import CHUNK, Opener, RegistryError
 from crossplan.cache.artifact import (
     Artifact,
     BlobRef,
@@ -20,10 +26,11 @@ from crossplan.cache.artifact import (
     tag_for,
 )
 from crossplan.cache.signing import PublicKey, SigningKey, signed_message
-from crossplan.cache.store import Entry, Store
-from crossplan.hashing import hash_bytes
+from crossplan.cache.store import BlobMismatch, Entry, Store
 
-__all__ = ["Miss", "Registry", "Transfer"]
+__all__ = ["Miss", "Registry", "StreamingRegistry", "Transfer"]
+
+FETCH_ATTEMPTS = 3  # a download cut short midway is started over (the store keeps nothing)
 
 
 class Registry(Protocol):
@@ -38,6 +45,15 @@ class Registry(Protocol):
     def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str] | None: ...
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingRegistry(Registry, Protocol):
+    """A registry client that streams blobs both ways (``RegistryClient`` does): memory
+    stays a chunk whatever the blob size. Clients without these get and send bytes."""
+
+    def iter_blob(self, repo: str, digest: str, *, size: int | None = None) -> Iterator[bytes]: ...
+    def upload_blob_from(self, repo: str, digest: str, size: int, open_blob: Opener) -> None: ...
 
 
 class Miss(Exception):
@@ -106,47 +122,116 @@ class Transfer:
         )
 
     def fetch_blob(self, key: str, ref: BlobRef) -> bool:
-        """Download one blob of ``key``'s entry, verify it, put it into the store."""
+        """Download one blob of ``key``'s entry, verify it, put it into the store.
+
+        Streamed: bytes go to the store's tmp/ as they arrive, hashed (size, sha256, blake3)
+        on the way; only a blob that matches all three is moved into place."""
+        client = self.client
+        if not isinstance(client, StreamingRegistry):
+            return self._fetch_bytes(key, ref)
+        for attempt in range(1, FETCH_ATTEMPTS + 1):
+            try:
+                chunks = client.iter_blob(self.repo, ref.sha256, size=ref.size)
+                stored, _ = self.store.put_stream(_checked(chunks, ref), expect=ref.blake3)
+            except RegistryError as exc:
+                if exc.status == 404:
+                    raise Miss(self.incomplete(key, ref.sha256)) from None
+                raise
+            except BlobMismatch:
+                raise _not_blake3(ref) from None
+            except httpx.TransportError:  # cut short midway: nothing was stored
+                if attempt == FETCH_ATTEMPTS:
+                    raise
+                continue
+            return stored == ref.blake3
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch_bytes(self, key: str, ref: BlobRef) -> bool:
         try:
             data = self.client.get_blob(self.repo, ref.sha256)
         except RegistryError as exc:
             if exc.status == 404:
                 raise Miss(self.incomplete(key, ref.sha256)) from None
             raise
-        # Whatever the client checked, check again: the registry is not trusted.
-        if len(data) != ref.size:
-            raise DigestMismatch(f"blob {ref.sha256} has {len(data)} bytes, expected {ref.size}")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise DigestMismatch(f"blob {ref.sha256} does not hash to its sha256")
-        if hash_bytes(data) != ref.blake3:
-            raise DigestMismatch(f"blob {ref.sha256} does not hash to blake3 {ref.blake3}")
-        stored = self.store.put_bytes(data)
-        if stored != ref.blake3:  # pragma: no cover - the hash above says otherwise
-            self.store.evict_blob(stored)
-            raise DigestMismatch(f"blob {ref.sha256} changed while being stored")
-        return True
+        try:
+            stored, _ = self.store.put_stream(_checked(iter((data,)), ref), expect=ref.blake3)
+        except BlobMismatch:
+            raise _not_blake3(ref) from None
+        return stored == ref.blake3
 
     # -- writes ----------------------------------------------------------------------------
     def push(self, entry: Entry) -> bool:
-        """Upload ``entry``'s blobs (skipping those present), entry JSON, then the tag."""
+        """Upload ``entry``'s blobs (skipping those present), entry JSON, then the tag.
+
+        Blobs are read from the store a chunk at a time, both to hash them (blake3: the
+        local copy must be intact; sha256: the registry's name) and to upload them."""
         refs: dict[str, BlobRef] = {}
         for digest in blob_digests(entry):
-            data = self.store.blob_path(digest).read_bytes()
-            if hash_bytes(data) != digest:
+            path = self.store.blob_path(digest)
+            sha256, size, actual = _hash_file(path)
+            if actual != digest:
                 raise Miss(
                     f"not pushing {entry.key}: local blob {digest} is corrupt "
                     "(run `plan cache verify`)"
                 )
-            refs[digest] = BlobRef(digest, sha256_digest(data), len(data))
-            self.upload(refs[digest].sha256, data)
+            refs[digest] = BlobRef(digest, sha256, size)
+            self.upload(sha256, size, _file_opener(path))
         art = encode(entry, refs)
         key = self.signing_key
         if key is not None:
             art = replace(art, signature=key.sign(signed_message(entry.key, art.config_digest)))
-        self.upload(art.config_digest, art.config)
+        config = art.config
+        self.upload(art.config_digest, len(config), lambda: io.BytesIO(config))
         self.client.put_manifest(self.repo, tag_for(entry.key), art.manifest(), OCI_MANIFEST)
         return True
 
-    def upload(self, digest: str, data: bytes) -> None:
-        if not self.client.has_blob(self.repo, digest):
-            self.client.upload_blob(self.repo, digest, data)
+    def upload(self, digest: str, size: int, open_blob: Opener) -> None:
+        if self.client.has_blob(self.repo, digest):
+            return
+        if isinstance(self.client, StreamingRegistry):
+            self.client.upload_blob_from(self.repo, digest, size, open_blob)
+        else:
+            with open_blob() as f:
+                self.client.upload_blob(self.repo, digest, f.read())
+
+
+def _file_opener(path: Path) -> Opener:
+    def open_blob() -> BinaryIO:
+        return path.open("rb")
+
+    return open_blob
+
+
+def _not_blake3(ref: BlobRef) -> DigestMismatch:
+    return DigestMismatch(f"blob {ref.sha256} does not hash to blake3 {ref.blake3}")
+
+
+def _checked(chunks: Iterator[bytes], ref: BlobRef) -> Iterator[bytes]:
+    """``chunks``, passed on while counted and hashed (sha256): raises DigestMismatch as soon
+    as there are too many bytes, or after the last if the size or sha256 is not ``ref``'s.
+    (Whatever the client checked, check again: the registry is not trusted.)"""
+    h = hashlib.sha256()
+    got = 0
+    for chunk in chunks:
+        got += len(chunk)
+        if got > ref.size:
+            raise DigestMismatch(f"blob {ref.sha256} has more than the expected {ref.size} bytes")
+        h.update(chunk)
+        yield chunk
+    if got != ref.size:
+        raise DigestMismatch(f"blob {ref.sha256} has {got} bytes, expected {ref.size}")
+    if "sha256:" + h.hexdigest() != ref.sha256:
+        raise DigestMismatch(f"blob {ref.sha256} does not hash to its sha256")
+
+
+def _hash_file(path: Path) -> tuple[str, int, str]:
+    """(sha256 digest, size, blake3) of a file, read a chunk at a time (no mmap: a mapped
+    file counts in the process's resident memory)."""
+    sha, b3 = hashlib.sha256(), blake3.blake3()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+            b3.update(chunk)
+            size += len(chunk)
+    return "sha256:" + sha.hexdigest(), size, b3.hexdigest()

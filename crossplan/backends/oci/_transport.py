@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from crossplan.errors import EnvironmentProblem
 __all__ = [
     "RETRY_STATUS",
     "AuthSession",
+    "Body",
     "CredentialsProvider",
     "RegistryDenied",
     "RegistryUnreachable",
@@ -23,6 +24,9 @@ __all__ = [
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 CredentialsProvider = Callable[[str], Credentials | None]
+Body = bytes | Callable[[], Iterator[bytes]] | None
+"""A request body: bytes, or a function giving a fresh iterator of chunks for each attempt
+(so a retried or re-authenticated request streams its body again, never holding it)."""
 
 
 class RegistryUnreachable(EnvironmentProblem):
@@ -94,17 +98,25 @@ class AuthSession:
         scope: str,
         what: str,
         headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        content: Body = None,
         params: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """One logical request: retries 429/502/503/504 and connection errors; answers one 401."""
+        """One logical request: retries 429/502/503/504 and connection errors; answers one 401.
+
+        With ``stream`` the response body is not read: the caller iterates it and must
+        close the response (retries and challenges close the ones they drop)."""
         full = url if "://" in url else self.base + url
         challenged = False
         attempt = 0
         while True:
             hdrs = {**(headers or {}), **self._auth_header(scope)}
+            body = content() if callable(content) else content
             try:
-                resp = self.http.request(method, full, headers=hdrs, content=content, params=params)
+                req = self.http.build_request(
+                    method, full, headers=hdrs, content=body, params=params
+                )
+                resp = self.http.send(req, stream=stream)
             except httpx.TransportError as exc:
                 attempt += 1
                 if attempt >= self._attempts:
@@ -114,10 +126,12 @@ class AuthSession:
             if resp.status_code == 401 and not challenged:
                 challenged = True
                 if self._answer(resp, scope, what):
+                    resp.close()
                     continue
             if resp.status_code in RETRY_STATUS:
                 attempt += 1
                 if attempt < self._attempts:
+                    resp.close()
                     self._sleep(self._delay(attempt, resp.headers.get("retry-after")))
                     continue
             return resp

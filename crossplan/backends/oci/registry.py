@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import BinaryIO
 
 import httpx
 
 from crossplan.backends.oci._transport import (
     AuthSession,
+    Body,
     CredentialsProvider,
     RegistryDenied,
     RegistryUnreachable,
 )
 from crossplan.backends.oci.auth import load_credentials
-from crossplan.backends.oci.descriptor import sha256_digest, verify_digest
+from crossplan.backends.oci.descriptor import DigestMismatch, sha256_digest, verify_digest
 from crossplan.backends.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 from crossplan.errors import EnvironmentProblem
 
 __all__ = [
+    "CHUNK",
     "MANIFEST_ACCEPT",
+    "UPLOAD_CHUNK",
+    "Opener",
     "RegistryClient",
     "RegistryDenied",
     "RegistryError",
@@ -29,6 +35,13 @@ __all__ = [
 
 MANIFEST_ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
+CHUNK = 1 << 20
+"""Bytes read from disk or the network at a time when streaming a blob."""
+UPLOAD_CHUNK = 64 << 20
+"""Blobs larger than this are uploaded in PATCH chunks of this size (each streamed)."""
+Opener = Callable[[], BinaryIO]
+"""Opens a blob's bytes for reading from the start (called once per request that sends them)."""
 
 
 class RegistryError(EnvironmentProblem):
@@ -105,6 +118,94 @@ class RegistryClient:
         if resp.status_code != 200:
             raise self._fail(resp, what)
         return verify_digest(resp.content, digest, what=what)
+
+    def iter_blob(self, repo: str, digest: str, *, size: int | None = None) -> Iterator[bytes]:
+        """A blob's bytes as they arrive (at most ``CHUNK`` at a time), never all in memory.
+
+        The sha256 is checked after the last chunk: a mismatch raises DigestMismatch from
+        the iteration (so does a body longer than ``size``), and a consumer must discard
+        what it was given when iterating raises. A body cut short raises httpx errors."""
+        _sha256_hex(digest, what=f"blob {digest}")
+        what = f"GET blob {self.registry}/{repo}@{digest}"
+        resp = self._do("GET", f"/v2/{repo}/blobs/{digest}", repo, "pull", what, stream=True)
+        try:
+            if resp.status_code != 200:
+                resp.read()  # an error document: small
+                raise self._fail(resp, what)
+            h = hashlib.sha256()
+            got = 0
+            for chunk in resp.iter_bytes(CHUNK):
+                got += len(chunk)
+                if size is not None and got > size:
+                    raise DigestMismatch(f"{what}: more than the expected {size} bytes")
+                h.update(chunk)
+                yield chunk
+            if "sha256:" + h.hexdigest() != digest:
+                raise DigestMismatch(
+                    f"{what}: content has digest sha256:{h.hexdigest()}, expected {digest}",
+                    hint="the source is corrupt or was modified; refusing to use it",
+                )
+        finally:
+            resp.close()
+
+    def upload_blob_from(
+        self, repo: str, digest: str, size: int, open_blob: Opener, *,
+        chunk_size: int = UPLOAD_CHUNK,
+    ) -> None:
+        """Upload ``size`` bytes read from ``open_blob()``, streamed: never all in memory.
+
+        Up to ``chunk_size``: POST, then one PUT ``?digest=`` carrying the bytes. Larger: the
+        chunked upload (POST; PATCH each chunk with ``Content-Range``, following each new
+        ``Location``; PUT ``?digest=`` with no body). The registry checks the digest before
+        committing, so bytes that changed on the way never land under ``digest``. A session
+        that fails midway is started over once."""
+        what = f"upload blob {self.registry}/{repo}@{digest}"
+        for _ in range(2):
+            start = self._do("POST", f"/v2/{repo}/blobs/uploads/", repo, "pull,push", what)
+            if start.status_code != 202 or "location" not in start.headers:
+                raise self._fail(start, what)
+            url = httpx.URL(self.session.base).join(start.headers["location"])
+            body: Body = b""
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": "0"}
+            if size <= chunk_size:
+                body = _reader(open_blob, 0, size)
+                headers["Content-Length"] = str(size)
+            else:
+                resp, next_url = self._patch_chunks(repo, url, size, open_blob, chunk_size, what)
+                if next_url is None:
+                    continue
+                url = next_url
+            url = url.copy_merge_params({"digest": digest})
+            resp = self._do("PUT", str(url), repo, "pull,push", what, headers, body)
+            if resp.status_code in (201, 204):
+                return
+            if resp.status_code != 404:
+                break
+        raise self._fail(resp, what)
+
+    def _patch_chunks(
+        self, repo: str, url: httpx.URL, size: int, open_blob: Opener, chunk_size: int, what: str
+    ) -> tuple[httpx.Response, httpx.URL | None]:
+        """PATCH every chunk; (last response, URL to finish at), or (failure, None)."""
+        offset = 0
+        resp = httpx.Response(500)
+        while offset < size:
+            n = min(chunk_size, size - offset)
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + n - 1}",
+                "Content-Length": str(n),
+            }
+            body = _reader(open_blob, offset, n)
+            resp = self._do("PATCH", str(url), repo, "pull,push", what, headers, body)
+            if resp.status_code != 202 or "location" not in resp.headers:
+                return resp, None
+            got = _RANGE.match(resp.headers.get("range", f"0-{offset + n - 1}").strip())
+            if got is None or int(got.group(1)) != offset + n - 1:
+                return resp, None  # the registry holds something else than we sent
+            url = httpx.URL(self.session.base).join(resp.headers["location"])
+            offset += n
+        return resp, url
 
     def upload_blob(self, repo: str, digest: str, data: bytes) -> None:
         """Monolithic upload: POST to open a session, PUT the bytes with ``?digest=``."""
@@ -211,12 +312,16 @@ class RegistryClient:
         actions: str,
         what: str,
         headers: dict[str, str] | None = None,
-        content: bytes | None = None,
+        content: Body = None,
+        *,
+        stream: bool = False,
     ) -> httpx.Response:
         scope = f"repository:{repo}:{actions}"
         resp = self.session.request(
-            method, url, scope=scope, what=what, headers=headers, content=content
+            method, url, scope=scope, what=what, headers=headers, content=content, stream=stream
         )
+        if stream and resp.status_code in (401, 403):
+            resp.close()
         self._check_denied(resp, what)
         return resp
 
@@ -237,3 +342,29 @@ class RegistryClient:
             status=resp.status_code,
             hint="retry later; if it persists, check the registry's logs",
         )
+
+
+def _sha256_hex(digest: str, *, what: str) -> str:
+    algo, _, hexdigest = digest.partition(":")
+    if algo != "sha256" or len(hexdigest) != 64:
+        raise EnvironmentProblem(
+            f"unsupported digest '{digest}' for {what}", hint="only sha256 digests are supported"
+        )
+    return hexdigest
+
+
+def _reader(open_blob: Opener, offset: int, length: int) -> Callable[[], Iterator[bytes]]:
+    """A body: ``length`` bytes from ``offset``, read ``CHUNK`` at a time (fresh per call)."""
+
+    def chunks() -> Iterator[bytes]:
+        with open_blob() as f:
+            f.seek(offset)
+            left = length
+            while left:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    raise OSError(f"blob source ended {left} bytes early")
+                left -= len(chunk)
+                yield chunk
+
+    return chunks
