@@ -1,0 +1,191 @@
+"""No-op and scale: what `plan run` costs when nothing changed, as whole processes.
+
+Each command is run N times, interleaved (farm-bench style), and its min and median kept;
+every figure is a ratio against a reference measured in the same run, never a timed assert:
+
+- ``plan run examples/shell`` (everything cached) versus ``docker buildx build`` of the
+  equivalent two-platform copy-only image (the Dockerfile ``plan dockerfile`` generates),
+  everything cached; and both versus ``python -c pass`` (the interpreter's own floor);
+- ``plan --version`` / ``plan --help`` versus ``python -c pass`` (start-up);
+- ``plan run`` of 2,000 cached shell steps versus a 1-step cached plan (what scale costs);
+- in-process: ``recipes.load`` of the 2,000-step plan with the validated-recipe memo versus
+  without it (pytest-benchmark).
+
+Real figures: ``pytest benchmarks/bench_noop.py -p no:cacheprovider`` (ratios in the
+terminal summary); smoke run (one round each): add ``--benchmark-disable``. To measure an
+older tree, put it first on PYTHONPATH (``git archive REV | tar -x -C /tmp/before``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossplan import api
+from crossplan.api import buildx as buildx_api
+from crossplan.recipes import loader
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+from buildx_env import require_engine  # noqa: E402
+
+SHELL = REPO_ROOT / "examples" / "shell"
+PLATFORMS = "linux/amd64,linux/arm64"
+PLAN = [sys.executable, "-m", "crossplan.cli"]
+
+
+def _once(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900,
+                          check=False)
+    secs = time.perf_counter() - t0
+    assert proc.returncode == 0, f"{' '.join(argv)}:\n{proc.stdout}\n{proc.stderr}"
+    return secs, proc.stdout
+
+
+def interleaved(commands: dict[str, list[str]], env: dict[str, str], rounds: int,
+                check: Callable[[str, str], None] | None = None) -> dict[str, tuple[float, float]]:
+    """``{name: (min, median)}`` seconds, the commands run in turn ``rounds`` times."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            secs, out = _once(argv, env)
+            if check is not None:
+                check(name, out)
+            times[name].append(secs)
+    return {n: (min(t), statistics.median(t)) for n, t in times.items()}
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPLAN_")}
+    env.update(CROSSPLAN_CACHE_DIR=str(tmp_path / "store"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+               COLUMNS="200")
+    return env
+
+
+def _fmt(t: dict[str, tuple[float, float]], name: str) -> str:
+    return f"{t[name][0] * 1000:.0f}/{t[name][1] * 1000:.0f} ms"
+
+
+def _all_cached(name: str, out: str) -> None:
+    if name.startswith("plan run"):
+        statuses = {s["status"] for s in json.loads(out)["steps"]}
+        assert statuses == {"cached"}, out
+
+
+def test_noop_shell_vs_cached_buildx(
+    benchmark: Any, tmp_path: Path, full_size: bool, figures: dict[str, str]
+) -> None:
+    require_engine()
+    project = tmp_path / "shell"
+    shutil.copytree(SHELL, project)
+    env = _env(tmp_path)
+    run_argv = [*PLAN, "run", str(project), "--json", "--progress", "quiet"]
+    _once(run_argv, env)  # the first build (untimed)
+    ctx = tmp_path / "context"
+    (gen,) = buildx_api.dockerfile(api.load(project), "image", context=ctx,
+                                   cache_dir=tmp_path / "store")
+    assert "FROM scratch" in gen.text
+    buildx_argv = ["docker", "buildx", "build", "--progress", "plain", "--provenance=false",
+                   "--platform", PLATFORMS, "--output", "type=cacheonly", str(ctx)]
+    _once(buildx_argv, env)  # fills buildx's cache (untimed)
+    rounds = 11 if full_size else 1
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "plan --version": [*PLAN, "--version"],
+        "plan --help": [*PLAN, "--help"],
+        "plan run (cached)": run_argv,
+        "buildx build (cached)": buildx_argv,
+    }
+    t = benchmark.pedantic(lambda: interleaved(commands, env, rounds, _all_cached),
+                           rounds=1, iterations=1)
+    py, plan, bx = (t["python -c pass"][1], t["plan run (cached)"][1],
+                    t["buildx build (cached)"][1])
+    benchmark.extra_info.update({k: list(v) for k, v in t.items()})
+    by_min = t["plan run (cached)"][0] / t["buildx build (cached)"][0]
+    figures["no-op plan run examples/shell vs cached buildx build (min/median)"] = (
+        f"plan {_fmt(t, 'plan run (cached)')}, buildx {_fmt(t, 'buildx build (cached)')}: "
+        f"plan/buildx = {plan / bx:.2f}x median ({by_min:.2f}x min), {rounds} rounds"
+    )
+    figures["start-up vs python -c pass (median)"] = (
+        f"python {_fmt(t, 'python -c pass')}; --version {_fmt(t, 'plan --version')} "
+        f"({t['plan --version'][1] / py:.1f}x), --help {_fmt(t, 'plan --help')} "
+        f"({t['plan --help'][1] / py:.1f}x), run {plan / py:.1f}x"
+    )
+
+
+def many_steps(root: Path, n: int) -> Path:
+    """``n`` platform-independent shell steps, chains of 10 (the 2,000-step no-op)."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "a.txt").write_text("x\n")
+    parts = ['[project]\nname = "many"\nplatforms = ["linux/amd64"]\n']
+    for i in range(n):
+        dep = f'deps = ["s{i - 1}"]\n' if i % 10 else ""
+        parts.append(f'[steps.s{i}]\nkind = "shell"\nsrc = "src/"\n'
+                     f'command = ["sh", "-c", "cp a.txt o{i}.txt"]\noutputs = ["o{i}.txt"]\n'
+                     f"platform_independent = true\n{dep}")
+    (root / "plan.toml").write_text("\n".join(parts))
+    return root
+
+
+def test_noop_scale_2000_steps(
+    benchmark: Any, tmp_path: Path, full_size: bool, figures: dict[str, str]
+) -> None:
+    n = 2000 if full_size else 50
+    big = many_steps(tmp_path / "big", n)
+    one = many_steps(tmp_path / "one", 1)
+    env = _env(tmp_path)
+    argv = {name: [*PLAN, "run", str(p), "--json", "--progress", "quiet", "-j", "8"]
+            for name, p in (("plan run (cached, 1 step)", one),
+                            (f"plan run (cached, {n} steps)", big))}
+    for a in argv.values():
+        _once(a, env)  # the builds (untimed)
+    rounds = 7 if full_size else 1
+    t = benchmark.pedantic(lambda: interleaved(argv, env, rounds, _all_cached),
+                           rounds=1, iterations=1)
+    small, large = t["plan run (cached, 1 step)"][1], t[f"plan run (cached, {n} steps)"][1]
+    benchmark.extra_info.update({k: list(v) for k, v in t.items()})
+    figures[f"no-op plan run of {n} cached shell steps (min/median)"] = (
+        f"{_fmt(t, f'plan run (cached, {n} steps)')} vs 1 step "
+        f"{_fmt(t, 'plan run (cached, 1 step)')}: {large / small:.2f}x, "
+        f"{(large - small) / (n - 1) * 1e6:.0f} µs per extra node"
+    )
+
+
+@pytest.fixture
+def big_plan(tmp_path: Path, full_size: bool, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CROSSPLAN_CACHE_DIR", str(tmp_path / "store"))
+    return many_steps(tmp_path / "memo", 2000 if full_size else 50)
+
+
+def test_recipe_load_memo(
+    benchmark: Any, big_plan: Path, full_size: bool, figures: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``recipes.load`` with the memo (a hit) versus the slow path (memo off), same process."""
+    rounds = 7 if full_size else 1
+    monkeypatch.setenv("CROSSPLAN_RECIPE_MEMO", "off")
+    slow = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        reference = loader.load(big_plan)
+        slow.append(time.perf_counter() - t0)
+    monkeypatch.delenv("CROSSPLAN_RECIPE_MEMO")
+    loader.load(big_plan)  # writes the memo
+    got = benchmark.pedantic(lambda: loader.load(big_plan), rounds=rounds, iterations=1)
+    assert got == reference
+    fast = benchmark.stats.stats.median if benchmark.stats else statistics.median(slow)
+    figures["recipes.load, 2,000 steps: memo hit vs validation (median)"] = (
+        f"{fast * 1000:.1f} ms vs {statistics.median(slow) * 1000:.1f} ms: "
+        f"{fast / statistics.median(slow):.3f}x"
+    )
