@@ -7,14 +7,14 @@ import io
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import blake3
 import httpx
 
 from crossplan.backends.oci.descriptor import DigestMismatch, sha256_digest
 from crossplan.backends.oci.mediatypes import OCI_MANIFEST
-from crossplan.backends.oci.registry import CHUNK, Opener, RegistryError
+from crossplan.backends.oci.registry import CHUNK, Opener, RegistryError, file_opener
 from crossplan.cache.artifact import (
     Artifact,
     BlobRef,
@@ -89,7 +89,7 @@ class Transfer:
             raise Miss(f"remote cache entry {key} is unusable: {exc}; treated as a miss") from None
         self.check_signature(key, config_desc.digest, signature)
         try:
-            config = self.client.get_blob(self.repo, config_desc.digest)
+            config = self._small_blob(config_desc.digest, config_desc.size)
         except RegistryError as exc:
             if exc.status == 404:
                 raise Miss(self.incomplete(key, config_desc.digest)) from None
@@ -100,6 +100,14 @@ class Transfer:
             return parse_config(key, config, signature)
         except InvalidArtifact as exc:
             raise Miss(f"remote cache entry {key} is unusable: {exc}; treated as a miss") from None
+
+    def _small_blob(self, digest: str, size: int) -> bytes:
+        """A blob known to be small (``size`` is checked by the caller): a streaming client
+        stops reading past it, so a registry cannot make us hold more."""
+        client = self.client
+        if isinstance(client, StreamingRegistry):
+            return b"".join(client.iter_blob(self.repo, digest, size=size))
+        return client.get_blob(self.repo, digest)
 
     def check_signature(self, key: str, config_digest: str, signature: str | None) -> None:
         trusted = self.trusted_keys
@@ -175,7 +183,7 @@ class Transfer:
                     "(run `plan cache verify`)"
                 )
             refs[digest] = BlobRef(digest, sha256, size)
-            self.upload(sha256, size, _file_opener(path))
+            self.upload(sha256, size, file_opener(path))
         art = encode(entry, refs)
         key = self.signing_key
         if key is not None:
@@ -193,13 +201,6 @@ class Transfer:
         else:
             with open_blob() as f:
                 self.client.upload_blob(self.repo, digest, f.read())
-
-
-def _file_opener(path: Path) -> Opener:
-    def open_blob() -> BinaryIO:
-        return path.open("rb")
-
-    return open_blob
 
 
 def _not_blake3(ref: BlobRef) -> DigestMismatch:

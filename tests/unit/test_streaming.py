@@ -12,12 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crossplan.backends.oci import RegistryClient, RegistryError, sha256_digest
+from crossplan.backends.oci import (
+    ImageSpec,
+    LayerEntry,
+    LayerSpec,
+    RegistryClient,
+    RegistryError,
+    build_index,
+    pull_base,
+    push_index,
+    sha256_digest,
+)
+from crossplan.backends.oci.blobs import FileBlobSource
 from crossplan.backends.oci.descriptor import DigestMismatch
 from crossplan.cache.artifact import BlobRef
 from crossplan.cache.store import BlobMismatch, Entry, OutputFile, Store
 from crossplan.cache.transfer import StreamingRegistry, Transfer
 from crossplan.hashing import hash_bytes
+from crossplan.platforms import Platform
 
 Handler = Callable[[httpx.Request], httpx.Response]
 DATA = bytes(range(256)) * 40  # 10240 bytes
@@ -292,3 +304,30 @@ def test_a_download_cut_short_is_started_over(tmp_path: Path) -> None:
     assert Transfer(client, dst, "r", "reg/r").fetch_blob(KEY, ref)
     assert dst.blob_path(ref.blake3).read_bytes() == DATA
     assert not any((dst.root / "tmp").iterdir())
+
+
+# -- image publishing ------------------------------------------------------------------------
+def test_base_layers_copied_to_another_registry_stream_through_a_verified_file() -> None:
+    amd64 = Platform("linux", "amd64")
+    a, b = MemRegistry(), MemRegistry()
+    client_a = RegistryClient("127.0.0.1:5001", transport=httpx.MockTransport(a))
+    client_b = RegistryClient("127.0.0.1:5000", transport=httpx.MockTransport(b))
+    layer = LayerSpec((LayerEntry("/big", data=DATA),), "build")
+    base = build_index({amd64: ImageSpec(layers=[layer], created=7)})
+    push_index(base, "127.0.0.1:5001/lib/base:1", client=client_a)
+    pulled = pull_base("127.0.0.1:5001/lib/base:1", [amd64], client=client_a)
+    sources = [blob.source for blob in pulled[amd64].layers]
+    assert sources and all(isinstance(s, FileBlobSource) for s in sources)
+
+    child = build_index({amd64: ImageSpec(base=pulled[amd64], layers=[], created=7)})
+    result = push_index(child, "127.0.0.1:5000/demo/app:1", client=client_b)
+    assert result.blobs_uploaded == len(child.blobs)
+    assert all(b.blobs[d] == a.blobs[d] for d in base.blobs if d in a.blobs)
+
+    layer_digest = pulled[amd64].layers[0].digest
+    good = a.blobs[layer_digest]
+    a.blobs[layer_digest] = good[:100] + bytes([good[100] ^ 1]) + good[101:]  # corrupt it
+    source = pulled[amd64].layers[0].source
+    assert isinstance(source, FileBlobSource)
+    with pytest.raises(DigestMismatch), source.blob_file(layer_digest):
+        pass  # never handed over

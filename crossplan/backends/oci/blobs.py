@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from crossplan.backends.oci.descriptor import Descriptor, verify_digest
 from crossplan.errors import EnvironmentProblem
 
-__all__ = ["Blob", "BlobSource", "MemoryBlobs", "Origin"]
+__all__ = ["Blob", "BlobSource", "FileBlobSource", "MemoryBlobs", "Origin"]
 
 
 class BlobSource(Protocol):
     """Anything that can hand out a blob's bytes by digest (memory, a layout, a registry)."""
 
     def read_blob(self, digest: str) -> bytes: ...
+
+
+@runtime_checkable
+class FileBlobSource(BlobSource, Protocol):
+    """A source that can hand a blob over as a file, so a push streams it from disk
+    instead of holding it in memory (e.g. a registry: the layer is spooled, verified)."""
+
+    def blob_file(self, digest: str) -> AbstractContextManager[Path]:
+        """A file holding exactly the blob's bytes (verified), for the ``with`` block."""
+        ...
 
 
 @dataclass(frozen=True)

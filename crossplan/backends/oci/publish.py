@@ -7,12 +7,12 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
-from crossplan.backends.oci.blobs import Blob
+from crossplan.backends.oci.blobs import Blob, FileBlobSource
 from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.image import BuiltIndex
 from crossplan.backends.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
 from crossplan.backends.oci.reference import Reference
-from crossplan.backends.oci.registry import RegistryClient
+from crossplan.backends.oci.registry import RegistryClient, file_opener
 from crossplan.platforms import Platform
 
 __all__ = ["OnPushProgress", "PushResult", "arch_tag_names", "push_index"]
@@ -143,10 +143,16 @@ class _Push:
             if self.reg.mount_blob(self.repo, blob.digest, source):
                 self.counts["mounted"] += 1
                 return
-        data = blob.read()
-        self.reg.upload_blob(self.repo, blob.digest, data)
+        if isinstance(blob.source, FileBlobSource):  # streamed from disk; the registry
+            with blob.source.blob_file(blob.digest) as path:  # checks the digest
+                size = path.stat().st_size
+                self.reg.upload_blob_from(self.repo, blob.digest, size, file_opener(path))
+        else:
+            data = blob.read()
+            self.reg.upload_blob(self.repo, blob.digest, data)
+            size = len(data)
         self.counts["uploaded"] += 1
-        self.sent += len(data)
+        self.sent += size
 
     def _manifest(self, digest: str, data: bytes, media_type: str) -> None:
         if self.reg.has_manifest(self.repo, digest):

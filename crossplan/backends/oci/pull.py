@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -34,6 +37,20 @@ class RegistryBlobs:
             return self.client.get_blob(self.repository, digest)
         finally:
             self.client.close()
+
+    @contextmanager
+    def blob_file(self, digest: str) -> Iterator[Path]:
+        """The blob streamed into a temporary file (sha256 checked before it is handed
+        over), so pushing it to another registry never holds it in memory."""
+        with tempfile.TemporaryDirectory(prefix="crossplan-blob-") as tmp:
+            path = Path(tmp) / "blob"
+            try:
+                with path.open("wb") as f:
+                    for chunk in self.client.iter_blob(self.repository, digest):
+                        f.write(chunk)
+            finally:
+                self.client.close()
+            yield path
 
     def read_manifest(self, digest: str) -> bytes:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
@@ -31,6 +32,7 @@ __all__ = [
     "RegistryDenied",
     "RegistryError",
     "RegistryUnreachable",
+    "file_opener",
 ]
 
 MANIFEST_ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
@@ -342,6 +344,15 @@ class RegistryClient:
             status=resp.status_code,
             hint="retry later; if it persists, check the registry's logs",
         )
+
+
+def file_opener(path: Path) -> Opener:
+    """An Opener for a file's bytes."""
+
+    def open_blob() -> BinaryIO:
+        return path.open("rb")
+
+    return open_blob
 
 
 def _sha256_hex(digest: str, *, what: str) -> str:
