@@ -14,6 +14,7 @@ from rich.markup import escape
 from crossplan import api
 from crossplan.cli.common import (
     CacheDir,
+    FileOpt,
     JsonOpt,
     ModeOpt,
     PlatformOpt,
@@ -21,6 +22,7 @@ from crossplan.cli.common import (
     err,
     handles_errors,
     out,
+    plan_and_rest,
 )
 from crossplan.cli.progress import ProgressOpt, progress_for
 from crossplan.errors import RecipeError
@@ -38,17 +40,9 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
 
 
-def _split_args(args: list[str]) -> tuple[Path, list[str]]:
-    """``plan run [PLAN] [TARGET...]``: the first arg is the plan if it is a path."""
-    if args:
-        first = Path(args[0])
-        if first.is_file() or (first.is_dir() and (first / "plan.toml").is_file()):
-            return first, args[1:]
-    return Path("plan.toml"), args
-
-
 def run(
     args: Annotated[list[str] | None, typer.Argument(help="[PLAN] [STEP...]")] = None,
+    plan_file: FileOpt = None,
     platform: PlatformOpt = None,
     as_json: JsonOpt = False,
     export: Annotated[Path | None, typer.Option(
@@ -73,8 +67,8 @@ def run(
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
-    plan_path, targets = _split_args(args or [])
     with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
+        plan_path, targets = plan_and_rest(args, plan_file)
         if since is not None and not affected:
             raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
         shown.begin("planning", "probing toolchains, hashing inputs")
