@@ -95,26 +95,53 @@ def test_small_blob_goes_in_one_streamed_put() -> None:
     assert put.content == DATA and put.headers["content-length"] == str(len(DATA))
 
 
-def test_a_failed_chunk_starts_the_session_over_once_then_fails() -> None:
+@pytest.mark.parametrize("patch_answer", [
+    httpx.Response(404, json={"errors": [{"code": "BLOB_UPLOAD_UNKNOWN"}]}),  # session lost
+    httpx.Response(202, headers={"Location": "/up/a", "Range": "0-1"}),  # holds other bytes
+    httpx.Response(405),  # no chunked uploads here
+])
+def test_a_failed_chunked_session_is_started_over_as_one_streamed_put(
+    patch_answer: httpx.Response,
+) -> None:
+    seen: list[tuple[str, str]] = []
+    sessions = iter(["a", "b", "c"])
+    put_bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        seen.append((request.method, request.url.path))
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": f"/up/{next(sessions)}"})
+        if request.method == "PATCH":
+            return patch_answer
+        put_bodies.append(body)
+        return httpx.Response(201)
+
+    client_for(handler).upload_blob_from("demo", DIGEST, len(DATA), opener(DATA),
+                                         chunk_size=8192)
+    assert seen == [("POST", "/v2/demo/blobs/uploads/"), ("PATCH", "/up/a"),
+                    ("POST", "/v2/demo/blobs/uploads/"), ("PUT", "/up/b")]
+    assert put_bodies == [DATA]
+
+
+def test_an_upload_failing_twice_raises() -> None:
     methods: list[str] = []
-    sessions = iter(["a", "b"])
 
     def handler(request: httpx.Request) -> httpx.Response:
         request.read()
         methods.append(request.method)
         if request.method == "POST":
-            return httpx.Response(202, headers={"Location": f"/up/{next(sessions)}"})
+            return httpx.Response(202, headers={"Location": "/up/x"})
         if request.method == "PATCH":
-            if request.url.path == "/up/a":  # the registry lost the first session
-                return httpx.Response(404, json={"errors": [{"code": "BLOB_UPLOAD_UNKNOWN"}]})
-            return httpx.Response(202, headers={"Location": request.url.path, "Range": "0-1"})
-        return httpx.Response(201)
+            end = request.headers["content-range"].split("-")[1]
+            return httpx.Response(202, headers={"Location": "/up/x", "Range": f"0-{end}"})
+        return httpx.Response(400, json={"errors": [{"code": "DIGEST_INVALID"}]})
 
-    with pytest.raises(RegistryError) as err:  # the second session's Range is wrong
-        client_for(handler).upload_blob_from("demo", DIGEST, len(DATA), opener(DATA),
-                                             chunk_size=8192)
-    assert methods == ["POST", "PATCH", "POST", "PATCH"]
-    assert err.value.status == 202
+    with pytest.raises(RegistryError, match="DIGEST_INVALID") as err:
+        client_for(handler).upload_blob_from("demo", DIGEST, 4096 + 10, opener(DATA[:4106]),
+                                             chunk_size=4096)
+    assert err.value.status == 400
+    assert methods == ["POST", "PATCH", "PATCH", "PUT", "POST", "PUT"]
 
 
 def test_a_retried_chunk_is_read_again_from_the_source() -> None:

@@ -160,8 +160,10 @@ class RegistryClient:
         chunked upload (POST; PATCH each chunk with ``Content-Range``, following each new
         ``Location``; PUT ``?digest=`` with no body). The registry checks the digest before
         committing, so bytes that changed on the way never land under ``digest``. A session
-        that fails midway is started over once."""
+        that fails midway is started over once, as one streamed PUT (which every registry
+        takes, should it mishandle chunks)."""
         what = f"upload blob {self.registry}/{repo}@{digest}"
+        chunked = size > chunk_size
         for _ in range(2):
             start = self._do("POST", f"/v2/{repo}/blobs/uploads/", repo, "pull,push", what)
             if start.status_code != 202 or "location" not in start.headers:
@@ -169,20 +171,22 @@ class RegistryClient:
             url = httpx.URL(self.session.base).join(start.headers["location"])
             body: Body = b""
             headers = {"Content-Type": "application/octet-stream", "Content-Length": "0"}
-            if size <= chunk_size:
-                body = _reader(open_blob, 0, size)
-                headers["Content-Length"] = str(size)
-            else:
+            if chunked:
                 resp, next_url = self._patch_chunks(repo, url, size, open_blob, chunk_size, what)
                 if next_url is None:
+                    chunked = False
                     continue
                 url = next_url
+            else:
+                body = _reader(open_blob, 0, size)
+                headers["Content-Length"] = str(size)
             url = url.copy_merge_params({"digest": digest})
             resp = self._do("PUT", str(url), repo, "pull,push", what, headers, body)
             if resp.status_code in (201, 204):
                 return
-            if resp.status_code != 404:
+            if resp.status_code != 404 and not chunked:
                 break
+            chunked = False
         raise self._fail(resp, what)
 
     def _patch_chunks(
