@@ -10,6 +10,7 @@ from crossplan.api.planning import store_for
 from crossplan.cache.remote import RemoteCache, RemoteSettings
 from crossplan.cache.signing import default_key_name, write_keypair
 from crossplan.errors import RecipeError
+from crossplan.executors.events import OnEvent
 from crossplan.executors.substitution import RemoteRun, pull_plan, push_plan, remote_settings
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan
@@ -41,14 +42,15 @@ def _remote_for(
 def cache_push(
     p: Plan, *, cache_dir: str | Path | None = None, cache_remote: str | None = None,
     cache_mode: str | None = None, environ: Mapping[str, str] | None = None,
-    on_warning: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None, on_event: OnEvent | None = None,
 ) -> dict[NodeId, str]:
-    """Warm the remote cache: push the local entry of every node of ``p`` that has one."""
+    """Warm the remote cache: push the local entry of every node of ``p`` that has one
+    (``on_event``: a ``phase`` event per node pushed, with its blobs and bytes)."""
     settings = _remote_for(p, cache_remote, cache_mode, environ, write=True)
     store = store_for(cache_dir)
     try:
         with RemoteCache(settings, store) as rc:
-            statuses = push_plan(p, rc)
+            statuses = push_plan(p, rc, on_event)
         for w in rc.warnings:
             if on_warning is not None:
                 on_warning(w)
@@ -60,14 +62,15 @@ def cache_push(
 def cache_pull(
     p: Plan, *, cache_dir: str | Path | None = None, cache_remote: str | None = None,
     cache_mode: str | None = None, environ: Mapping[str, str] | None = None,
-    on_warning: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None, on_event: OnEvent | None = None,
 ) -> dict[NodeId, str]:
-    """Substitute every key of ``p`` the remote can resolve into the local store."""
+    """Substitute every key of ``p`` the remote can resolve into the local store
+    (``on_event``: a ``phase`` event per node pulled, with its blobs and bytes)."""
     settings = _remote_for(p, cache_remote, cache_mode, environ, write=False)
     store = store_for(cache_dir)
     try:
         run = RemoteRun(p, RemoteCache(settings, store))
-        statuses = pull_plan(run)
+        statuses = pull_plan(run, on_event)
         for w in run.warnings:
             if on_warning is not None:
                 on_warning(w)

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from crossplan.cli.common import CacheDir, JsonOpt, PlatformOpt, err, handles_errors, out
+from crossplan.cli.progress import ProgressOpt, progress_for
 from crossplan.errors import EXIT_ENVIRONMENT, RecipeError
 
 if TYPE_CHECKING:
@@ -52,14 +53,6 @@ def _print_bench_failures(report: BenchReport) -> None:
                       f"{escape(s.error)}", highlight=False, soft_wrap=True)
 
 
-def _progress(message: str) -> None:
-    err.print(f"[dim]{escape(message)}[/]", highlight=False)
-
-
-def _sample(s: Sample) -> None:
-    state = f"{s.seconds:.1f}s" if s.ok else "[red]failed[/]"
-    err.print(f"  {s.mode} {escape(s.step)} {s.platform}: {state}", highlight=False)
-
 
 def bench_cmd(
     plan: Annotated[Path, typer.Argument(help="plan.toml or its directory")] = Path("plan.toml"),
@@ -93,13 +86,14 @@ def bench_cmd(
         "--csv, --chart)")] = None,
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Build steps cross-compiled (crossplan), emulated (buildx under QEMU, the naive
     Dockerfile) and native, from cold caches, N interleaved rounds; report min/median per
     (step, platform, mode), the emulated/cross ratio and where the time went."""
     from crossplan import bench as bench_api
 
-    with handles_errors(as_json):
+    with handles_errors(as_json), progress_for(progress, as_json=as_json, console=err) as shown:
         if from_json is not None:
             report = bench_api.load_report(from_json)
             _write_bench_files(report, csv_file, chart or [], log_scale)
@@ -121,7 +115,14 @@ def bench_cmd(
             repeat=repeat, toolchain_cache=toolchain_cache,  # type: ignore[arg-type]
             base=base, images=images, cache_dir=cache_dir, keep_logs=keep_logs,
         )
-        report = bench_api.bench(plan, opts, on_sample=_sample, on_progress=_progress)
+        def on_progress(message: str) -> None:  # one activity; a heartbeat while it lasts
+            shown.begin("bench", message)
+
+        def on_sample(s: Sample) -> None:
+            shown.end("bench", f"{s.mode} {s.step} {s.platform}: "
+                      + (f"{s.seconds:.1f}s" if s.ok else "failed"))
+
+        report = bench_api.bench(plan, opts, on_sample=on_sample, on_progress=on_progress)
         _write_bench_files(report, csv_file, chart or [], log_scale)
     for sk in report.skipped:
         err.print(f"[yellow]skipped:[/] {sk.mode} {escape(sk.step)} {sk.platform}: "

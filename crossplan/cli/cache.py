@@ -165,7 +165,7 @@ def _remote_command(
         doing = "pushing to" if what == "push" else "pulling from"
         shown.begin(what, f"{doing} the remote cache ({len(p.nodes)} node(s))")
         statuses = fn(p, cache_dir=cache_dir, cache_remote=cache_remote, cache_mode=cache_mode,
-                      on_warning=on_warning)
+                      on_warning=on_warning, on_event=shown.event)
         tally = {s: sum(1 for v in statuses.values() if v == s) for s in set(statuses.values())}
         shown.end(what, ", ".join(f"{v} {k}" for k, v in sorted(tally.items())) or "nothing")
     if as_json:

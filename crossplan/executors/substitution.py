@@ -219,8 +219,14 @@ class RemoteRun:
         self.cache.close()
 
 
-def pull_plan(run: RemoteRun) -> dict[NodeId, PullStatus]:
-    """``plan cache pull``: substitute every key of the plan the remote can resolve."""
+def _moved(entry: Entry) -> str:
+    size = sum(f.size for f in entry.files)
+    return f"{len(entry.files)} blob(s), {size / 1e6:.1f} MB"
+
+
+def pull_plan(run: RemoteRun, on_event: OnEvent | None = None) -> dict[NodeId, PullStatus]:
+    """``plan cache pull``: substitute every key of the plan the remote can resolve;
+    ``on_event`` hears a ``phase`` event per node pulled (its blobs and bytes)."""
     run.prefetch()
     run.close()  # waits for the downloads and publishes what arrived
     out: dict[NodeId, PullStatus] = {}
@@ -231,14 +237,20 @@ def pull_plan(run: RemoteRun) -> dict[NodeId, PullStatus]:
         elif node in run.local:
             out[node] = "local"
         elif key in run.hits:
-            out[node] = "pulled" if run.fetched(key) is not None else "failed"
+            got = run.fetched(key)
+            out[node] = "pulled" if got is not None else "failed"
+            if got is not None and on_event is not None:
+                on_event(StepEvent("phase", node, key, message=f"pulled {_moved(got)}"))
         else:
             out[node] = "missing"
     return out
 
 
-def push_plan(plan: Plan, cache: RemoteCache) -> dict[NodeId, PushStatus]:
-    """``plan cache push``: push every local entry of the plan's (computable) keys."""
+def push_plan(
+    plan: Plan, cache: RemoteCache, on_event: OnEvent | None = None
+) -> dict[NodeId, PushStatus]:
+    """``plan cache push``: push every local entry of the plan's (computable) keys;
+    ``on_event`` hears a ``phase`` event per node pushed (its blobs and bytes)."""
     entries: dict[NodeId, Entry] = {}
     for node, key in resolve_keys(plan, cache.store).items():
         if key is None:
@@ -250,6 +262,9 @@ def push_plan(plan: Plan, cache: RemoteCache) -> dict[NodeId, PushStatus]:
         if entry is not None:
             entries[node] = entry
     pushed = cache.push_many(entries.values())
+    for node, entry in entries.items():
+        if pushed.get(entry.key) and on_event is not None:
+            on_event(StepEvent("phase", node, entry.key, message=f"pushed {_moved(entry)}"))
     return {
         node: ("not built" if node not in entries
                else "pushed" if pushed.get(entries[node].key) else "failed")
