@@ -8,7 +8,7 @@ import blake3
 
 __all__ = ["copy_hashing", "file_digest", "hash_bytes"]
 
-_MMAP_MIN = 1 << 16
+_CHUNK = 1 << 20
 
 
 def hash_bytes(data: bytes) -> str:
@@ -16,15 +16,18 @@ def hash_bytes(data: bytes) -> str:
 
 
 def file_digest(path: str | os.PathLike[str], size: int | None = None) -> str:
-    """blake3 of a file's bytes (memory-mapped for large files)."""
+    """blake3 of a file's bytes (read a MiB at a time)."""
     if size is None:
         size = os.stat(path).st_size
     h = blake3.blake3()
-    if size >= _MMAP_MIN:
-        h.update_mmap(path)
-    else:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:
+        if size < _CHUNK:
             h.update(f.read())
+        else:  # in chunks: memory (and RSS, unlike mmap) independent of the file's size
+            buf = bytearray(_CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                h.update(view[:n])
     return h.hexdigest()
 
 
