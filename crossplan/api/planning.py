@@ -80,4 +80,8 @@ def plan(
     identities and compile commands are unknown: for printing graphs only)."""
     found = facts(recipe, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
                   environ=environ)
-    return make_plan(recipe, platforms, found)
+    planned = make_plan(recipe, platforms, found)
+    from crossplan.recipes.loader import remember
+
+    remember(recipe)  # the memo of its validation is kept only for recipes that plan
+    return planned

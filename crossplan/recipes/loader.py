@@ -17,6 +17,7 @@ import pickle
 import re
 import sys
 import tempfile
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,25 @@ def load(path: str | Path) -> Recipe:
         recipe = load_text(text, file=file)
     finally:
         _SEEN.reset(token)
-    if key is not None:
-        _memo_put(key, recipe, seen)
+    if key is not None:  # written once the recipe has also planned: see ``remember``
+        with _PENDING_LOCK:
+            while len(_PENDING) >= 32:  # loaded but never planned: forget the oldest
+                del _PENDING[next(iter(_PENDING))]
+            _PENDING[id(recipe)] = (key, recipe, seen)
     return recipe
+
+
+_PENDING: dict[int, tuple[Path, Recipe, dict[str, str]]] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+def remember(recipe: Recipe) -> None:
+    """Write the memo of a recipe ``load`` validated, now that it also planned: a recipe
+    that fails later (a cycle, a missing src) leaves nothing on disk."""
+    with _PENDING_LOCK:
+        pending = _PENDING.pop(id(recipe), None)
+    if pending is not None and pending[1] is recipe:
+        _memo_put(*pending)
 
 
 # -- the memo of validated recipes --------------------------------------------------------

@@ -272,6 +272,6 @@ def test_unknown_platform_flag_exits_2_with_suggestion(
 
 
 def test_missing_recipe_exits_2(cli: Cli, tmp_path: Path) -> None:
-    result = cli("run", cwd=tmp_path)
+    result = cli("run", cwd=tmp_path)  # no plan.toml here nor in any parent directory
     assert result.code == 2
-    assert "no recipe at plan.toml" in result.stderr
+    assert f"no plan.toml in {tmp_path} or any parent directory" in result.stderr

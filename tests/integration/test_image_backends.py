@@ -270,7 +270,14 @@ def validation_problems(built: BuiltIndex, backend: str) -> list[str]:
 def test_layout_index_platforms_configs_and_layers(backend: str, built: Built) -> None:
     layout = built.layout
     top = json.loads((layout / "index.json").read_text())["manifests"]
-    assert [(d["mediaType"], d["digest"]) for d in top] == [(OCI_INDEX, built.image.index_digest)]
+    ref = "org.opencontainers.image.ref.name"
+    # the image index under the tag's name (oci:DIR:1 addresses it), and each platform's
+    # manifest under 1-<arch> (oci:DIR:1-arm64)
+    by_ref = {d.get("annotations", {}).get(ref): (d["mediaType"], d["digest"]) for d in top}
+    assert len(by_ref) == len(top) == 1 + len(PLATFORMS)
+    assert by_ref["1"] == (OCI_INDEX, built.image.index_digest)
+    assert {r: dg for r, (mt, dg) in by_ref.items() if r != "1"} == {
+        f"1-{p.split('/')[1]}": built.image.manifests[p] for p in PLATFORMS}
     configs = check_index(layout_source(layout), built.image.index_digest)
     assert {p: c["architecture"] for p, c in configs.items()} == {
         "linux/amd64": "amd64", "linux/arm64": "arm64"}

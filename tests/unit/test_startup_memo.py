@@ -56,6 +56,13 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+def _load(root: Path) -> Recipe:
+    """load, then remember: what a run does once the recipe also planned."""
+    recipe = loader.load(root)
+    loader.remember(recipe)
+    return recipe
+
+
 def workspace(tmp_path: Path, *names: str) -> Path:
     root = tmp_path / "ws"
     root.mkdir(exist_ok=True)
@@ -70,11 +77,11 @@ def test_second_load_is_a_hit_equal_to_the_slow_path(
     tmp_path: Path, memo_dir: Path, validations: list[str]
 ) -> None:
     root = workspace(tmp_path, "a", "b")
-    first = loader.load(root)
+    first = _load(root)
     assert sorted(validations) == ["a", "b", "ws"]
     assert len(list(memo_dir.glob("*.pickle"))) == 1
     validations.clear()
-    second = loader.load(root)
+    second = _load(root)
     assert validations == []
     assert second == first and sorted(second.steps) == ["svc/a:build", "svc/b:build"]
     assert second.label == first.label and second.root == first.root
@@ -85,7 +92,7 @@ def test_any_plan_file_change_is_a_miss(
     tmp_path: Path, memo_dir: Path, validations: list[str], change: str
 ) -> None:
     root = workspace(tmp_path, "a", "b")
-    loader.load(root)
+    _load(root)
     validations.clear()
     if change == "root":
         (root / "plan.toml").write_text(ROOT.replace('"ws"', '"ws2"'))
@@ -95,12 +102,12 @@ def test_any_plan_file_change_is_a_miss(
         workspace(tmp_path, "c")
     else:
         (root / "svc" / "b" / "plan.toml").unlink()
-    got = loader.load(root)
+    got = _load(root)
     assert validations != []
     loader_off = _slow(root)
     assert got == loader_off
     validations.clear()
-    assert loader.load(root) == got and validations == []  # the new state is memoised
+    assert _load(root) == got and validations == []  # the new state is memoised
 
 
 def _slow(root: Path) -> Recipe:
@@ -112,23 +119,23 @@ def test_errors_are_never_memoised(tmp_path: Path, memo_dir: Path) -> None:
     (root / "svc" / "a" / "plan.toml").write_text(member("a") + "bogus = 1\n")
     for _ in range(2):
         with pytest.raises(RecipeError, match="unknown field 'bogus'"):
-            loader.load(root)
+            _load(root)
     assert list(memo_dir.glob("*.pickle")) == []
     (root / "svc" / "a" / "plan.toml").write_text(member("a"))
-    assert sorted(loader.load(root).steps) == ["svc/a:build"]
+    assert sorted(_load(root).steps) == ["svc/a:build"]
     # and a member broken after a good load is reported, not hidden by the memo
     (root / "svc" / "a" / "plan.toml").write_text(member("a") + "bogus = 1\n")
     with pytest.raises(RecipeError, match="unknown field 'bogus'"):
-        loader.load(root)
+        _load(root)
 
 
 def test_a_corrupt_memo_is_a_miss(tmp_path: Path, memo_dir: Path, validations: list[str]) -> None:
     root = workspace(tmp_path, "a")
-    first = loader.load(root)
+    first = _load(root)
     (memo,) = memo_dir.glob("*.pickle")
     memo.write_bytes(memo.read_bytes()[:40])
     validations.clear()
-    assert loader.load(root) == first and validations != []
+    assert _load(root) == first and validations != []
 
 
 def test_the_memo_can_be_turned_off(
@@ -136,6 +143,12 @@ def test_the_memo_can_be_turned_off(
 ) -> None:
     monkeypatch.setenv("CROSSPLAN_RECIPE_MEMO", "off")
     root = workspace(tmp_path, "a")
-    loader.load(root)
-    loader.load(root)
+    _load(root)
+    _load(root)
     assert validations.count("ws") == 2 and not memo_dir.exists()
+
+
+def test_a_recipe_that_never_planned_leaves_no_memo(tmp_path: Path, memo_dir: Path) -> None:
+    root = workspace(tmp_path, "a")
+    loader.load(root)  # e.g. planning then fails on a cycle: nothing may be written
+    assert not memo_dir.exists()
