@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import require_component
 
 from crossplan import api
 from crossplan.executors.result import RunResult
@@ -106,8 +107,9 @@ def test_fresh_store_with_warm_remote_vs_cold_build(
     benchmark: Any, registry: RegistryProc, tmp_path: Path, example: str, full_size: bool,
     figures: dict[str, str],
 ) -> None:
-    if example == "cross-c" and shutil.which("aarch64-linux-gnu-gcc") is None:
-        pytest.skip("needs gcc-aarch64-linux-gnu (scripts/ci-env.sh install)")
+    if example == "cross-c":
+        require_component(shutil.which("aarch64-linux-gnu-gcc") is not None,
+                          "needs gcc-aarch64-linux-gnu")
     project = EXAMPLES[example](tmp_path / "proj", 12 if full_size else 2)
     remote = f"{registry.address}/bench/{example}"
 

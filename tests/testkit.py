@@ -105,3 +105,17 @@ def plan_of(
 
     facts = gather(recipe, platforms, environ={} if environ is None else environ, memo=memo)
     return make_plan(recipe, platforms, facts)
+
+
+def require_component(ok: bool, reason: str) -> None:
+    """A test needs a component (a tool, root, a service): in CI (CROSSPLAN_REQUIRE_ALL=1)
+    its absence fails the test, since CI must install it; elsewhere it skips."""
+    import os
+
+    import pytest
+
+    if ok:
+        return
+    if os.environ.get("CROSSPLAN_REQUIRE_ALL"):
+        pytest.fail(f"{reason} (CI installs it: scripts/ci-env.sh install)")
+    pytest.skip(reason)

@@ -97,27 +97,31 @@ def _dep_entries(ctx: _Ctx, pn: PlannedNode) -> dict[NodeId, Entry]:
 def _run_node(ctx: _Ctx, pn: PlannedNode) -> StepResult:
     t0 = time.monotonic()
     deps = _dep_entries(ctx, pn)
-    assert pn.action is not None
-    key = pn.action.key(dep_outputs(deps))
+    action = pn.action
+    assert action is not None
+
+    def key() -> str:  # for reports of nodes that did not finish (the executor has it)
+        return action.key(dep_outputs(deps))
+
     try:
-        res = ctx.executor.execute(pn.action, deps)
+        res = ctx.executor.execute(action, deps)
     except Skip as exc:
-        ctx.on_event(StepEvent("skipped", pn.id, key, message=str(exc)))
-        return StepResult(pn.id, "skipped", key, time.monotonic() - t0, error=str(exc))
+        ctx.on_event(StepEvent("skipped", pn.id, key(), message=str(exc)))
+        return StepResult(pn.id, "skipped", key(), time.monotonic() - t0, error=str(exc))
     except StepFailed as exc:
         secs = time.monotonic() - t0
         log = exc.log
         text = exc.render() + (f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else "")
-        ctx.on_event(StepEvent("failed", pn.id, key, secs, log, text))
-        return StepResult(pn.id, "failed", key, secs, log=log, error=text)
+        ctx.on_event(StepEvent("failed", pn.id, key(), secs, log, text))
+        return StepResult(pn.id, "failed", key(), secs, log=log, error=text)
     except EnvironmentProblem as exc:
         # Not the step's fault (a missing tool...): abort the run so the CLI exits 3.
-        ctx.on_event(StepEvent("failed", pn.id, key, time.monotonic() - t0, None, exc.render()))
+        ctx.on_event(StepEvent("failed", pn.id, key(), time.monotonic() - t0, None, exc.render()))
         raise
     except CrossplanError as exc:
         secs = time.monotonic() - t0
-        ctx.on_event(StepEvent("failed", pn.id, key, secs, None, exc.render()))
-        return StepResult(pn.id, "failed", key, secs, error=exc.render())
+        ctx.on_event(StepEvent("failed", pn.id, key(), secs, None, exc.render()))
+        return StepResult(pn.id, "failed", key(), secs, error=exc.render())
     secs = time.monotonic() - t0
     with ctx.lock:
         ctx.entries[pn.id] = res.entry

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from testkit import require_component
 
 REPO = Path(__file__).resolve().parents[2]
 MONOREPO = REPO / "examples" / "monorepo"
@@ -25,9 +25,7 @@ ALL = LIB | API_C | API_GO | WORKER
 
 def missing(reason: str) -> None:
     """Skip for a missing component, except in CI (CROSSPLAN_REQUIRE_ALL=1), where it fails."""
-    if REQUIRE_ALL:
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_component(False, reason)
 
 
 def git(root: Path, *args: str) -> str:

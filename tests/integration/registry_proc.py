@@ -3,7 +3,6 @@ corrupt its storage, make it read-only or put it behind htpasswd auth."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testkit import require_component
 
 __all__ = ["RegistryProc", "free_port", "need_registry"]
 
@@ -50,10 +50,8 @@ def free_port() -> int:
 
 
 def need_registry() -> None:
-    if shutil.which("docker-registry") is None:
-        if os.environ.get("CROSSPLAN_REQUIRE_ALL"):
-            pytest.fail("docker-registry is not installed (scripts/ci-env.sh install)")
-        pytest.skip("needs docker-registry (apt-get install docker-registry)")
+    require_component(shutil.which("docker-registry") is not None,
+                      "needs docker-registry (apt-get install docker-registry)")
 
 
 class RegistryProc:

@@ -13,8 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-from testkit import Cli, ProjectFactory
+from testkit import Cli, ProjectFactory, require_component
 
 import crossplan
 
@@ -258,9 +257,9 @@ copy = [{{ from = "gen", dest = "/" }}]
 """
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")
 def test_output_names_the_reference_that_works(cli: Cli, make_project: ProjectFactory,
                                                tmp_path: Path) -> None:
+    require_component(shutil.which("skopeo") is not None, "needs skopeo")
     proj = make_project(IMAGE.format(name="hello", tags='tags = ["localhost:5999/x/hello:1.0"]'))
     dist = tmp_path / "dist"
     res = cli("run", proj, "--output", f"oci:{dist}/hello")

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from testkit import require_component
 
 from crossplan.backends.oci import (
     BaseImage,
@@ -36,8 +37,7 @@ EPOCH = 1_700_000_000
 
 def _need(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (run scripts/ci-env.sh)")
+    require_component(not missing, f"needs {', '.join(missing)}")
 
 
 def _run(*argv: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from registry_proc import free_port
+from testkit import require_component
 
 from crossplan.backends.oci import (
     BuiltIndex,
@@ -133,8 +134,7 @@ def _built(text: str = "v1") -> BuiltIndex:
 
 
 def _skopeo(*argv: str) -> str:
-    if shutil.which("skopeo") is None:
-        pytest.skip("needs skopeo")
+    require_component(shutil.which("skopeo") is not None, "needs skopeo")
     proc = subprocess.run(["skopeo", *argv], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from testkit import Cli, CliResult, ProjectFactory, plan_argv
+from testkit import Cli, CliResult, ProjectFactory, plan_argv, require_component
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,7 @@ def _recipe(steps: str) -> str:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """``tmpfs("2m")`` -> a fresh tmpfs mount of that size (root only), unmounted after."""
-    if os.geteuid() != 0:
-        if os.environ.get("CROSSPLAN_REQUIRE_ALL"):
-            pytest.fail("these tests mount tmpfs: run them as root")
-        pytest.skip("mounting a tmpfs needs root")
+    require_component(os.geteuid() == 0, "these tests mount tmpfs: they need root")
     mounts: list[Path] = []
 
     def make(size: str) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testkit import require_component
 
 from crossplan.backends.elf import check_elf
 from crossplan.backends.smoke import run_binary
@@ -40,9 +41,7 @@ ARCH_WORD = {
 
 def missing(reason: str) -> None:
     """Skip for a missing component, except in CI (CROSSPLAN_REQUIRE_ALL=1), where it fails."""
-    if REQUIRE_ALL:
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_component(False, reason)
 
 
 @dataclass(frozen=True)
