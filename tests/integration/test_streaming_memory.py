@@ -27,6 +27,10 @@ pytestmark = pytest.mark.integration
 
 SIZE = 400_000_000
 LIMIT = 150 << 20
+# Peak RSS also counts file-backed pages (libraries, page cache a child touches): 74-91 MiB
+# alone, 152 MiB once in a loaded full CI run. Anonymous memory keeps the 150 MiB limit;
+# RSS gets headroom, still half the 400 MB blob (it was 963-1204 MiB before streaming).
+RSS_LIMIT = 200 * 2**20
 REPO = "big/plan-cache"
 
 _TOML = f"""\
@@ -129,13 +133,13 @@ def test_pull_substitutes_the_400mb_blob_intact(figures: Figures) -> None:
     assert not any((figures.store / "tmp").iterdir())
 
 
-def test_pull_peak_rss_stays_under_150mb(figures: Figures) -> None:
-    assert figures.pull.peak_rss < LIMIT, f"{figures.pull.peak_rss / 2**20:.0f} MiB"
+def test_pull_peak_rss_stays_under_200mb(figures: Figures) -> None:
+    assert figures.pull.peak_rss < RSS_LIMIT, f"{figures.pull.peak_rss / 2**20:.0f} MiB"
 
 
 def test_push_peak_anonymous_memory_stays_under_150mb(figures: Figures) -> None:
     assert figures.push.peak_anon < LIMIT, f"{figures.push.peak_anon / 2**20:.0f} MiB"
 
 
-def test_push_peak_rss_stays_under_150mb(figures: Figures) -> None:
-    assert figures.push.peak_rss < LIMIT, f"{figures.push.peak_rss / 2**20:.0f} MiB"
+def test_push_peak_rss_stays_under_200mb(figures: Figures) -> None:
+    assert figures.push.peak_rss < RSS_LIMIT, f"{figures.push.peak_rss / 2**20:.0f} MiB"
