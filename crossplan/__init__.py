@@ -12,7 +12,10 @@ The public API (see docs/api.md)::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing is not imported: `plan --version` costs about one `python`
+if TYPE_CHECKING:
+    from typing import Any
 
 # Where each public name lives. Imported on first use, so that importing a subpackage (say
 # crossplan.planner) or running `plan --help` does not load the whole package.

@@ -83,10 +83,17 @@ def run(
             phases=True, stream_logs=verbose,
         )
         result = api.run(p, opts, on_event=shown.event)
-    if as_json:
-        print(json.dumps(result.as_json(), indent=2))
+    shown_json = result.as_json() if as_json else None
+    if shown_json is not None:
+        print(json.dumps(shown_json, indent=2))
     else:
-        _print_result(result)
+        with out.capture() as captured:
+            _print_result(result)
+        out.file.write(captured.get())
+    from crossplan.cli.noop_record import remember_noop
+
+    remember_noop(p, result, opts, json_out=shown_json,
+                  text_out=None if shown_json is not None else captured.get())
     if not result.ok:
         for s in result.steps:
             if s.status == "failed" and s.error:

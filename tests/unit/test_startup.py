@@ -11,7 +11,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from testkit import require_component
+
+import crossplan
 
 # Runs the CLI in-process for each argv in turn (argv lists as JSON in sys.argv[1]) and
 # prints, per invocation, its exit code and the sorted sys.modules after it.
@@ -59,6 +64,9 @@ HEAVY = (
     "crossplan.backends.oci", "crossplan.backends.buildx", "crossplan.images.buildx",
     "crossplan.images.oci", "crossplan.checks",
 )
+# Not even these for a memoised no-op run (cli/noop.py).
+NOOP_NEVER = ("typer", "click", "rich", "pydantic", "blake3", "diskcache", "pathspec",
+              "crossplan.cache.store", "crossplan.recipes", "crossplan.cli.commands")
 PLANNER = ("crossplan.planner", "crossplan.recipes.models", "crossplan.probe", "networkx",
            "crossplan.executors.host", "crossplan.api.running")
 
@@ -76,6 +84,14 @@ def _fresh(argvs: list[list[str]], env: dict[str, str], cwd: Path) -> list[dict[
 def _loaded(modules: object, names: tuple[str, ...]) -> list[str]:
     assert isinstance(modules, list)
     return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def _backdate(root: Path) -> None:
+    """Everything under ``root`` modified a minute ago: nothing racy for the no-op memo."""
+    old = time.time() - 60
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            os.utime(os.path.join(dirpath, name), (old, old), follow_symlinks=False)
 
 
 def test_cached_run_and_help_load_only_what_they_need(tmp_path: Path) -> None:
@@ -102,3 +118,31 @@ def test_cached_run_and_help_load_only_what_they_need(tmp_path: Path) -> None:
     assert len(steps) == 3 and {s["status"] for s in steps} == {"cached"}
     assert "crossplan.planner" in cached["modules"]  # it did plan
     assert _loaded(cached["modules"], HEAVY) == []
+
+    # Nothing changed since a run that found everything cached (and nothing is racy): the
+    # no-op memo answers before Typer, rich, pydantic, the planner or the store load.
+    from crossplan.probe.sandbox import sandbox_problem
+
+    require_component(sandbox_problem() is None, "bubblewrap (without it runs warn: no memo)")
+    _backdate(tmp_path)
+    argv = ["run", str(tmp_path), "--json", "--progress", "quiet"]
+    (memoising,) = _fresh([argv], env, tmp_path)
+    assert memoising["code"] == 0 and "crossplan.planner" in memoising["modules"]
+    (replayed,) = _fresh([argv], env, tmp_path)
+    assert replayed["code"] == 0
+    assert [s["status"] for s in json.loads(str(replayed["out"]))["steps"]] == ["cached"] * 3
+    assert _loaded(replayed["modules"], PLANNER + HEAVY + NOOP_NEVER) == []
+
+
+def test_version_fast_path_prints_what_the_app_prints(tmp_path: Path) -> None:
+    """`plan --version` is answered before Typer loads, with the app's own --version text."""
+    from typer.testing import CliRunner
+
+    from crossplan.cli import app
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "PYTEST_"))}
+    (fast,) = _fresh([["--version"]], env, tmp_path)
+    assert _loaded(fast["modules"], ("typer", "click", "rich", "pydantic")) == []
+    via_app = CliRunner().invoke(app, ["--version"])
+    assert via_app.exit_code == 0 and fast["code"] == 0
+    assert fast["out"] == via_app.stdout == "crossplan " + crossplan.__version__ + "\n"

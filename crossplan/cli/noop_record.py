@@ -1,0 +1,196 @@
+"""Writes the no-op memo (cli/noop.py) after a `plan run` that found every node cached:
+what the run depended on, as stat signatures, and what it printed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossplan.cli import noop
+
+if TYPE_CHECKING:
+    from crossplan.api.running import RunOptions
+    from crossplan.executors.result import RunResult
+    from crossplan.planner.plan import Plan
+
+__all__ = ["remember_noop"]
+
+_KEEP = 256  # memo files kept per store (the oldest go first)
+_GLOB = set("*?[")
+
+
+class _Racy(Exception):
+    """Something the run depended on changed too recently to trust its stat signature."""
+
+
+def remember_noop(
+    p: Plan, result: RunResult, opts: RunOptions, *, json_out: dict[str, Any] | None,
+    text_out: str | None,
+) -> None:
+    """Write the memo for the current `plan run` argv when it may be replayed: started by
+    main(), everything cached, nothing exported/pushed/checked, no warning, and keys made of
+    nothing but files (shell steps and images on `scratch`: no toolchain, no pinned base)."""
+    argv = noop.ARGV
+    if argv is None or not noop.enabled() or not _replayable(p, result, opts):
+        return
+    from crossplan.cache.store import default_store_dir
+
+    store = Path(opts.cache_dir) if opts.cache_dir else default_store_dir()
+    if text_out is not None:  # the summary line ends the text: "5 cached in 0.42s"
+        at = text_out.rfind(f" in {result.seconds:.2f}")
+        if at < 0:
+            return
+        at += 4
+        text_out = text_out[:at] + noop.SECONDS_MARK + text_out[at + len(f"{result.seconds:.2f}"):]
+    try:
+        memo = {"format": noop.FORMAT, **_depends(p, result, store.resolve()),
+                "json": json_out, "text": text_out}
+        _write(Path(noop.memo_path(argv)), memo)
+    except (_Racy, OSError, sqlite3.Error):
+        return  # no memo this time: the next no-op run plans and tries again
+
+
+def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
+    facts = p.facts
+    if facts is None or facts.commands or facts.deferred or facts.notes:
+        return False
+    if any(not (v or "").startswith("base=scratch;") for v in facts.identities.values()):
+        return False
+    plain = not (opts.export or opts.output or opts.push or opts.smoke or opts.check
+                 or opts.affected or opts.stream_logs or opts.environ is not None)
+    return (plain and result.ok and not result.warnings and bool(result.steps)
+            and all(s.status == "cached" and s.key for s in result.steps))
+
+
+def _depends(p: Plan, result: RunResult, store: Path) -> dict[str, Any]:
+    files: dict[str, list[int]] = {}
+    dirs: dict[str, list[int]] = {}
+    absent: set[str] = set()
+    limit = noop.STARTED_NS - noop.RACY_NS
+
+    def sig(path: str, st: os.stat_result) -> list[int]:
+        if st.st_mtime_ns >= limit:
+            raise _Racy(path)
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
+
+    def file(path: Path | str) -> None:
+        try:
+            files[str(path)] = sig(str(path), os.lstat(path))
+        except FileNotFoundError:
+            absent.add(str(path))
+
+    def directory(path: Path | str) -> None:
+        dirs[str(path)] = sig(str(path), os.stat(path))
+
+    recipe = p.recipe
+    file(recipe.file.resolve())
+    _plan_search(recipe.root.resolve(), noop.ARGV or [], file, directory)
+    for m in recipe.members:
+        file((recipe.root / m.path / "plan.toml").resolve())
+    if recipe.workspace is not None:
+        for pat in recipe.workspace.members:
+            if _GLOB & set(pat):  # a new matching directory changes a recorded one
+                directory(recipe.root.resolve())
+                for hit in recipe.root.glob(pat):
+                    for d in (hit, *hit.relative_to(recipe.root).parents):
+                        if (recipe.root / d).is_dir():
+                            directory((recipe.root / d).resolve())
+    facts = p.facts
+    assert facts is not None
+    if facts.sandbox == "bwrap":
+        from crossplan.probe.sandbox import bwrap_path
+
+        file(os.path.realpath(bwrap_path()))
+    _trees(p, file, directory)
+    blobs: dict[str, list[int]] = {}
+    keys = sorted({s.key for s in result.steps if s.key})
+    from crossplan.cache.store import Store
+
+    handle = Store(store)
+    try:
+        for key in keys:
+            entry = handle.get(key, verify=False)
+            if entry is None:
+                raise _Racy(key)
+            for digest in entry.blobs():
+                blobs[digest] = sig(digest, os.lstat(handle.blob_path(digest)))
+    finally:
+        handle.close()
+    times = noop.index_times(str(store), keys)
+    if sorted(times) != keys:
+        raise _Racy("index")
+    return {"store": str(store), "dirs": sorted([k, *v] for k, v in dirs.items()),
+            "files": sorted([k, *v] for k, v in files.items()), "absent": sorted(absent),
+            "blobs": sorted([k, *v] for k, v in blobs.items()), "keys": times}
+
+
+def _plan_search(root: Path, argv: list[str], file: Any, directory: Any) -> None:
+    """What chose the plan: the directories from here up to it (a plan.toml appearing in
+    between would be found first), and each non-option argument as a path (a step id that
+    becomes a directory holding a plan.toml would be read as the plan)."""
+    here = Path.cwd().resolve()
+    if here == root or root in here.parents:
+        d = here
+        while True:
+            directory(d)
+            if d == root:
+                break
+            d = d.parent
+    for arg in argv[1:]:
+        if not arg.startswith("-"):
+            path = here / arg
+            file(path)
+            if path.is_dir():
+                directory(path.resolve())
+                file(path / "plan.toml")
+
+
+def _trees(p: Plan, file: Any, directory: Any) -> None:
+    """Every file and directory the input trees' walks met (as probe/digest.py prunes them):
+    a new, removed, edited or chmod-ed input changes one of their signatures."""
+    from crossplan.probe.digest import _ignore_spec
+
+    assert p.facts is not None
+    done: set[tuple[str, tuple[str, ...]]] = set()
+    for sid, tree in p.facts.trees.items():
+        if tree is None:
+            continue
+        exclude = tuple(p.recipe.steps[sid].exclude)
+        if (str(tree.root), exclude) in done:
+            continue
+        done.add((str(tree.root), exclude))
+        if tree.single:
+            file(tree.root)
+            continue
+        for name in (".gitignore", ".dockerignore"):
+            file(tree.root / name)
+        spec = _ignore_spec(tree.root, exclude)
+        for dirpath, dirnames, filenames in os.walk(tree.root):
+            directory(dirpath)
+            rel_dir = os.path.relpath(dirpath, tree.root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            dirnames[:] = [d for d in dirnames if not spec.match_file(rel_dir + d + "/")]
+            for name in filenames:
+                if not spec.match_file(rel_dir + name):
+                    file(os.path.join(dirpath, name))
+
+
+def _write(path: Path, memo: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(memo, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    old = sorted(path.parent.glob("*.json"), key=lambda f: f.stat().st_mtime)
+    for stale in old[:-_KEEP]:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
