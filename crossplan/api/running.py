@@ -220,7 +220,7 @@ def executor_for(
             "time": time.time(),
         }
 
-    return LocalCache(store, build, record, on_event, label=p.recipe.label)
+    return LocalCache(store, build, record, on_event, label=p.recipe.label, root=root)
 
 
 def _publish(

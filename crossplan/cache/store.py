@@ -122,6 +122,8 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._blobs = str(self.root / "blobs")
+        self._gc_lock = self.root / "locks" / "gc.lock"  # taken (shared) by every look-up
         self.lease: Lease | None = None
         with self._guard("opening the store"):
             for sub in ("blobs", "locks", "tmp", "logs", LEASES):
@@ -154,7 +156,7 @@ class Store:
         return boundary(self.root, doing)
 
     def _flock(self, name: str, how: int) -> contextlib.AbstractContextManager[None]:
-        return flocked(self.root / "locks" / name, how)
+        return flocked(self._gc_lock if name == "gc.lock" else self.root / "locks" / name, how)
 
     def tmp_file(self, kind: str) -> Path:
         """A new empty file in tmp/ named for this handle (swept if the process dies)."""
@@ -166,8 +168,12 @@ class Store:
     def blob_path(self, digest: str) -> Path:
         return self.root / "blobs" / digest[:2] / digest
 
+    def _blob(self, digest: str) -> str:
+        """blob_path as a string (a cache hit checks every blob: no Path objects per call)."""
+        return f"{self._blobs}/{digest[:2]}/{digest}"
+
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).exists()
+        return os.path.exists(self._blob(digest))
 
     def put_file(self, src: Path, *, move: bool = False) -> tuple[str, int]:
         """Add a file's bytes as a blob; returns (digest, size). ``move`` consumes ``src``
@@ -241,9 +247,8 @@ class Store:
         return digest, size
 
     def verify_blob(self, digest: str) -> bool:
-        p = self.blob_path(digest)
         try:
-            return file_digest(p) == digest
+            return file_digest(self._blob(digest)) == digest
         except OSError:
             return False
 
@@ -323,6 +328,15 @@ class Store:
     def record(self, node: str, data: Mapping[str, Any]) -> None:
         with self._guard("recording a build"):
             self.records.set(node, dict(data))
+
+    def recorded_key(self, node: str) -> tuple[str | None, str | None]:
+        """(key, root) of ``node``'s record: a cache hit of the same key in the same project
+        leaves the record as it is (one read instead of a write per node of a no-op)."""
+        with self._guard("reading records"):
+            v = self.records.get(node)
+        if not isinstance(v, Mapping):
+            return None, None
+        return v.get("key"), v.get("root")
 
     def last_record(self, node: str) -> dict[str, Any] | None:
         with self._guard("reading records"):

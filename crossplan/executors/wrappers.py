@@ -36,8 +36,9 @@ class LocalCache:
     per node (what its key was made of), for ``plan explain`` and ``plan affected``."""
 
     def __init__(self, store: Store, inner: Executor, record: Recorder,
-                 on_event: OnEvent, *, label: str = "") -> None:
+                 on_event: OnEvent, *, label: str = "", root: str | None = None) -> None:
         self.label = label  # the recipe file: logs are kept per project
+        self.root = root  # the project's directory, as the records name it
         self.store = store
         self.inner = inner
         self.record = record
@@ -47,12 +48,15 @@ class LocalCache:
         t0 = time.monotonic()
         key = action.key(dep_outputs(deps))
         entry = _hit(self.store, key, action, self.on_event)
+        node = str(action.node)
         if entry is not None:
             log = log_path(self.store, action.node, self.label)
             result = ActionResult(key, entry, "cached", time.monotonic() - t0, log=log)
+            if self.store.recorded_key(node) == (key, self.root):
+                return result  # recorded when it was built: the same components
         else:
             result = self.inner.execute(action, deps)
-        self.store.record(str(action.node), self.record(action, key, deps))
+        self.store.record(node, self.record(action, key, deps))
         return result
 
 

@@ -92,6 +92,7 @@ def _backdate(root: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             os.utime(os.path.join(dirpath, name), (old, old), follow_symlinks=False)
+    os.utime(root, (old, old))
 
 
 def test_cached_run_and_help_load_only_what_they_need(tmp_path: Path) -> None:
