@@ -3,13 +3,19 @@
 Each command is run N times, interleaved (farm-bench style), and its min and median kept;
 every figure is a ratio against a reference measured in the same run, never a timed assert:
 
-- ``plan run examples/shell`` (everything cached) versus ``docker buildx build`` of the
-  equivalent two-platform copy-only image (the Dockerfile ``plan dockerfile`` generates),
-  everything cached; and both versus ``python -c pass`` (the interpreter's own floor);
-- ``plan --version`` / ``plan --help`` versus ``python -c pass`` (start-up);
-- ``plan run`` of 2,000 cached shell steps versus a 1-step cached plan (what scale costs);
+- ``plan run examples/shell`` (everything cached; answered by the no-op memo, and with the
+  memo off: planned) versus ``docker buildx build`` of the equivalent two-platform copy-only
+  image (the Dockerfile ``plan dockerfile`` generates), everything cached;
+- ``plan --version`` / ``plan --help`` versus ``python -c "import json"`` and ``python -c pass``;
+- ``plan run --push`` of an image already pushed versus a cached ``docker buildx build --push``
+  with a registry cache (both to the registry on 127.0.0.1:5000);
+- ``plan run`` of 2,000 cached shell steps versus a 3-step cached plan (memo and planned);
 - in-process: ``recipes.load`` of the 2,000-step plan with the validated-recipe memo versus
   without it (pytest-benchmark).
+
+The projects are backdated a minute after their first build (the no-op memo, like the stat
+memo, never trusts a file modified within 2 s of a run), then run once more to write the
+memo, which is checked to answer (the planner not imported) before anything is timed.
 
 Real figures: ``pytest benchmarks/bench_noop.py -p no:cacheprovider`` (ratios in the
 terminal summary); smoke run (one round each): add ``--benchmark-disable``. To measure an
@@ -18,6 +24,7 @@ older tree, put it first on PYTHONPATH (``git archive REV | tar -x -C /tmp/befor
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,8 @@ from buildx_env import require_engine  # noqa: E402
 SHELL = REPO_ROOT / "examples" / "shell"
 PLATFORMS = "linux/amd64,linux/arm64"
 PLAN = [sys.executable, "-m", "crossplan.cli"]
+NO_MEMO = ["env", "CROSSPLAN_NOOP_MEMO=off"]  # the same run, planned (the memo off)
+REGISTRY = "localhost:5000"  # started by scripts/ci-env.sh
 
 
 def _once(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -73,12 +83,35 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def backdate(*roots: Path, seconds: float = 60) -> None:
+    """As if built a minute ago: nothing racy for the no-op memo."""
+    old = time.time() - seconds
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*dirnames, *filenames]:
+                os.utime(os.path.join(dirpath, name), (old, old), follow_symlinks=False)
+        os.utime(root, (old, old))
+
+
+def memoised(argvs: list[list[str]], env: dict[str, str], *roots: Path) -> None:
+    """Backdate ``roots``, run each argv (writes its memo), check the memos answer next."""
+    backdate(*roots)
+    for argv in argvs:
+        _once(argv, env)
+    if importlib.util.find_spec("crossplan.cli.noop") is None:
+        return  # an older tree (PYTHONPATH) without the memo: every run plans
+    for argv in argvs:
+        traced = subprocess.run([sys.executable, "-X", "importtime", *argv[1:]], env=env,
+                                capture_output=True, text=True, timeout=300, check=True)
+        assert "crossplan.planner" not in traced.stderr, f"no memo answered {argv}"
+
+
 def _fmt(t: dict[str, tuple[float, float]], name: str) -> str:
     return f"{t[name][0] * 1000:.0f}/{t[name][1] * 1000:.0f} ms"
 
 
 def _all_cached(name: str, out: str) -> None:
-    if name.startswith("plan run"):
+    if out.lstrip().startswith("{"):  # a plan run --json
         statuses = {s["status"] for s in json.loads(out)["steps"]}
         assert statuses == {"cached"}, out
 
@@ -92,6 +125,7 @@ def test_noop_shell_vs_cached_buildx(
     env = _env(tmp_path)
     run_argv = [*PLAN, "run", str(project), "--json", "--progress", "quiet"]
     _once(run_argv, env)  # the first build (untimed)
+    memoised([run_argv], env, project, tmp_path / "store")
     ctx = tmp_path / "context"
     (gen,) = buildx_api.dockerfile(api.load(project), "image", context=ctx,
                                    cache_dir=tmp_path / "store")
@@ -102,25 +136,76 @@ def test_noop_shell_vs_cached_buildx(
     rounds = 11 if full_size else 1
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c import json": [sys.executable, "-c", "import json"],
         "plan --version": [*PLAN, "--version"],
         "plan --help": [*PLAN, "--help"],
         "plan run (cached)": run_argv,
+        "plan run (cached, planned)": [*NO_MEMO, *run_argv],
         "buildx build (cached)": buildx_argv,
     }
     t = benchmark.pedantic(lambda: interleaved(commands, env, rounds, _all_cached),
                            rounds=1, iterations=1)
-    py, plan, bx = (t["python -c pass"][1], t["plan run (cached)"][1],
-                    t["buildx build (cached)"][1])
+    py, js = t["python -c pass"][1], t["python -c import json"][1]
+    plan, planned, bx = (t["plan run (cached)"][1], t["plan run (cached, planned)"][1],
+                         t["buildx build (cached)"][1])
     benchmark.extra_info.update({k: list(v) for k, v in t.items()})
     by_min = t["plan run (cached)"][0] / t["buildx build (cached)"][0]
     figures["no-op plan run examples/shell vs cached buildx build (min/median)"] = (
         f"plan {_fmt(t, 'plan run (cached)')}, buildx {_fmt(t, 'buildx build (cached)')}: "
-        f"plan/buildx = {plan / bx:.2f}x median ({by_min:.2f}x min), {rounds} rounds"
+        f"plan/buildx = {plan / bx:.2f}x median ({by_min:.2f}x min); planned (memo off) "
+        f"{_fmt(t, 'plan run (cached, planned)')}: {planned / bx:.2f}x; {rounds} rounds"
     )
-    figures["start-up vs python -c pass (median)"] = (
-        f"python {_fmt(t, 'python -c pass')}; --version {_fmt(t, 'plan --version')} "
-        f"({t['plan --version'][1] / py:.1f}x), --help {_fmt(t, 'plan --help')} "
-        f"({t['plan --help'][1] / py:.1f}x), run {plan / py:.1f}x"
+    figures["start-up vs python -c 'import json' (median)"] = (
+        f"import json {_fmt(t, 'python -c import json')} (pass {py * 1000:.0f} ms); "
+        f"--version {_fmt(t, 'plan --version')} ({t['plan --version'][1] / js:.2f}x), "
+        f"--help {_fmt(t, 'plan --help')} ({t['plan --help'][1] / js:.1f}x), "
+        f"no-op run {plan / js:.1f}x"
+    )
+
+
+def test_noop_push_vs_cached_buildx_push(
+    benchmark: Any, tmp_path: Path, full_size: bool, figures: dict[str, str]
+) -> None:
+    """An image already pushed: `plan run --push` (one GET of the tag, no write; memoised
+    and planned) versus `docker buildx build --push` with a registry cache, all cached."""
+    require_engine()
+    repo = f"{REGISTRY}/crossplan-bench/noop-{uuid.uuid4().hex[:8]}"
+    project = tmp_path / "shell"
+    shutil.copytree(SHELL, project)
+    toml = project / "plan.toml"
+    toml.write_text(toml.read_text().replace(
+        '"localhost:5000/crossplan/shell-demo:1.0"', f'"{repo}:plan"'))
+    env = _env(tmp_path)
+    push_argv = [*PLAN, "run", str(project), "--push", "--json", "--progress", "quiet"]
+    _once(push_argv, env)  # build and push (untimed)
+    ctx = tmp_path / "context"
+    buildx_api.dockerfile(api.load(project), "image", context=ctx, cache_dir=tmp_path / "store")
+    cache = f"type=registry,ref={repo}:buildcache"
+    buildx_argv = ["docker", "buildx", "build", "--progress", "plain", "--provenance=false",
+                   "--platform", PLATFORMS, "--push", "-t", f"{repo}:buildx",
+                   "--cache-from", cache, "--cache-to", f"{cache},mode=max", str(ctx)]
+    _once(buildx_argv, env)  # build, push, fill the registry cache (untimed)
+    memoised([push_argv], env, project, tmp_path / "store")
+    rounds = 7 if full_size else 1
+    commands = {"plan run --push (up to date)": push_argv,
+                "plan run --push (up to date, planned)": [*NO_MEMO, *push_argv],
+                "buildx build --push (cached)": buildx_argv}
+
+    def check(name: str, out: str) -> None:
+        _all_cached(name, out)
+        if name.startswith("plan run"):
+            assert json.loads(out)["images"][0]["up_to_date"] is True, out
+
+    t = benchmark.pedantic(lambda: interleaved(commands, env, rounds, check),
+                           rounds=1, iterations=1)
+    plan, bx = t["plan run --push (up to date)"][1], t["buildx build --push (cached)"][1]
+    planned = t["plan run --push (up to date, planned)"][1]
+    benchmark.extra_info.update({k: list(v) for k, v in t.items()})
+    figures["no-op plan run --push vs cached buildx build --push (min/median)"] = (
+        f"plan {_fmt(t, 'plan run --push (up to date)')}, buildx "
+        f"{_fmt(t, 'buildx build --push (cached)')}: {plan / bx:.2f}x median; planned (memo "
+        f"off) {_fmt(t, 'plan run --push (up to date, planned)')}: {planned / bx:.2f}x; "
+        f"{rounds} rounds"
     )
 
 
@@ -143,23 +228,25 @@ def test_noop_scale_2000_steps(
 ) -> None:
     n = 2000 if full_size else 50
     big = many_steps(tmp_path / "big", n)
-    one = many_steps(tmp_path / "one", 1)
+    small = many_steps(tmp_path / "small", 3)
     env = _env(tmp_path)
     argv = {name: [*PLAN, "run", str(p), "--json", "--progress", "quiet", "-j", "8"]
-            for name, p in (("plan run (cached, 1 step)", one),
-                            (f"plan run (cached, {n} steps)", big))}
+            for name, p in (("3 steps", small), (f"{n} steps", big))}
     for a in argv.values():
         _once(a, env)  # the builds (untimed)
+    memoised(list(argv.values()), env, small, big, tmp_path / "store")
     rounds = 7 if full_size else 1
-    t = benchmark.pedantic(lambda: interleaved(argv, env, rounds, _all_cached),
+    commands = {**{f"memo, {k}": a for k, a in argv.items()},
+                **{f"planned, {k}": [*NO_MEMO, *a] for k, a in argv.items()}}
+    t = benchmark.pedantic(lambda: interleaved(commands, env, rounds, _all_cached),
                            rounds=1, iterations=1)
-    small, large = t["plan run (cached, 1 step)"][1], t[f"plan run (cached, {n} steps)"][1]
     benchmark.extra_info.update({k: list(v) for k, v in t.items()})
-    figures[f"no-op plan run of {n} cached shell steps (min/median)"] = (
-        f"{_fmt(t, f'plan run (cached, {n} steps)')} vs 1 step "
-        f"{_fmt(t, 'plan run (cached, 1 step)')}: {large / small:.2f}x, "
-        f"{(large - small) / (n - 1) * 1e6:.0f} µs per extra node"
-    )
+    for how in ("memo", "planned"):
+        lo, hi = t[f"{how}, 3 steps"][1], t[f"{how}, {n} steps"][1]
+        figures[f"no-op plan run of {n} cached shell steps vs 3 ({how}; min/median)"] = (
+            f"{_fmt(t, f'{how}, {n} steps')} vs {_fmt(t, f'{how}, 3 steps')}: "
+            f"{hi / lo:.2f}x, {(hi - lo) / (n - 3) * 1e6:.0f} µs per extra node"
+        )
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ started (git's racy-clean rule, as the stat memo): the plan files, every input f
 directory the input trees walked, the sandbox binary, the store blobs of every node, and
 each node key's ``store_time`` in the store index. Any difference, or any error reading it,
 is a miss: the normal run, which re-plans from the files' bytes. What the memo keeps to
-print is the run's own output (its total time replaced by the replay's).
+print is the run's own output (its total time replaced by the replay's). A memoised
+`--push` whose images were all up to date also asks each tag once (one GET, no write) that
+it still names the same index.
 ``CROSSPLAN_NOOP_MEMO=off`` turns it off. Written by cli/noop_record.py."""
 
 from __future__ import annotations
@@ -125,9 +127,29 @@ def _unchanged(memo: dict[str, object]) -> bool:
         for path, *sig in memo["blobs"]:  # type: ignore[attr-defined]
             if not _same(sig, os.lstat(os.path.join(store, "blobs", path[:2], path))):
                 return False
-        return index_times(store, list(memo["keys"])) == memo["keys"]  # type: ignore[call-overload]
+        if index_times(store, list(memo["keys"])) != memo["keys"]:  # type: ignore[call-overload]
+            return False
     finally:
         os.close(lock)
+    return all(_still_pushed(*push) for push in memo.get("pushes", ()))  # type: ignore[attr-defined]
+
+
+def _still_pushed(scheme: str, host: str, path: str, accept: str, digest: str) -> bool:
+    """One GET of a pushed tag: it still names the same bytes (what `--push` checks before
+    writing anything). A registry that wants credentials, or any failure: a miss."""
+    import http.client
+
+    conn_type = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = conn_type(host, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Accept": accept})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status == 200 and "sha256:" + hashlib.sha256(body).hexdigest() == digest
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
 
 
 def index_times(store: str, keys: list[str]) -> dict[str, float]:

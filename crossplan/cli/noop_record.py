@@ -25,7 +25,8 @@ _GLOB = set("*?[")
 
 
 class _Racy(Exception):
-    """Something the run depended on changed too recently to trust its stat signature."""
+    """Not memoised: something the run depended on changed too recently to trust its stat
+    signature, or cannot be checked by a replay."""
 
 
 def remember_noop(
@@ -33,8 +34,9 @@ def remember_noop(
     text_out: str | None,
 ) -> None:
     """Write the memo for the current `plan run` argv when it may be replayed: started by
-    main(), everything cached, nothing exported/pushed/checked, no warning, and keys made of
-    nothing but files (shell steps and images on `scratch`: no toolchain, no pinned base)."""
+    main(), everything cached, nothing exported/checked, pushes all up to date, no warning,
+    and keys made of nothing but files (shell steps and images on `scratch`: no toolchain,
+    no pinned base)."""
     argv = noop.ARGV
     if argv is None or not noop.enabled() or not _replayable(p, result, opts):
         return
@@ -61,8 +63,10 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
         return False
     if any(not (v or "").startswith("base=scratch;") for v in facts.identities.values()):
         return False
-    plain = not (opts.export or opts.output or opts.push or opts.smoke or opts.check
+    plain = not (opts.export or opts.output or opts.smoke or opts.check
                  or opts.affected or opts.stream_logs or opts.environ is not None)
+    if opts.push and not all(i.up_to_date and i.pushed for i in result.images):
+        return False  # a push that wrote something is no no-op
     return (plain and result.ok and not result.warnings and bool(result.steps)
             and all(s.status == "cached" and s.key for s in result.steps))
 
@@ -124,9 +128,31 @@ def _depends(p: Plan, result: RunResult, store: Path) -> dict[str, Any]:
     times = noop.index_times(str(store), keys)
     if sorted(times) != keys:
         raise _Racy("index")
-    return {"store": str(store), "dirs": sorted([k, *v] for k, v in dirs.items()),
+    return {"pushes": _pushes(p, result), "store": str(store),
+            "dirs": sorted([k, *v] for k, v in dirs.items()),
             "files": sorted([k, *v] for k, v in files.items()), "absent": sorted(absent),
             "blobs": sorted([k, *v] for k, v in blobs.items()), "keys": times}
+
+
+def _pushes(p: Plan, result: RunResult) -> list[list[str]]:
+    """(scheme, host, path, accept, index digest) of every tag the run found up to date."""
+    from crossplan.backends.oci.registry import MANIFEST_ACCEPT
+    from crossplan.imageref import DOCKER_HUB, Reference, is_loopback
+    from crossplan.recipes.models import ImageStep
+
+    pushes = []
+    for image in result.images:
+        step = p.recipe.steps[image.step]
+        if not isinstance(step, ImageStep) or step.arch_tags:
+            raise _Racy(image.step)  # per-platform tags name manifests: not replayed
+        for name in image.pushed:
+            ref = Reference.parse(name)
+            if ref.registry == DOCKER_HUB or not ref.tag:
+                raise _Racy(name)  # Docker Hub wants a token even to read
+            scheme = "http" if is_loopback(ref.registry) else "https"
+            pushes.append([scheme, ref.registry, f"/v2/{ref.repository}/manifests/{ref.tag}",
+                           MANIFEST_ACCEPT, image.index_digest])
+    return pushes
 
 
 def _plan_search(root: Path, argv: list[str], file: Any, directory: Any) -> None:
