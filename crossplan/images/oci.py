@@ -16,8 +16,6 @@ from crossplan.backends.oci import (
     LayerEntry,
     LayerSpec,
     build_index,
-    export,
-    push_index,
     resolve_base,
     write_layout,
 )
@@ -147,6 +145,8 @@ class OciBackend:
             written: Path | None = None
             img_notes: list[str] = []
             if output:
+                from crossplan.backends.oci import export  # the registry client (httpx)
+
                 dest = output_for(output, node.step, count)
                 res = export(built, dest, tags=list(tag_names(step)), arch_tags=step.arch_tags,
                              ref_name=layout_ref(node.step, step))
@@ -155,6 +155,8 @@ class OciBackend:
             pushed: list[str] = []
             up_to_date = bool(step.tags)
             if push:
+                from crossplan.backends.oci import push_index  # the registry client (httpx)
+
                 if not step.tags:
                     raise RecipeError(
                         "--push needs `tags` on the image step", step=node.step,

@@ -9,25 +9,29 @@ A build reads as a pipeline::
     export(built, "oci:out/layout:1.0")                          # or "localhost:5000/app:1.0"
 """
 
-from crossplan.backends.oci.base import resolve_base
-from crossplan.backends.oci.blobs import Blob, BlobSource, MemoryBlobs, Origin
-from crossplan.backends.oci.descriptor import Descriptor, canonical_json, sha256_digest
-from crossplan.backends.oci.export import ExportResult, export
-from crossplan.backends.oci.image import BuiltImage, BuiltIndex, build_image, build_index
-from crossplan.backends.oci.layers import Layer, LayerEntry, build_layer, entries_from_tree
-from crossplan.backends.oci.layout import (
-    LayoutRef,
-    parse_layout_ref,
-    read_layout_base,
-    write_archive,
-    write_layout,
-)
-from crossplan.backends.oci.publish import PushResult, arch_tag_names, push_index
-from crossplan.backends.oci.pull import pull_base
-from crossplan.backends.oci.reference import Reference
-from crossplan.backends.oci.registry import RegistryClient, RegistryError
-from crossplan.backends.oci.spec import BaseImage, ImageSpec, LayerSpec
-from crossplan.backends.oci.validate import validate_index
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Where each name lives, imported on first use: reading a layout (a no-op run's images)
+# does not load the registry client (httpx).
+_WHERE = {  # submodule: the names it holds
+    "base": "resolve_base",
+    "blobs": "Blob BlobSource MemoryBlobs Origin",
+    "descriptor": "Descriptor canonical_json sha256_digest",
+    "export": "ExportResult export",
+    "image": "BuiltImage BuiltIndex build_image build_index",
+    "layers": "Layer LayerEntry build_layer entries_from_tree",
+    "layout": "LayoutRef parse_layout_ref read_layout_base write_archive write_layout",
+    "publish": "PushResult arch_tag_names push_index",
+    "pull": "pull_base",
+    "reference": "Reference",
+    "registry": "RegistryClient RegistryError",
+    "spec": "BaseImage ImageSpec LayerSpec",
+    "validate": "validate_index",
+}
+_HOME = {name: f"{__name__}.{mod}" for mod, names in _WHERE.items() for name in names.split()}
 
 __all__ = [
     "BaseImage",
@@ -65,3 +69,34 @@ __all__ = [
     "write_archive",
     "write_layout",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'crossplan.backends.oci' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from crossplan.backends.oci.base import resolve_base
+    from crossplan.backends.oci.blobs import Blob, BlobSource, MemoryBlobs, Origin
+    from crossplan.backends.oci.descriptor import Descriptor, canonical_json, sha256_digest
+    from crossplan.backends.oci.export import ExportResult, export
+    from crossplan.backends.oci.image import BuiltImage, BuiltIndex, build_image, build_index
+    from crossplan.backends.oci.layers import Layer, LayerEntry, build_layer, entries_from_tree
+    from crossplan.backends.oci.layout import (
+        LayoutRef,
+        parse_layout_ref,
+        read_layout_base,
+        write_archive,
+        write_layout,
+    )
+    from crossplan.backends.oci.publish import PushResult, arch_tag_names, push_index
+    from crossplan.backends.oci.pull import pull_base
+    from crossplan.backends.oci.reference import Reference
+    from crossplan.backends.oci.registry import RegistryClient, RegistryError
+    from crossplan.backends.oci.spec import BaseImage, ImageSpec, LayerSpec
+    from crossplan.backends.oci.validate import validate_index

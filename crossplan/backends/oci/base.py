@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from crossplan.backends.oci.layout import parse_layout_ref, read_layout_base
-from crossplan.backends.oci.pull import pull_base
 from crossplan.backends.oci.spec import BaseImage
 from crossplan.platforms import Platform
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["resolve_base"]
 
@@ -27,6 +28,8 @@ def resolve_base(
     if base is None or base.strip() in ("", "scratch"):
         return dict.fromkeys(wanted)
     layout = parse_layout_ref(base)
+    if layout is None:  # the registry client (httpx) loads only for a registry base
+        from crossplan.backends.oci.pull import pull_base
     found = (
         read_layout_base(layout, wanted)
         if layout is not None
