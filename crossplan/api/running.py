@@ -53,6 +53,7 @@ class RunOptions:
     since: str | None = None  # git revision for `affected` (None: the last recorded run)
     phases: bool = False  # `phase` events: staging, compiling/running, assembling, pushing
     stream_logs: bool = False  # `output` events: each line the steps' commands print
+    sign_key: str | Path | None = None  # a cosign key (else [sign] key): signs what is published
 
 
 def stop_steps() -> None:
@@ -121,6 +122,8 @@ def run(
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
+            if opts.output or opts.push:
+                result = _attest(p, result, entries, store, opts, environ)
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:
@@ -255,6 +258,24 @@ def _publish(
         images.append(image)
         say(StepEvent("phase", node, entry.key, message="published"))
     return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
+
+
+def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: Store,
+            opts: RunOptions, environ: Mapping[str, str]) -> RunResult:
+    """SBOM, provenance and signatures of each published image, attached as referrers."""
+    from crossplan.attest import attest_image, options_for
+    from crossplan.backends.oci.layout import parse_layout_ref
+
+    settings = options_for(p.recipe, opts.sign_key, environ)
+    keys = {s.node: s.key for s in result.steps if s.key}
+    outputs = {n: e.digests() for n, e in entries.items()}
+    layout = parse_layout_ref(opts.output) if opts.output else None
+    images = []
+    for image in result.images:
+        out = image.layout if layout is not None and layout.kind == "oci" else None
+        images.append(attest_image(p, image, entries[NodeId(image.step, ANY)], store, keys,
+                                   outputs, settings, layout_out=out))
+    return dataclasses.replace(result, images=tuple(images))
 
 
 def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
