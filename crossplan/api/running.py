@@ -28,6 +28,7 @@ from crossplan.recipes.models import ImageStep
 from crossplan.runner.scheduler import execute_plan
 
 if TYPE_CHECKING:
+    from crossplan.attest import AttestOptions
     from crossplan.executors.substitution import RemoteRun
 
 __all__ = ["RunOptions", "executor_for", "run", "stop_steps", "toolcache_dir"]
@@ -99,6 +100,12 @@ def run(
                 remote = RemoteRun.start(p, store, settings, on_event)
         from crossplan.images import backends_for
 
+        attest = None
+        if (opts.output or opts.push) and not opts.check:  # a bad key fails before building
+            from crossplan.attest import options_for
+
+            attest = options_for(p.recipe, opts.sign_key, environ)
+
         backends = backends_for(p.recipe, store, p.source_date_epoch)
         if opts.check:
             return _check(p, store, backends, emit, opts)
@@ -122,8 +129,8 @@ def run(
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
-            if opts.output or opts.push:
-                result = _attest(p, result, entries, store, opts, environ)
+            if attest is not None and attest.enabled:
+                result = _attest(p, result, entries, store, opts.output, attest)
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:
@@ -261,15 +268,14 @@ def _publish(
 
 
 def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: Store,
-            opts: RunOptions, environ: Mapping[str, str]) -> RunResult:
+            output: str | None, settings: AttestOptions) -> RunResult:
     """SBOM, provenance and signatures of each published image, attached as referrers."""
-    from crossplan.attest import attest_image, options_for
+    from crossplan.attest import attest_image
     from crossplan.backends.oci.layout import parse_layout_ref
 
-    settings = options_for(p.recipe, opts.sign_key, environ)
     keys = {s.node: s.key for s in result.steps if s.key}
     outputs = {n: e.digests() for n, e in entries.items()}
-    layout = parse_layout_ref(opts.output) if opts.output else None
+    layout = parse_layout_ref(output) if output else None
     images = []
     for image in result.images:
         out = image.layout if layout is not None and layout.kind == "oci" else None
