@@ -86,13 +86,13 @@ def read_go_buildinfo_bytes(data: bytes) -> GoBuildInfo | None:
 
     if not data.startswith(b"\x7fELF"):
         return None
+    raw: bytes | None = None
     try:
-        elf = ELFFile(io.BytesIO(data))
-        section = elf.get_section_by_name(".go.buildinfo")
+        section = ELFFile(io.BytesIO(data)).get_section_by_name(".go.buildinfo")
         raw = section.data() if section is not None else None
-    except (ELFError, ValueError):
-        return None
-    if raw is None:  # stripped of section headers: look for the magic in data segments
+    except (ELFError, ValueError, OSError):
+        raw = None
+    if raw is None:  # no section headers (or unreadable ones): find the magic in the data
         at = data.find(_MAGIC)
         if at < 0:
             return None
