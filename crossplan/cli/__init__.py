@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from crossplan.cli import bench, buildx, cache, dev, inspect, release, run, toolchains
+from crossplan.cli import bench, buildx, cache, dev, inspect, lock, release, run, toolchains
 from crossplan.cli.common import JsonOpt, err
 from crossplan.errors import CrossplanError
 
@@ -65,6 +65,7 @@ inspect.register(app)
 cache.register(app)
 buildx.register(app)
 release.register(app)
+lock.register(app)
 toolchains.register(app)
 bench.register(app)
 app.command("version")(version_cmd)
