@@ -159,7 +159,14 @@ def attest_image(
     subject_name = Reference.parse(tags[0]).name if tags else image.step
     with tempfile.TemporaryDirectory(dir=store.root / "tmp") as tmp:
         store.materialize(entry, Path(tmp))
-        docs = documents(plan, image, Path(tmp) / "oci", keys, outputs, opts,
+        layout = Path(tmp) / "oci"
+        missing = [p for p, d in image.manifests.items()
+                   if not (layout / "blobs" / "sha256" / d.partition(":")[2]).is_file()]
+        if missing:  # published from elsewhere than the stored layout (a builder's own push)
+            return replace(image, notes=(*image.notes, "no attestations: the published "
+                                         f"manifests of {', '.join(sorted(missing))} are not "
+                                         "in the stored layout"))
+        docs = documents(plan, image, layout, keys, outputs, opts,
                          subject_name=subject_name, sysroots=sysroots)
     sde = plan.source_date_epoch
     attached: dict[str, list[str]] = {}

@@ -94,25 +94,29 @@ def layout_blob(layout: Path, digest: str) -> Path:
     return layout / "blobs" / algo / hexpart
 
 
-def _layers(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any]
+def _layers(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
+            image_step: str, sources: frozenset[str]
             ) -> Iterator[tuple[str | None, tarfile.TarFile]]:
-    """(step or None for the base, open tar) per layer, in order."""
+    """(step or None for the base, open tar) per layer, in order. A layer is ours when its
+    history says ``crossplan <image step>`` and names one of the steps it copies from."""
     history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
     for i, desc in enumerate(manifest.get("layers") or []):
         created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
         comment = str(history[i].get("comment", "")) if i < len(history) else ""
         m = _FROM.search(created_by)
-        step = m.group(1) if m and comment.startswith("crossplan ") else None
+        ours = m is not None and comment == f"crossplan {image_step}" and m.group(1) in sources
+        step = m.group(1) if m is not None and ours else None
         with tarfile.open(layout_blob(layout, str(desc["digest"])), mode="r:*") as tar:
             yield step, tar
 
 
-def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any]
+def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
+          image_step: str, sources: frozenset[str]
           ) -> tuple[dict[str, tuple[FileFact, bytes | None]], dict[str, bytes]]:
     """The final file system: path -> (fact, bytes of ELF files); and package databases."""
     files: dict[str, tuple[FileFact, bytes | None]] = {}
     dbs: dict[str, bytes] = {}
-    for step, tar in _layers(layout, manifest, config):
+    for step, tar in _layers(layout, manifest, config, image_step, sources):
         for member in tar:
             path = str(PurePosixPath("/", member.name))[1:]
             parent, _, base = path.rpartition("/")
@@ -206,13 +210,13 @@ def collect(
     manifest = json.loads(layout_blob(layout, manifest_digest).read_bytes())
     config_digest = str(manifest["config"]["digest"])
     config = json.loads(layout_blob(layout, config_digest).read_bytes())
-    files, dbs = _walk(layout, manifest, config)
+    image_node = NodeId(step, "any")
+    pn = plan.nodes[image_node]
+    files, dbs = _walk(layout, manifest, config, step, frozenset(d.step for d in pn.deps))
     packages = base_packages(dbs)
     for path, (fact, elf) in sorted(files.items()):
         if elf is not None:
             packages += go_packages(path, elf, fact.step)
-    image_node = NodeId(step, "any")
-    pn = plan.nodes[image_node]
     sources: list[SourceFact] = []
     for dep in pn.deps:
         dn = plan.nodes[dep]

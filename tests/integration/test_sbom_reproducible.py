@@ -145,3 +145,41 @@ def test_rust_image_sbom_lists_cargo_lock_entries(tmp_path: Path) -> None:
         tools = [p for p in doc["packages"] if p.get("externalRefs", [{}])[0].get(
             "referenceLocator") == "pkg:generic/rust-toolchain"]
         assert tools and tools[0]["versionInfo"].startswith("rustc ")
+
+
+DPKG_STATUS = ("Package: libfoo1\nStatus: install ok installed\nArchitecture: {arch}\n"
+               "Version: 1.2-3\n\nPackage: gone\nStatus: deinstall ok config-files\n"
+               "Version: 9\n")
+
+
+def test_base_packages_come_from_the_base_dpkg_database(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "status.in").write_text(DPKG_STATUS)
+    (base / "plan.toml").write_text(
+        '[project]\nname = "base"\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
+        '[steps.db]\nkind = "shell"\nsrc = "."\nexclude = ["plan.toml"]\n'
+        'command = ["sh", "-c", "mkdir -p var/lib/dpkg && sed s/{arch}/$TARGETARCH/ status.in '
+        '> var/lib/dpkg/status"]\noutputs = ["var"]\n\n'
+        '[steps.rootfs]\nkind = "image"\ncopy = [{ from = "db", dest = "/" }]\n')
+    plan = Plan(tmp_path / "cache", tmp_path)
+    made = plan.json("run", base, "--output", f"oci:{tmp_path / 'base-layout'}")
+    written = next(n for n in made["images"][0]["notes"] if n.startswith("wrote "))
+    app = go_project(tmp_path / "app")
+    toml = (app / "plan.toml").read_text().replace(
+        '[steps.image]\nkind = "image"\n', f'[steps.image]\nkind = "image"\nbase = '
+        f'"{written.removeprefix("wrote ")}"\n')
+    (app / "plan.toml").write_text(toml)
+    layout = tmp_path / "layout"
+    out = plan.json("run", app, "--output", f"oci:{layout}")
+    for platform, digest in out["images"][0]["manifests"].items():
+        doc = json.loads(_layer(layout, digest, SPDX))
+        debs = {(p["name"], p["versionInfo"], p["externalRefs"][0]["referenceLocator"])
+                for p in doc["packages"]
+                if p.get("externalRefs", [{}])[0].get("referenceLocator", "").startswith(
+                    "pkg:deb/")}
+        arch = platform.split("/")[1]
+        assert debs == {("libfoo1", "1.2-3", f"pkg:deb/debian/libfoo1@1.2-3?arch={arch}")}
+        base_files = [f for f in doc["files"] if f["fileName"] == "./var/lib/dpkg/status"]
+        assert base_files and "base image" in base_files[0]["comment"]
+        assert any(p["SPDXID"] == "SPDXRef-Base" for p in doc["packages"])
