@@ -89,6 +89,13 @@ def test_cosign_verifies_index_platforms_and_provenance(pushed: dict[str, Any]) 
 
         statement = json.loads(base64.b64decode(env["payload"]))
         assert statement["subject"][0]["digest"]["sha256"] == digest.partition(":")[2]
+        res = run_tool(cosign, "verify-attestation", *flags, "--type", "spdxjson",
+                       f"{repo}@{digest}")
+        assert res.returncode == 0, res.stderr
+        # The referrer signature (cosign's OCI 1.1 form) verifies on its own too.
+        res = run_tool(cosign, "verify", "--experimental-oci11", *flags, f"{repo}@{digest}",
+                       env={"COSIGN_EXPERIMENTAL": "1"})
+        assert res.returncode == 0, res.stderr
     # A different key is refused: the signatures are really checked.
     other, other_pub = keypair(pushed["tmp"] / "other")
     res = run_tool(cosign, "verify", "--key", other_pub, "--insecure-ignore-tlog",
