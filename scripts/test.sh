@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ci-env.sh install
 bash scripts/ci-env.sh start
+bash scripts/supply-chain-tools.sh   # cosign + oras (Debian trixie) for the attestation tests
 trap 'bash scripts/ci-env.sh stop || true' EXIT
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi

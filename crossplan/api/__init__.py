@@ -18,6 +18,7 @@ _HOME = {
     **dict.fromkeys(["affected", "explain"], "crossplan.api.inspecting"),
     **dict.fromkeys(["facts", "load", "plan", "recipe_from_dict", "store_for"],
                     "crossplan.api.planning"),
+    **dict.fromkeys(["LockResult", "lock"], "crossplan.api.locking"),
     **dict.fromkeys(["RunOptions", "run", "toolcache_dir"], "crossplan.api.running"),
     **dict.fromkeys(["install_toolchains", "toolchains"], "crossplan.api.toolchains"),
     "StepEvent": "crossplan.executors.events",
@@ -26,6 +27,7 @@ _HOME = {
 
 __all__ = [
     "LoadResult",
+    "LockResult",
     "Rebuild",
     "RunOptions",
     "RunResult",
@@ -39,6 +41,7 @@ __all__ = [
     "install_toolchains",
     "load",
     "load_image",
+    "lock",
     "plan",
     "recipe_from_dict",
     "run",
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
     from crossplan.api.caching import cache_keygen, cache_pull, cache_push
     from crossplan.api.dev import LoadResult, Rebuild, load_image, run_host_first, watch
     from crossplan.api.inspecting import affected, explain
+    from crossplan.api.locking import LockResult, lock
     from crossplan.api.planning import facts, load, plan, recipe_from_dict, store_for
     from crossplan.api.running import RunOptions, run, toolcache_dir
     from crossplan.api.toolchains import install_toolchains, toolchains

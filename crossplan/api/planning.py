@@ -78,9 +78,14 @@ def plan(
 
     ``with_toolchains=False`` skips toolchain and base probing (keys then lack their
     identities and compile commands are unknown: for printing graphs only)."""
-    found = facts(recipe, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
+    locked = recipe
+    if with_toolchains and (recipe.root / "plan.lock").is_file():  # bases pinned per platform
+        from crossplan.probe.lock import apply_lock
+
+        locked = apply_lock(recipe, platforms)
+    found = facts(locked, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
                   environ=environ)
-    planned = make_plan(recipe, platforms, found)
+    planned = make_plan(locked, platforms, found)
     from crossplan.recipes.loader import remember
 
     remember(recipe)  # the memo of its validation is kept only for recipes that plan

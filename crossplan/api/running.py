@@ -28,6 +28,7 @@ from crossplan.recipes.models import ImageStep
 from crossplan.runner.scheduler import execute_plan
 
 if TYPE_CHECKING:
+    from crossplan.attest import AttestOptions
     from crossplan.executors.substitution import RemoteRun
 
 __all__ = ["RunOptions", "executor_for", "run", "stop_steps", "toolcache_dir"]
@@ -53,6 +54,7 @@ class RunOptions:
     since: str | None = None  # git revision for `affected` (None: the last recorded run)
     phases: bool = False  # `phase` events: staging, compiling/running, assembling, pushing
     stream_logs: bool = False  # `output` events: each line the steps' commands print
+    sign_key: str | Path | None = None  # a cosign key (else [sign] key): signs what is published
 
 
 def stop_steps() -> None:
@@ -98,6 +100,12 @@ def run(
                 remote = RemoteRun.start(p, store, settings, on_event)
         from crossplan.images import backends_for
 
+        attest = None
+        if (opts.output or opts.push) and not opts.check:  # a bad key fails before building
+            from crossplan.attest import options_for
+
+            attest = options_for(p.recipe, opts.sign_key, environ)
+
         backends = backends_for(p.recipe, store, p.source_date_epoch)
         if opts.check:
             return _check(p, store, backends, emit, opts)
@@ -121,6 +129,8 @@ def run(
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
+            if attest is not None and attest.enabled:
+                result = _attest(p, result, entries, store, opts.output, attest)
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:
@@ -255,6 +265,27 @@ def _publish(
         images.append(image)
         say(StepEvent("phase", node, entry.key, message="published"))
     return RunResult(result.steps, tuple(images), result.warnings, result.seconds)
+
+
+def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: Store,
+            output: str | None, settings: AttestOptions) -> RunResult:
+    """SBOM, provenance and signatures of each published image, attached as referrers."""
+    from crossplan.attest import attest_image
+    from crossplan.backends.oci.layout import parse_layout_ref
+
+    keys = {s.node: s.key for s in result.steps if s.key}
+    outputs = {n: e.digests() for n, e in entries.items()}
+    layout = parse_layout_ref(output) if output else None
+    images = []
+    for image in result.images:
+        out = image.layout if layout is not None and layout.kind == "oci" else None
+        image = attest_image(p, image, entries[NodeId(image.step, ANY)], store, keys,
+                             outputs, settings, layout_out=out)
+        if layout is not None and layout.kind != "oci":
+            image = dataclasses.replace(image, notes=(
+                *image.notes, "attestations are written into oci:DIR outputs, not archives"))
+        images.append(image)
+    return dataclasses.replace(result, images=tuple(images))
 
 
 def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:

@@ -64,6 +64,9 @@ def run(
         help="with --affected: compare with this git revision (default: the last run)")] = None,
     progress: ProgressOpt = "auto",
     verbose: VerboseOpt = False,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", help="cosign private key (password: COSIGN_PASSWORD) signing the "
+        "published images and their attestations (default: [sign] key)")] = None,
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
@@ -80,7 +83,7 @@ def run(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
-            phases=True, stream_logs=verbose,
+            phases=True, stream_logs=verbose, sign_key=sign_key,
         )
         result = api.run(p, opts, on_event=shown.event)
     shown_json = result.as_json() if as_json else None

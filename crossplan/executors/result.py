@@ -57,9 +57,12 @@ class ImageResult:
     pushed: tuple[str, ...] = ()
     up_to_date: bool = False
     notes: tuple[str, ...] = ()
+    # platform -> "kind digest" of each attestation attached (sbom, provenance, signature)
+    attestations: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "attestations": {p: list(a) for p, a in self.attestations.items()},
             "step": self.step,
             "index_digest": self.index_digest,
             "manifests": self.manifests,

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from crossplan.recipes import rules
+from crossplan.recipes.attest import AttestConfig, SignConfig
 
 __all__ = [
     "BuildxConfig",
@@ -247,6 +248,8 @@ class Recipe(_Model):
     buildx: BuildxConfig = BuildxConfig()
     cache: CacheConfig = CacheConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    attest: AttestConfig = AttestConfig()
+    sign: SignConfig = SignConfig()
     workspace: WorkspaceConfig | None = None
     file: Path = Field(default=Path("plan.toml"), exclude=True)
     members: tuple[Member, ...] = Field(default=(), exclude=True)  # set by the loader only

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from crossplan.release.report import ImageReport, LayerReport
+from crossplan.release.report import Attached, ImageReport, LayerReport
 
 __all__ = ["human", "markdown", "rich_report", "signed"]
 
@@ -30,6 +30,11 @@ def signed(n: int | None) -> str:
     if n is None:
         return "?"
     return "±0 B" if n == 0 else (f"+{human(n)}" if n > 0 else human(n))
+
+
+def _attached(items: tuple[Attached, ...]) -> str:
+    """``sbom, provenance, signature`` (what the platform manifest's referrers are)."""
+    return ", ".join(sorted(a.kind for a in items)) or "none"
 
 
 def _short(digest: str) -> str:
@@ -110,6 +115,9 @@ def markdown(report: ImageReport) -> str:
     lines.append("")
     lines.append("Sizes: compressed (uncompressed); compressed is what a pull downloads "
                  "(the manifest's layer sizes).")
+    if any(p.attached for p in report.platforms):
+        lines.append("")
+        lines += [f"Attached to {p.platform}: {_attached(p.attached)}." for p in report.platforms]
     for w in report.warnings:
         lines.append(f"\n> warning: {w}")
     return "\n".join(lines) + "\n"
@@ -120,14 +128,15 @@ def rich_report(report: ImageReport) -> RenderableType:
     sizes = Table(title=report.reference, title_justify="left", header_style="bold",
                   caption=report.digest, caption_justify="left")
     for col, just in (("platform", "left"), ("compressed", "right"), ("uncompressed", "right"),
-                      ("layers", "right")):
+                      ("layers", "right"), ("attached", "left")):
         sizes.add_column(col, justify=just)  # type: ignore[arg-type]
     if report.against is not None:
         for col in (f"Δ vs {report.against.reference}", "Δ uncompressed", "change"):
             sizes.add_column(col, justify="right")
     delta = {d.platform: d for d in report.delta}
     for p in report.platforms:
-        row = [p.platform, human(p.compressed), human(p.uncompressed), str(len(p.layers))]
+        row = [p.platform, human(p.compressed), human(p.uncompressed), str(len(p.layers)),
+               _attached(p.attached)]
         if report.against is not None:
             d = delta.get(p.platform)
             row += [signed(d.compressed), signed(d.uncompressed), d.status] if d else ["", "", ""]

@@ -23,6 +23,7 @@ from crossplan.backends.oci.mediatypes import INDEX_TYPES
 from crossplan.release.source import ImageSource
 
 __all__ = [
+    "Attached",
     "ImageReport",
     "LayerReport",
     "PlatformDelta",
@@ -98,11 +99,36 @@ class LayerReport:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """An artifact attached to a platform manifest (an OCI referrer)."""
+
+    kind: str  # sbom | provenance | signature | other (crossplan's annotation, else guessed)
+    artifact_type: str
+    digest: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "artifact_type": self.artifact_type, "digest": self.digest}
+
+
+def _kind(desc: dict[str, Any]) -> str:
+    ann = desc.get("annotations") or {}
+    if ann.get("dev.crossplan.attestation"):
+        return str(ann["dev.crossplan.attestation"])
+    art = str(desc.get("artifactType", ""))
+    if "spdx" in art or "cyclonedx" in art:
+        return "sbom"
+    if "in-toto" in art or "provenance" in art:
+        return "provenance"
+    return "signature" if "sig" in art else "other"
+
+
+@dataclass(frozen=True)
 class PlatformReport:
     platform: str
     digest: str  # the platform manifest's digest
     config_size: int
     layers: tuple[LayerReport, ...]
+    attached: tuple[Attached, ...] = ()
 
     @property
     def compressed(self) -> int:
@@ -117,7 +143,8 @@ class PlatformReport:
         return {"platform": self.platform, "digest": self.digest,
                 "compressed": self.compressed, "uncompressed": self.uncompressed,
                 "config_size": self.config_size,
-                "layers": [layer.as_json() for layer in self.layers]}
+                "layers": [layer.as_json() for layer in self.layers],
+                "attached": [a.as_json() for a in self.attached]}
 
 
 @dataclass(frozen=True)
@@ -200,7 +227,10 @@ class _Reader:
                 self.warnings.append(f"{name}: layer {ldigest} does not match its diff_id")
             layers.append(LayerReport(ldigest, size, found[0] if found else None, media_type,
                                       created_by, _step_of(created_by, self.steps)))
-        return PlatformReport(name, digest, int(config_desc.get("size", 0)), tuple(layers))
+        refs = tuple(Attached(_kind(d), str(d.get("artifactType", "")), str(d["digest"]))
+                     for d in self.source.referrers(digest))
+        return PlatformReport(name, digest, int(config_desc.get("size", 0)), tuple(layers),
+                              refs)
 
 
 def read_image(source: ImageSource, *, steps: Collection[str] = (),
@@ -232,7 +262,7 @@ def read_image(source: ImageSource, *, steps: Collection[str] = (),
     platforms = [
         PlatformReport(p.platform, p.digest, p.config_size, tuple(
             LayerReport(**{**vars(layer), "shared": counts[layer.digest] > 1}) for layer in p.layers
-        )) for p in sorted(platforms, key=lambda p: p.platform)
+        ), p.attached) for p in sorted(platforms, key=lambda p: p.platform)
     ]
     return ImageReport(source.name, digest, media_type, created, tuple(platforms),
                        warnings=tuple(reader.warnings))

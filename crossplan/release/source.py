@@ -37,6 +37,11 @@ class ImageSource(Protocol):
 
     def blob(self, digest: str) -> bytes: ...
 
+    def referrers(self, digest: str) -> list[dict[str, Any]]:
+        """Descriptors of the artifacts whose ``subject`` is ``digest`` (SBOMs,
+        provenance, signatures): the OCI referrers API, else the referrers tag schema."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -71,6 +76,15 @@ class RegistrySource:
 
     def blob(self, digest: str) -> bytes:
         return self.client.get_blob(self.ref.repository, digest)
+
+    def referrers(self, digest: str) -> list[dict[str, Any]]:
+        repo = self.ref.repository
+        index = self.client.referrers(repo, digest)
+        if index is None:
+            algo, _, hexpart = digest.partition(":")
+            found = self.client.get_manifest(repo, f"{algo}-{hexpart}")
+            index = found[0] if found else None
+        return list(json.loads(index).get("manifests") or []) if index else []
 
     def close(self) -> None:
         if self._own:
@@ -128,6 +142,19 @@ class LayoutSource:
 
     def blob(self, digest: str) -> bytes:
         return self._by_digest(digest)
+
+    def referrers(self, digest: str) -> list[dict[str, Any]]:
+        """Manifests listed in ``index.json`` whose subject is ``digest``."""
+        out = []
+        for e in json.loads(self._read("index.json")).get("manifests", []):
+            if e.get("mediaType") in INDEX_TYPES or e.get("digest") == digest:
+                continue
+            doc = json.loads(self._by_digest(str(e["digest"])))
+            if (doc.get("subject") or {}).get("digest") == digest:
+                art = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+                out.append({**e, "artifactType": art, "annotations": doc.get("annotations")
+                            or e.get("annotations") or {}})
+        return out
 
     def close(self) -> None:
         pass

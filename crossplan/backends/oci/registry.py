@@ -280,6 +280,18 @@ class RegistryClient:
             raise self._fail(resp, what)
         return sha256_digest(data)
 
+    def referrers(self, repo: str, digest: str) -> bytes | None:
+        """The OCI 1.1 referrers index of ``digest``; None when the registry has no
+        referrers API (404: use the ``sha256-<hex>`` referrers tag schema instead)."""
+        what = f"GET referrers {self.registry}/{repo}@{digest}"
+        headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
+        resp = self._do("GET", f"/v2/{repo}/referrers/{digest}", repo, "pull", what, headers)
+        if resp.status_code in (404, 405):
+            return None
+        if resp.status_code != 200:
+            raise self._fail(resp, what)
+        return resp.content
+
     def delete_manifest(self, repo: str, digest: str) -> None:
         what = f"DELETE manifest {self.registry}/{repo}@{digest}"
         resp = self._do("DELETE", f"/v2/{repo}/manifests/{digest}", repo, "delete", what)
