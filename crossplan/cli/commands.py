@@ -14,6 +14,7 @@ from crossplan.cli import (
     cache,
     dev,
     inspect,
+    lock,
     release,
     run,
     toolchains,
