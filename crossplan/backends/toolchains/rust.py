@@ -135,8 +135,9 @@ class RustToolchain:
         src = workdir if source is None else source
         if not isinstance(step, RustStep):
             raise TypeError(f"RustToolchain cannot build {type(step).__name__}")
-        triple = rust_triple(platform, step.libc)
-        compiler = self.select(platform, step.libc)
+        libc = step.libc or self.libc
+        triple = rust_triple(platform, libc)
+        compiler = self.select(platform, libc)
         version = (self._probe((str(compiler.rustc), "-V")) or "rustc").split()
         slug = "-".join(version[:2]) if len(version) > 1 else "rustc"
         cargo_home = cache_dir / "rust" / "cargo-home"
@@ -160,6 +161,8 @@ class RustToolchain:
                 "RUSTFLAGS": " ".join(f"--remap-path-prefix={k}={v}" for k, v in remap.items()),
             }
         )
+        if step.link == "static":  # glibc or musl, no loader: runs on scratch
+            env["RUSTFLAGS"] += " -C target-feature=+crt-static"
         binary = step.bin or _package_name(src)
         cmd = [str(compiler.cargo), "build", "--target", triple, "--offline"]
         cmd += ["--release"] if step.profile == "release" else ["--profile", step.profile]
