@@ -99,7 +99,9 @@ def resolve_defaults(steps: dict[str, Any]) -> dict[str, Any]:
             continue
         bases = _consumers(steps, sid)
         update: dict[str, Any] = {}
-        if step.libc is None:
+        if step.libc is None and step.sysroot:  # Debian sysroots hold glibc libraries
+            update["libc"] = "gnu"
+        elif step.libc is None:
             if kind == "c":
                 update["libc"] = "gnu" if "gnu" in bases else "musl"
             elif kind == "rust":

@@ -76,7 +76,8 @@ def toolchain_for(
         if step.cgo:
             path, zpin = zig()
             cgo = functools.partial(_cgo_cc, zig=path, pin=zpin, which=look, build=build,
-                                    fallback=default_zig, libc=step.libc)
+                                    fallback=default_zig, libc=step.libc,
+                                    gcc_first=bool(step.sysroot) and step.libc == "gnu")
         return GoToolchain(go, goroot=root, cc=cgo, environ=env, pin=pin, runner=runner,
                            notes=notes)
     if isinstance(step, RustStep):
@@ -106,6 +107,11 @@ def toolchain_for(
         path, pin = zig() if step.compiler in ("auto", "zig") else (None, "")
 
         def cc(p: Platform) -> CrossCC:
+            if c_step.sysroot and c_step.compiler == "auto" and c_libc == "gnu":
+                try:  # a Debian sysroot: Debian's cross gcc reads its layout natively
+                    return find_cc(p, "gnu", "gcc", zig=None, which=look, build=build)
+                except EnvironmentProblem:
+                    pass
             try:
                 return find_cc(p, c_libc, c_step.compiler, zig=path, which=look,
                                build=build, pin=pin)
@@ -177,10 +183,16 @@ def _go(
 def _cgo_cc(
     platform: Platform, *, zig: Path | None, pin: str, which: Which, build: Platform,
     fallback: Callable[[EnvironmentProblem, str], Installed], libc: str | None = None,
+    gcc_first: bool = False,
 ) -> CrossCC:
     """cgo's C compiler for the step's ``libc``; by default zig (musl) when installed or
     pinned, else ``<triple>-gcc``, else the managed default zig."""
     libc = libc or ("musl" if zig else "gnu")
+    if gcc_first:
+        try:
+            return find_cc(platform, "gnu", "gcc", zig=None, which=which, build=build)
+        except EnvironmentProblem:
+            pass
     try:
         return find_cc(platform, libc, "auto", zig=zig, which=which, build=build, pin=pin)
     except EnvironmentProblem as exc:
