@@ -28,6 +28,8 @@ LOCK_NAME = "sysroots.lock"
 # .deb is checked against the lock's sha256 before use).
 SHARED_ENV = "CROSSPLAN_SYSROOT_CACHE"
 _LISTS_TTL = 24 * 3600
+# Always in a sysroot: the target libc's headers, crt files and linker scripts.
+BASE_PACKAGES = ("libc6-dev",)
 _SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
 
 SysrootProvider = Callable[[str, Platform], SysrootFact]
@@ -151,9 +153,11 @@ class _Apt:
             self.run("download", *(f"{n}={v}" for n, v in wanted), cwd=Path(tmp))
             got: dict[tuple[str, str], str] = {}
             for deb in Path(tmp).glob("*.deb"):
-                name, version, _arch = unquote(deb.name)[: -len(".deb")].split("_")
+                plain = unquote(deb.name)
+                name, version, _arch = plain[: -len(".deb")].split("_")
                 sha = sha256_file(deb)
                 os.replace(deb, deb_path(dest, sha))
+                _remember(dest, plain, sha)
                 got[(name, version)] = sha
         missing = [f"{n}={v}" for n, v in wanted if (n, v) not in got]
         if missing:
@@ -210,9 +214,10 @@ def provider_for(
         else:
             apt.update(say)
             say(f"resolving sysroot '{name}' for {arch}: {', '.join(cfg.packages)}")
-            resolved = apt.resolve(cfg.packages)
-            shas = apt.download([(n, v) for n, v, _a, _s in resolved], debs)
-            locked = [LockedPackage(n, v, a, shas[(n, v)], f"{n}_{v}_{a}.deb", size)
+            resolved = apt.resolve((*cfg.packages, *BASE_PACKAGES))
+            shas = {(n, v): _known(debs, f"{n}_{v}_{a}.deb") for n, v, a, _s in resolved}
+            shas.update(apt.download([k for k, sha in shas.items() if sha is None], debs))
+            locked = [LockedPackage(n, v, a, str(shas[(n, v)]), f"{n}_{v}_{a}.deb", size)
                       for n, v, a, size in resolved]
             locked.sort(key=lambda p: (p.name, p.arch))
             arches = {**arches, arch: [p.as_json() for p in locked]}
@@ -227,6 +232,22 @@ def provider_for(
         return fact
 
     return provide
+
+
+def _remember(debs: Path, filename: str, sha: str) -> None:
+    """``debs/by-name/<name_version_arch.deb>`` -> its sha256 (apt verified it on download)."""
+    (debs / "by-name").mkdir(exist_ok=True)
+    (debs / "by-name" / filename).write_text(sha)
+
+
+def _known(debs: Path, filename: str) -> str | None:
+    """The sha256 of a .deb downloaded before, when the store still holds it intact."""
+    try:
+        sha = (debs / "by-name" / filename).read_text().strip()
+    except OSError:
+        return None
+    ok = deb_path(debs, sha).is_file() and sha256_file(deb_path(debs, sha)) == sha
+    return sha if ok else None
 
 
 def _fetch(apt: _Apt, debs: Path, locked: list[LockedPackage], say: Say) -> None:
