@@ -129,7 +129,16 @@ class _Apt:
         if stamp.is_file() and time.time() - stamp.stat().st_mtime < _LISTS_TTL:
             return
         say(f"apt-get update ({self.dir.name}) from the configured mirror")
-        self.run("update")
+        try:
+            self.run("update")
+        except EnvironmentProblem as exc:
+            # A mirror caught mid-sync fails one index (often a security suite's armhf
+            # list); apt keeps the others. Go on with them; the lock still pins exact
+            # versions and sha256, and the next run updates again.
+            if not any((self.dir / "lists").glob("*_Packages*")):
+                raise
+            say(f"warning: {exc.message.splitlines()[0][:200]}; using the lists apt got")
+            return
         stamp.touch()
 
     def resolve(self, packages: tuple[str, ...]) -> list[tuple[str, str, str, int]]:
