@@ -1,7 +1,8 @@
 """Public C code against a Debian sysroot: libcurl's own example ``parseurl.c`` (from
-Debian's libcurl4-doc) built for linux/amd64, linux/arm64 and linux/arm/v7 against libcurl4-openssl-dev
-from a sysroot, with no QEMU to build; each binary runs with its sysroot (qemu-user -L for
-arm64) and links libcurl.so.4 (NEEDED). The lock records every package with its sha256."""
+Debian's libcurl4-doc) built for linux/amd64, linux/arm64 and linux/arm/v7 against
+libcurl4-openssl-dev from a sysroot, with no QEMU to build; each binary runs with its sysroot
+(qemu-user -L for the foreign ones) and links libcurl.so.4 (NEEDED). The lock records every
+package with its sha256."""
 
 from __future__ import annotations
 
