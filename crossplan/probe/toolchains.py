@@ -76,11 +76,12 @@ def probe_toolchains(
             except CrossplanError as exc:
                 unresolved[node.step] = exc
                 raise
-            identities[node] = tc.fingerprint(platform)
             tree = trees.get(node.step)
             source = tree.root if tree is not None and not tree.single else None
             built = tc.action(step, platform, Path(WORKDIR), Path(TOOLCACHE) / tc.name,
                               source=source or recipe.root / (step.src or "."))
+            # after action: a Rust toolchain is chosen by the crate's needs, read there
+            identities[node] = tc.fingerprint(platform)
             if sysroots and node in sysroots:  # a Debian sysroot: --sysroot, pkg-config...
                 built = with_sysroot(built, sysroots[node].path, platform, tc.name,
                                      cc_kind(tc, platform), getattr(step, "libc", None) or "gnu")
