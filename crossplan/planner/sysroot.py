@@ -3,10 +3,11 @@ what of them enters a node's key (names, versions, sha256: never the store path)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LockedPackage", "SysrootFact", "sysroot_component"]
+__all__ = ["LockedPackage", "SysrootFact", "locked_packages", "sysroot_component"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,9 @@ def sysroot_component(fact: SysrootFact) -> dict[str, Any]:
         "packages": {f"{p.name}:{p.arch}" if p.arch not in (fact.arch, "all") else p.name:
                      f"{p.version} sha256:{p.sha256}" for p in fact.packages},
     }
+
+
+def locked_packages(sysroots: Mapping[Any, SysrootFact]) -> dict[str, list[dict[str, Any]]]:
+    """Node -> the exact Debian packages it linked against (name, version, arch, sha256):
+    ``locked_packages(plan.facts.sysroots)``, for SBOMs and ``--json`` reports."""
+    return {str(node): [p.as_json() for p in fact.packages] for node, fact in sysroots.items()}

@@ -87,3 +87,19 @@ def test_floor_and_base_names() -> None:
     assert libc_floor("gnu.2.28") == (2, 28) and libc_floor("gnu") is None
     assert libc_floor("musl") is None
     assert base_libc("scratch") == "none" and base_libc("oci:./base") == "unknown"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"sysroot": "nope"}, "unknown sysroot 'nope'"),
+    ({"sysroot": "z", "libc": "musl"}, "holds Debian's glibc libraries"),
+])
+def test_sysroot_references_are_checked(extra: dict[str, str], message: str) -> None:
+    from crossplan.errors import RecipeError
+    from crossplan.recipes.validate import validate_recipe
+
+    r = Recipe.model_validate({
+        "project": {"name": "x"}, "sysroots": {"z": {"packages": ["zlib1g-dev"]}},
+        "steps": {"s": {**C, "src": ".", **extra}},
+    })
+    with pytest.raises(RecipeError, match=message):
+        validate_recipe(r)
