@@ -49,6 +49,7 @@ def facts(
     toolchain identities and commands and pinned bases (registries, the Docker engine)."""
     from crossplan.images import pin_base
     from crossplan.probe.sandbox import resolve_sandbox
+    from crossplan.probe.sysroots import provider_for
     from crossplan.probe.toolchains import resolver_for
 
     env = os.environ if environ is None else environ
@@ -62,7 +63,15 @@ def facts(
         recipe, platforms, environ=env, memo=StatMemo(store_dir / "statmemo") if memo else None,
         toolchains=resolve, bases=pin if with_toolchains else None,
         sandbox=resolve_sandbox(recipe, env) if with_toolchains else ("off", None),
+        sysroots=provider_for(recipe, store_dir, env, _say) if recipe.sysroots else None,
     )
+
+
+def _say(message: str) -> None:
+    """Sysroot progress (apt update, downloads) on stderr: it is long work."""
+    import sys
+
+    print(f"sysroots: {message}", file=sys.stderr, flush=True)
 
 
 def plan(

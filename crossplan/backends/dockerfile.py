@@ -170,13 +170,14 @@ def _c_stage(
     flags = f"-O2 -ffile-prefix-map={work}=."
     env = {
         "CFLAGS": flags, "CXXFLAGS": flags,
-        "LDFLAGS": "-static" if step.libc == "musl" else "", "ARFLAGS": "rcsD",
+        "LDFLAGS": "-static" if step.libc == "musl" or step.link == "static" else "",
+        "ARFLAGS": "rcsD",
         "ZERO_AR_DATE": "1", "ZIG_GLOBAL_CACHE_DIR": "/root/.cache/zig",
         "ZIG_LOCAL_CACHE_DIR": "/root/.cache/zig-local",
     }
     script = tuple(f"sh -c {shlex.quote(line)}" for line in step.build)
     return CompileStage(
-        sid, "c", image, {p: _c_env(p, step.compiler, step.libc) for p in platforms}, env,
+        sid, "c", image, {p: _c_env(p, step.compiler, step.libc or "musl") for p in platforms}, env,
         (*script, *_collect(sid, step.outputs)), step.outputs,
         (("crossplan-zig", "/root/.cache/zig"),), emulate, step.deps,
     )
@@ -191,9 +192,9 @@ def _rust_stage(
         raise RecipeError("cannot tell the Rust binary name", step=sid, hint='set bin = "name"')
     per: dict[Platform, dict[str, str]] = {}
     for p in platforms:
-        triple = rust_triple(p, step.libc)
+        triple = rust_triple(p, step.libc or "gnu")
         upper = triple.upper().replace("-", "_")
-        linker = f"{gnu_triple(p)}-gcc" if step.libc == "gnu" else "cc"
+        linker = f"{gnu_triple(p)}-gcc" if (step.libc or "gnu").startswith("gnu") else "cc"
         per[p] = {"RUST_TARGET": triple, f"CARGO_TARGET_{upper}_LINKER": linker}
     profile = {"dev": "debug", "test": "debug", "bench": "release"}.get(step.profile, step.profile)
     cmd = ["cargo", "build", "--target", "$RUST_TARGET", "--offline"]

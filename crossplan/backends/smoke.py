@@ -34,17 +34,27 @@ def emulator_argv(
     which: Callable[[str], Path | None] = which,
     binfmt_dir: Path = BINFMT_DIR,
     cross_root: Path = Path("/usr"),
+    target_root: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The argv prefix and env to run ``binary`` (built for ``platform``) on this machine.
 
     Native when platform is the build platform; else ``qemu-<arch>-static`` (with ``-L
-    /usr/<triple>`` for glibc-dynamic binaries), else binfmt_misc; else EnvironmentProblem.
+    /usr/<triple>`` for glibc-dynamic binaries: the host's cross libc, or ``target_root``,
+    the step's own sysroot, when it has one), else binfmt_misc; else EnvironmentProblem.
     """
     if platform == (build or build_platform()):
+        interp = read_elf(binary).interpreter if target_root is not None else None
+        loader = target_root / interp.lstrip("/") if target_root and interp else None
+        if target_root is not None and loader is not None and loader.exists():
+            triple = gnu_triple(platform)  # the sysroot's loader and libraries, not the host's
+            libs = f"{target_root}/lib/{triple}:{target_root}/usr/lib/{triple}"
+            return [str(loader), "--library-path", libs, str(binary)], {}
         return [str(binary)], {}
     qarch = qemu_arch(platform)
     sysroot: str | None = None
-    if read_elf(binary).interpreter:
+    if read_elf(binary).interpreter and target_root is not None:
+        sysroot = str(target_root)
+    elif read_elf(binary).interpreter:
         sysroot = str(cross_root / gnu_triple(platform))
         if not Path(sysroot, "lib").is_dir():
             raise EnvironmentProblem(
@@ -73,9 +83,11 @@ def run_binary(
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     cwd: Path | None = None,
+    target_root: Path | None = None,
 ) -> tuple[int, str]:
-    """Run ``binary [args]`` for ``platform``; return (exit code, stdout+stderr)."""
-    prefix, extra = emulator_argv(binary, platform, build=build)
+    """Run ``binary [args]`` for ``platform`` (its libraries from ``target_root``, a sysroot,
+    when given); return (exit code, stdout+stderr)."""
+    prefix, extra = emulator_argv(binary, platform, build=build, target_root=target_root)
     full_env = {"PATH": SAFE_PATH, "LC_ALL": "C", **(env or {}), **extra}
     try:
         done = subprocess.run(

@@ -91,7 +91,7 @@ class HostMode:
         foreign = [p for p in self.ctx.targets if p != self.ctx.build]
         for target in ([job.platform] if self.name == "cross" else []) + foreign:
             try:
-                env["RUSTC"] = str(tc.select(target, step.libc).rustc)
+                env["RUSTC"] = str(tc.select(target, step.libc or "gnu").rustc)
                 return env
             except CrossplanError:
                 continue

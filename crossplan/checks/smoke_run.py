@@ -61,7 +61,9 @@ def _one(
         binary.write_bytes(store.blob_path(entry.digests()[rel]).read_bytes())
         binary.chmod(0o755)
         try:
-            code, output = run_binary(binary, platform, args, build=plan.build_platform)
+            root = plan.facts.sysroots.get(sr.node) if plan.facts else None  # its own libs
+            code, output = run_binary(binary, platform, args, build=plan.build_platform,
+                                      target_root=Path(root.path) if root else None)
         except CrossplanError as exc:
             return dataclasses.replace(sr, status="failed", smoke=exc.render(), error=exc.render())
     first = output.strip().splitlines()[0] if output.strip() else ""

@@ -212,7 +212,7 @@ class _Collect:
         self.gcc(platforms)
 
     def c(self, step: CStep, pins_zig: bool, platforms: tuple[Platform, ...]) -> None:
-        if step.compiler == "zig" or (step.compiler == "auto" and step.libc == "musl"):
+        if step.compiler == "zig" or (step.compiler == "auto" and step.libc != "gnu"):
             if not pins_zig:
                 self.pip.add("ziglang")
         elif step.compiler == "clang":

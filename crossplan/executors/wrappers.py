@@ -16,6 +16,7 @@ from crossplan.executors.protocol import ActionResult, Executor, dep_outputs
 from crossplan.planner.actions import Action
 from crossplan.planner.graph import NodeId
 from crossplan.platforms import Platform
+from crossplan.recipes.libc import libc_floor
 
 __all__ = ["ByKind", "LocalCache", "Publishing", "Verified"]
 
@@ -101,11 +102,14 @@ class Verified:
         if platform is None or not action.executables:
             return result
         by_path = {f.path: f for f in result.entry.files}
+        step = action.components.get("step")
+        floor = libc_floor(step.get("libc") if isinstance(step, dict) else None)
         for rel in action.executables:
             f = by_path.get(rel)
             if f is not None and f.link is None:
                 try:
-                    check_elf(self.store.blob_path(f.digest), platform, name=rel)
+                    check_elf(self.store.blob_path(f.digest), platform, name=rel,
+                              glibc_floor=floor)
                 except StepFailed as exc:
                     exc.log = result.log
                     raise

@@ -23,6 +23,7 @@ from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
+from crossplan.images.binaries import base_runtime, check_image_binaries
 from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
 from crossplan.images.protocol import LAYOUT_DIR
 from crossplan.planner.graph import ANY, NodeId
@@ -104,6 +105,9 @@ class OciBackend:
             kind, _, rest = base.partition(":")
             base = f"{kind}:{(self.recipe.root / rest).resolve()}"
         bases = resolve_base(None if base == "scratch" else base, pn.platforms)
+        check_image_binaries(pn, deps, self.store, {
+            p: base_runtime(step.base, bases.get(p)) for p in pn.platforms
+        }, file=self.recipe.label_of(sid))
         specs: dict[Platform, ImageSpec] = {}
         for plat in pn.platforms:
             layers = []

@@ -8,6 +8,7 @@ from typing import Literal
 
 from crossplan.errors import CrossplanError
 from crossplan.planner.graph import NodeId
+from crossplan.planner.sysroot import SysrootFact
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 
@@ -54,6 +55,7 @@ class Facts:
     backends: Mapping[str, str] = field(default_factory=dict)  # image step -> oci | buildx
     probed: frozenset[Probed] = frozenset({"inputs"})
     sandbox: str = "off"  # bwrap | off: how local steps run (enters command nodes' keys)
+    sysroots: Mapping[NodeId, SysrootFact] = field(default_factory=dict)  # step sysroot = "x"
     notes: tuple[str, ...] = ()  # warnings for the user (e.g. what is lost without a sandbox)
     # what one node's build will fail with (found while probing; the rest still builds)
     deferred: Mapping[NodeId, CrossplanError] = field(default_factory=dict, compare=False)

@@ -17,6 +17,7 @@ from crossplan.planner.container import container_compiled, pruned_steps
 from crossplan.planner.facts import Facts
 from crossplan.planner.graph import ANY, NodeId, expand
 from crossplan.planner.keys import KEY_SCHEMA, input_key, step_fields
+from crossplan.planner.sysroot import sysroot_component
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform, parse_platforms
 from crossplan.recipes.models import Recipe, Step
@@ -223,6 +224,8 @@ def make_plan(
             "toolchain": facts.identities.get(node),
             "source_date_epoch": sde,
         }
+        if node in facts.sysroots:  # the locked packages, never the store path
+            components["sysroot"] = sysroot_component(facts.sysroots[node])
         if step.kind != "image":
             components["sandbox"] = facts.sandbox  # how it ran: bwrap, or off (unconfined)
         preds = tuple(sorted(graph.predecessors(node)))

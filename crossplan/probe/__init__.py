@@ -14,8 +14,10 @@ from crossplan.planner.container import choose_backend
 from crossplan.planner.facts import Facts, Probed, ToolCommand
 from crossplan.planner.graph import NodeId, expand
 from crossplan.planner.plan import expand_for, target_platforms
+from crossplan.planner.sysroot import SysrootFact
 from crossplan.platforms import Platform, build_platform
 from crossplan.probe.digest import StatMemo
+from crossplan.probe.sysroot_nodes import probe_sysroots
 from crossplan.probe.toolchains import Resolver, probe_toolchains
 from crossplan.probe.trees import input_trees
 from crossplan.recipes.models import ImageStep, Recipe
@@ -45,6 +47,7 @@ def gather(
     toolchains: Resolver | None = None,
     bases: BasePinner | None = None,
     sandbox: tuple[str, str | None] = ("off", None),
+    sysroots: Callable[[str, Platform], SysrootFact] | None = None,
 ) -> Facts:
     """Facts for planning ``recipe`` for ``platforms``. Without ``toolchains`` (a resolver)
     compile nodes have no identity and no commands; without ``bases`` image nodes have no
@@ -64,10 +67,15 @@ def gather(
     deferred: dict[NodeId, CrossplanError] = {}
     tool_notes: tuple[str, ...] = ()
     nodes = {n: graph.nodes[n]["platform"] for n in graph}
+    roots: dict[NodeId, SysrootFact] = {}
     if toolchains is not None:
         probed.add("toolchains")
+        roots, failed = probe_sysroots(recipe, nodes, sysroots)
         identities, commands, deferred, tool_notes = probe_toolchains(
-            recipe, nodes, trees, toolchains)
+            recipe, {n: p for n, p in nodes.items() if n not in failed}, trees, toolchains,
+            roots)
+        for n, exc in failed.items():
+            identities[n], deferred[n] = None, exc
     if bases is not None:
         probed.add("bases")
         for n in nodes:
@@ -82,7 +90,7 @@ def gather(
         env={k: env[k] for k in ENV_ALLOWLIST if k in env},
         host_env={k: env[k] for k in PASS_THROUGH if k in env},
         trees=trees, identities=identities, commands=commands, backends=backends,
-        probed=frozenset(probed), deferred=deferred, sandbox=sandbox[0],
+        probed=frozenset(probed), deferred=deferred, sandbox=sandbox[0], sysroots=roots,
         notes=((sandbox[1],) if sandbox[1] else ()) + tool_notes,
     )
 

@@ -18,7 +18,8 @@ from crossplan.planner.tree import FileDigest, TreeDigest
 
 __all__ = ["FileDigest", "StatMemo", "TreeDigest", "file_digest", "hash_bytes", "tree_digest"]
 
-_ALWAYS_IGNORED = (".git/", ".crossplan/", "__pycache__/")
+# sysroots.lock: its packages enter the keys of the steps using them, per architecture
+_ALWAYS_IGNORED = (".git/", ".crossplan/", "__pycache__/", "/sysroots.lock")
 
 # A file modified this recently may be modified again within the same mtime tick (coarse
 # timestamps: a jiffy on Linux < 6.13, seconds on some filesystems) without its stat

@@ -9,9 +9,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from crossplan.backends.toolchains.base import Toolchain, toolchain_notes
+from crossplan.backends.toolchains.sysroot import cc_kind, with_sysroot
 from crossplan.errors import CrossplanError, StepFailed
 from crossplan.planner.facts import TOOLCACHE, WORKDIR, ToolCommand
 from crossplan.planner.graph import NodeId
+from crossplan.planner.sysroot import SysrootFact
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, Recipe, ShellStep, Step
@@ -39,6 +41,7 @@ def resolver_for(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) ->
 def probe_toolchains(
     recipe: Recipe, nodes: Mapping[NodeId, Platform | None],
     trees: Mapping[str, TreeDigest | None], resolve: Resolver,
+    sysroots: Mapping[NodeId, SysrootFact] | None = None,
 ) -> tuple[
     dict[NodeId, str | None], dict[NodeId, ToolCommand], dict[NodeId, CrossplanError],
     tuple[str, ...],
@@ -73,11 +76,15 @@ def probe_toolchains(
             except CrossplanError as exc:
                 unresolved[node.step] = exc
                 raise
-            identities[node] = tc.fingerprint(platform)
             tree = trees.get(node.step)
             source = tree.root if tree is not None and not tree.single else None
             built = tc.action(step, platform, Path(WORKDIR), Path(TOOLCACHE) / tc.name,
                               source=source or recipe.root / (step.src or "."))
+            # after action: a Rust toolchain is chosen by the crate's needs, read there
+            identities[node] = tc.fingerprint(platform)
+            if sysroots and node in sysroots:  # a Debian sysroot: --sysroot, pkg-config...
+                built = with_sysroot(built, sysroots[node].path, platform, tc.name,
+                                     cc_kind(tc, platform), getattr(step, "libc", None) or "gnu")
         except CrossplanError as exc:
             identities.setdefault(node, None)
             deferred[node] = _located(exc, recipe.label_of(node.step), node.step)

@@ -19,6 +19,8 @@ from pydantic import (
 
 from crossplan.recipes import rules
 from crossplan.recipes.attest import AttestConfig, SignConfig
+from crossplan.recipes.libc import Libc, Link, resolve_defaults
+from crossplan.recipes.sysroots import SysrootConfig
 
 __all__ = [
     "BuildxConfig",
@@ -118,6 +120,9 @@ class GoStep(_StepBase):
     ldflags: str = ""
     tags: tuple[str, ...] = ()
     cgo: bool = False
+    libc: Libc = Field(default=None, exclude_if=lambda v: v is None)  # recipes/libc.py
+    link: Link = Field(default=None, exclude_if=lambda v: v is None)
+    sysroot: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class RustStep(_StepBase):
@@ -127,7 +132,9 @@ class RustStep(_StepBase):
     bin: str | None = None
     features: tuple[str, ...] = ()
     profile: str = "release"
-    libc: Literal["gnu", "musl"] = "gnu"
+    libc: Libc = None  # resolved by the recipe (recipes/libc.py): never None once loaded
+    link: Link = Field(default=None, exclude_if=lambda v: v is None)
+    sysroot: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CStep(_StepBase):
@@ -136,7 +143,9 @@ class CStep(_StepBase):
     kind: Literal["c"]
     build: Annotated[tuple[str, ...], _command("build", line=True)]
     compiler: Literal["auto", "zig", "gcc", "clang"] = "auto"
-    libc: Literal["gnu", "musl"] = "musl"
+    libc: Libc = None  # resolved by the recipe (recipes/libc.py): never None once loaded
+    link: Link = Field(default=None, exclude_if=lambda v: v is None)
+    sysroot: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CopySpec(_Model):
@@ -251,6 +260,7 @@ class Recipe(_Model):
     attest: AttestConfig = AttestConfig()
     sign: SignConfig = SignConfig()
     workspace: WorkspaceConfig | None = None
+    sysroots: dict[str, SysrootConfig] = Field(default_factory=dict)
     file: Path = Field(default=Path("plan.toml"), exclude=True)
     members: tuple[Member, ...] = Field(default=(), exclude=True)  # set by the loader only
 
@@ -258,7 +268,7 @@ class Recipe(_Model):
     @classmethod
     def _step_ids(cls, steps: dict[str, Any]) -> dict[str, Any]:
         rules.step_ids(steps)
-        return steps
+        return resolve_defaults(steps)
 
     @property
     def root(self) -> Path:

@@ -42,6 +42,7 @@ def validate_recipe(recipe: Recipe) -> None:
                     file=label, step=sid, hint="give each step its own output paths",
                 )
             seen_outputs[where] = sid
+        _sysroot(recipe, sid, step, label)
         deps = list(step.deps)
         if isinstance(step, ImageStep):
             deps += [c.from_ for c in step.copy_]
@@ -59,6 +60,25 @@ def validate_recipe(recipe: Recipe) -> None:
                         f"copy dest '{c.dest}' must be an absolute path in the image",
                         file=label, step=sid,
                     )
+
+
+def _sysroot(recipe: Recipe, sid: str, step: object, label: str) -> None:
+    """``sysroot = "NAME"`` names a [sysroots.NAME] table; Debian sysroots are glibc."""
+    name = getattr(step, "sysroot", None)
+    if name is None:
+        return
+    if name not in recipe.sysroots:
+        known = ", ".join(sorted(recipe.sysroots)) or "none declared"
+        raise RecipeError(f"unknown sysroot '{name}'", file=label, step=sid,
+                          hint=f'declare [sysroots.{name}] packages = ["zlib1g-dev"] '
+                          f"(known: {known})")
+    libc = getattr(step, "libc", None)
+    if libc is not None and libc.startswith("musl"):
+        raise RecipeError(
+            f"sysroot '{name}' holds Debian's glibc libraries but the step says libc = "
+            f'"{libc}"', file=label, step=sid,
+            hint='use libc = "gnu" (or "gnu.2.31" for a floor) with a Debian sysroot',
+        )
 
 
 def _dep_hint(recipe: Recipe, dep: str) -> str:

@@ -70,6 +70,11 @@ def build_command(build: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(build)
 
 
+def _static(libc: str, link: str | None) -> bool:
+    """musl links statically unless ``link = "dynamic"``; glibc only with ``link = "static"``."""
+    return link == "static" or (libc == "musl" and link != "dynamic")
+
+
 class CToolchain:
     """Runs a C step's ``build`` command with a cross compiler (CC, AR, CFLAGS...) in the env."""
 
@@ -107,7 +112,7 @@ class CToolchain:
             **setup.env,
             "CFLAGS": flags,
             "CXXFLAGS": flags,
-            "LDFLAGS": "-static" if cross.libc == "musl" else "",
+            "LDFLAGS": "-static" if _static(cross.libc, step.link) else "",
             "ARFLAGS": "rcsD",
             "ZERO_AR_DATE": "1",
             "CROSSPLAN_GNU_TRIPLE": gnu_triple(platform),

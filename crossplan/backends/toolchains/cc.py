@@ -156,6 +156,12 @@ def find_cc(
             'compiler = "zig" but no zig is installed',
             hint='`pip install ziglang`, or pin it in plan.toml: [toolchains] zig = "0.17.1"',
         )
+    if "." in libc:
+        raise EnvironmentProblem(
+            f"no C compiler for {platform} with a glibc floor (libc = \"{libc}\"): only zig "
+            "links against an older glibc's symbols; gcc and clang use the installed glibc",
+            hint='`pip install ziglang` and compiler = "zig" (or "auto"), or libc = "gnu"',
+        )
     if libc == "musl":
         raise EnvironmentProblem(
             f"no C compiler for {platform} with musl: Debian's cross gcc targets glibc",

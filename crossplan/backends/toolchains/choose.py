@@ -76,13 +76,22 @@ def toolchain_for(
         if step.cgo:
             path, zpin = zig()
             cgo = functools.partial(_cgo_cc, zig=path, pin=zpin, which=look, build=build,
-                                    fallback=default_zig)
+                                    fallback=default_zig, libc=step.libc,
+                                    gcc_first=bool(step.sysroot) and step.libc == "gnu")
         return GoToolchain(go, goroot=root, cc=cgo, environ=env, pin=pin, runner=runner,
                            notes=notes)
     if isinstance(step, RustStep):
-        libc = step.libc
+        libc = step.libc or "gnu"
 
         def linker(p: Platform) -> CrossCC:
+            if "." in libc:  # a glibc floor: only zig links against an older glibc
+                path, zpin = zig()
+                if path is None:
+                    z = default_zig(EnvironmentProblem(
+                        f'libc = "{libc}" needs zig as the linker', hint="`pip install ziglang`"),
+                        f"a glibc floor ({libc}) for {p}")
+                    path, zpin = z.executable, z.pin
+                return find_cc(p, libc, "zig", zig=path, which=look, build=build, pin=zpin)
             try:
                 return find_cc(p, "gnu", "gcc", zig=None, which=look, build=build)
             except EnvironmentProblem:
@@ -93,20 +102,26 @@ def toolchain_for(
 
         return RustToolchain(find_rust(env, runner), linker=linker, libc=libc, runner=runner)
     if isinstance(step, CStep):
-        c_step = step
+        c_step = step.model_copy(update={"libc": step.libc or "musl"})
+        c_libc = c_step.libc or "musl"
         path, pin = zig() if step.compiler in ("auto", "zig") else (None, "")
 
         def cc(p: Platform) -> CrossCC:
+            if c_step.sysroot and c_step.compiler == "auto" and c_libc == "gnu":
+                try:  # a Debian sysroot: Debian's cross gcc reads its layout natively
+                    return find_cc(p, "gnu", "gcc", zig=None, which=look, build=build)
+                except EnvironmentProblem:
+                    pass
             try:
-                return find_cc(p, c_step.libc, c_step.compiler, zig=path, which=look,
+                return find_cc(p, c_libc, c_step.compiler, zig=path, which=look,
                                build=build, pin=pin)
             except EnvironmentProblem as exc:
                 if c_step.compiler not in ("auto", "zig") or path is not None:
                     raise
                 why = ('no zig installed (compiler = "zig")' if c_step.compiler == "zig"
-                       else f"no C cross compiler for {p} with {c_step.libc}")
+                       else f"no C cross compiler for {p} with {c_libc}")
                 z = default_zig(exc, why)
-                return find_cc(p, c_step.libc, "zig", zig=z.executable, which=look,
+                return find_cc(p, c_libc, "zig", zig=z.executable, which=look,
                                build=build, pin=z.pin)
 
         return CToolchain(cc, pin=pin, runner=runner, notes=notes)
@@ -167,16 +182,22 @@ def _go(
 
 def _cgo_cc(
     platform: Platform, *, zig: Path | None, pin: str, which: Which, build: Platform,
-    fallback: Callable[[EnvironmentProblem, str], Installed],
+    fallback: Callable[[EnvironmentProblem, str], Installed], libc: str | None = None,
+    gcc_first: bool = False,
 ) -> CrossCC:
-    """cgo's C compiler: zig (musl) when installed or pinned, else ``<triple>-gcc``, else
-    the managed default zig."""
-    libc = "musl" if zig else "gnu"
+    """cgo's C compiler for the step's ``libc``; by default zig (musl) when installed or
+    pinned, else ``<triple>-gcc``, else the managed default zig."""
+    libc = libc or ("musl" if zig else "gnu")
+    if gcc_first:
+        try:
+            return find_cc(platform, "gnu", "gcc", zig=None, which=which, build=build)
+        except EnvironmentProblem:
+            pass
     try:
         return find_cc(platform, libc, "auto", zig=zig, which=which, build=build, pin=pin)
     except EnvironmentProblem as exc:
         if zig is not None:
             raise
         z = fallback(exc, f"no C cross compiler for cgo on {platform}")
-        return find_cc(platform, "musl", "zig", zig=z.executable, which=which, build=build,
-                       pin=z.pin)
+        return find_cc(platform, libc if libc != "gnu" else "musl", "zig", zig=z.executable,
+                       which=which, build=build, pin=z.pin)

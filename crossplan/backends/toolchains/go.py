@@ -155,7 +155,10 @@ class GoToolchain:
             files, prepare = setup.files, setup.prepare
         binary = binary_name(step, src)
         cmd = [str(self.go), "build", "-trimpath", "-buildvcs=false"]
-        cmd += ["-ldflags", f"-buildid= {step.ldflags}".strip()]
+        ldflags = f"-buildid= {step.ldflags}".strip()
+        if step.link == "static" and self.cc is not None:
+            ldflags += " -linkmode external -extldflags -static"
+        cmd += ["-ldflags", ldflags]
         if step.tags:
             cmd += ["-tags", ",".join(step.tags)]
         cmd += ["-o", binary, step.package]

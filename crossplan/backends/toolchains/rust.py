@@ -15,6 +15,7 @@ from crossplan.recipes.models import RustStep
 from ._proc import Runner, run
 from .base import BuildAction
 from .cc import CrossCC
+from .rust_choice import Candidate, CrateNeeds, choose_rust, crate_needs, label, parse_version
 from .targets import debian_arch
 
 __all__ = ["RustCompiler", "RustToolchain", "missing_std", "rust_triple"]
@@ -78,6 +79,8 @@ class RustToolchain:
         self.libc = libc
         self.runner = runner
         self._probes: dict[tuple[str, ...], str | None] = {}
+        self.needs: CrateNeeds | None = None  # the crate's, read by ``action``
+        self.notes: list[str] = []  # which toolchain was chosen per target, and why
 
     def _probe(self, argv: tuple[str, ...]) -> str | None:
         if argv not in self._probes:
@@ -100,7 +103,10 @@ class RustToolchain:
         return libdir is not None and libdir.is_dir() and any(libdir.glob("libstd-*.rlib"))
 
     def select(self, platform: Platform, libc: str | None = None) -> RustCompiler:
-        """The rustc for ``platform``; EnvironmentProblem with the exact fix when none fits."""
+        """The rustc for ``platform``: the first (in preference order) with the target's std
+        that meets the crate's needs (``self.needs``: edition, rust-version, Cargo.lock
+        version); the choice and its reason join ``notes``. EnvironmentProblem listing each
+        candidate and what it lacks when none fits."""
         libc = libc or self.libc
         if not self.compilers:
             raise EnvironmentProblem(
@@ -108,15 +114,27 @@ class RustToolchain:
                 hint="install rustup, or on Debian `apt install rustc cargo`",
             )
         triple = rust_triple(platform, libc)
-        for compiler in self.compilers:
-            if self.has_std(compiler, triple):
-                return compiler
-        checked = ", ".join(f"{c.rustc} ({c.source})" for c in self.compilers)
-        hint = f"checked {checked}"
-        if libc == "gnu":
-            arch = debian_arch(platform)
-            hint += f"; Debian needs `dpkg --add-architecture {arch} && apt-get update` first"
-        raise EnvironmentProblem(missing_std(platform, libc), hint=hint)
+        needs = self.needs or CrateNeeds()
+        candidates = []
+        for c in self.compilers:
+            rustc_v = self._probe((str(c.rustc), "-V"))
+            cargo_v = self._probe((str(c.cargo), "-V"))
+            candidates.append(Candidate(label(rustc_v, c.source, c.rustc),
+                                        parse_version(rustc_v), parse_version(cargo_v),
+                                        self.has_std(c, triple)))
+        if not any(c.has_std for c in candidates):
+            checked = ", ".join(f"{c.rustc} ({c.source})" for c in self.compilers)
+            hint = f"checked {checked}"
+            if libc == "gnu":
+                arch = debian_arch(platform)
+                hint += f"; Debian needs `dpkg --add-architecture {arch} && apt-get update` first"
+            raise EnvironmentProblem(missing_std(platform, libc), hint=hint)
+        index, why = choose_rust(candidates, needs, triple, (
+            f"{missing_std(platform, libc)} on a toolchain new enough for the crate, or lower "
+            "its needs (edition, rust-version; a Cargo.lock written by the older cargo)"))
+        if len(self.compilers) > 1 and f"rust: {why}" not in self.notes:
+            self.notes.append(f"rust: {why}")
+        return self.compilers[index]
 
     def fingerprint(self, platform: Platform) -> str:
         compiler = self.select(platform)
@@ -135,8 +153,10 @@ class RustToolchain:
         src = workdir if source is None else source
         if not isinstance(step, RustStep):
             raise TypeError(f"RustToolchain cannot build {type(step).__name__}")
-        triple = rust_triple(platform, step.libc)
-        compiler = self.select(platform, step.libc)
+        libc = step.libc or self.libc
+        self.needs = crate_needs(src)
+        triple = rust_triple(platform, libc)
+        compiler = self.select(platform, libc)
         version = (self._probe((str(compiler.rustc), "-V")) or "rustc").split()
         slug = "-".join(version[:2]) if len(version) > 1 else "rustc"
         cargo_home = cache_dir / "rust" / "cargo-home"
@@ -160,6 +180,8 @@ class RustToolchain:
                 "RUSTFLAGS": " ".join(f"--remap-path-prefix={k}={v}" for k, v in remap.items()),
             }
         )
+        if step.link == "static":  # glibc or musl, no loader: runs on scratch
+            env["RUSTFLAGS"] += " -C target-feature=+crt-static"
         binary = step.bin or _package_name(src)
         cmd = [str(compiler.cargo), "build", "--target", triple, "--offline"]
         cmd += ["--release"] if step.profile == "release" else ["--profile", step.profile]

@@ -78,10 +78,12 @@ def wheel_arch(platform: Platform) -> str:
 
 
 def zig_target(platform: Platform, libc: str = "musl") -> str:
-    """``zig cc -target`` value: ``aarch64-linux-musl``, ``arm-linux-gnueabihf``."""
+    """``zig cc -target`` value: ``aarch64-linux-musl``, ``arm-linux-gnueabihf``, and with a
+    glibc floor ``aarch64-linux-gnu.2.28`` (zig links against that glibc's symbols)."""
     _row(platform)
     arch = _ZIG_ARCH[platform.arch]
     abi = "musl" if libc == "musl" else "gnu"
     if platform.arch == "arm":
         abi += "eabihf"
-    return f"{arch}-linux-{abi}"
+    floor = libc.partition(".")[2] if abi.startswith("gnu") else ""
+    return f"{arch}-linux-{abi}" + (f".{floor}" if floor else "")
