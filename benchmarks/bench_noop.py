@@ -24,7 +24,6 @@ older tree, put it first on PYTHONPATH (``git archive REV | tar -x -C /tmp/befor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -98,8 +97,11 @@ def memoised(argvs: list[list[str]], env: dict[str, str], *roots: Path) -> None:
     backdate(*roots)
     for argv in argvs:
         _once(argv, env)
-    if importlib.util.find_spec("crossplan.cli.noop") is None:
-        return  # an older tree (PYTHONPATH) without the memo: every run plans
+    has_memo = subprocess.run(  # as the `plan` processes see it (PYTHONPATH: an older tree)
+        [sys.executable, "-c", "import importlib.util as u, sys; "
+         "sys.exit(u.find_spec('crossplan.cli.noop') is None)"], env=env, check=False)
+    if has_memo.returncode:
+        return  # a tree without the memo: every run plans
     for argv in argvs:
         traced = subprocess.run([sys.executable, "-X", "importtime", *argv[1:]], env=env,
                                 capture_output=True, text=True, timeout=300, check=True)
@@ -241,12 +243,28 @@ def test_noop_scale_2000_steps(
     t = benchmark.pedantic(lambda: interleaved(commands, env, rounds, _all_cached),
                            rounds=1, iterations=1)
     benchmark.extra_info.update({k: list(v) for k, v in t.items()})
+    if not os.path.exists("/usr/bin/time"):  # GNU time measures the peak RSS
+        rss = dict.fromkeys(commands, 0)
+    else:
+        rss = {name: _peak_rss(a, env) for name, a in commands.items()}
     for how in ("memo", "planned"):
         lo, hi = t[f"{how}, 3 steps"][1], t[f"{how}, {n} steps"][1]
+        mlo, mhi = rss[f"{how}, 3 steps"], rss[f"{how}, {n} steps"]
         figures[f"no-op plan run of {n} cached shell steps vs 3 ({how}; min/median)"] = (
             f"{_fmt(t, f'{how}, {n} steps')} vs {_fmt(t, f'{how}, 3 steps')}: "
-            f"{hi / lo:.2f}x, {(hi - lo) / (n - 3) * 1e6:.0f} µs per extra node"
+            f"{hi / lo:.2f}x, {(hi - lo) / (n - 3) * 1e6:.0f} µs per extra node; peak RSS "
+            f"{mhi / 2**20:.0f} vs {mlo / 2**20:.0f} MiB, {(mhi - mlo) / (n - 3) / 1024:.1f} KiB "
+            "per extra node"
         )
+
+
+def _peak_rss(argv: list[str], env: dict[str, str]) -> int:
+    """Peak RSS in bytes of one run of ``argv``, as GNU time reports it (a child forked from
+    this process would start from this process's own high-water mark)."""
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stderr.strip().splitlines()[-1]) * 1024
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ The public API (see docs/api.md)::
 
 from __future__ import annotations
 
-import importlib
+from crossplan._lazy import lazy_names
 
 TYPE_CHECKING = False  # typing is not imported: `plan --version` costs about one `python`
-if TYPE_CHECKING:
-    from typing import Any
 
 # Where each public name lives. Imported on first use, so that importing a subpackage (say
 # crossplan.planner) or running `plan --help` does not load the whole package.
@@ -77,13 +75,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'crossplan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 def __dir__() -> list[str]:

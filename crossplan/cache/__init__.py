@@ -4,8 +4,9 @@ Names are imported on first use: the store alone does not load the registry clie
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crossplan._lazy import lazy_names
 
 _HOME = {
     **dict.fromkeys(["RemoteCache", "RemoteSettings"], "crossplan.cache.remote"),
@@ -24,13 +25,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'crossplan.cache' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -44,11 +45,13 @@ def remember_noop(
 
     store = Path(opts.cache_dir) if opts.cache_dir else default_store_dir()
     if text_out is not None:  # the summary line ends the text: "5 cached in 0.42s"
-        at = text_out.rfind(f" in {result.seconds:.2f}")
-        if at < 0:
+        head, _, last = text_out.rstrip("\n").rpartition("\n")
+        last = re.sub(r"\x1b\[[0-9;]*m", "", last)  # a terminal's colours: replayed plain
+        tail = f" in {result.seconds:.2f}s"
+        if not last.endswith(tail):
             return
-        at += 4
-        text_out = text_out[:at] + noop.SECONDS_MARK + text_out[at + len(f"{result.seconds:.2f}"):]
+        text_out = f"{head}\n" if head else ""
+        text_out += f"{last[:-len(tail)]} in {noop.SECONDS_MARK}s\n"
     try:
         memo = {"format": noop.FORMAT, **_depends(p, result, store.resolve()),
                 "json": json_out, "text": text_out}

@@ -28,6 +28,7 @@ from crossplan.cli.progress import ProgressOpt, progress_for
 from crossplan.errors import RecipeError
 
 if TYPE_CHECKING:
+    from crossplan.executors.result import StepResult
     from crossplan.planner.plan import Plan
 
 __all__ = ["VerboseOpt", "register"]
@@ -112,6 +113,19 @@ def _total(p: Plan, targets: list[str], affected: bool) -> int | None:
     return len(p.subplan(p.select(targets)).nodes) if targets else len(p.nodes)
 
 
+TABLE_ROWS = 50  # a bigger run lists what did not come from the store, then summarises
+
+
+def _rows(result: api.RunResult) -> tuple[list[StepResult], int]:
+    """The table's rows and how many are left out: every node of a small run; above
+    TABLE_ROWS nodes, those not ``cached`` (the first TABLE_ROWS of them)."""
+    steps = list(result.steps)
+    if len(steps) <= TABLE_ROWS:
+        return steps, 0
+    shown = [s for s in steps if s.status != "cached"][:TABLE_ROWS]
+    return shown, len(steps) - len(shown)
+
+
 def _print_result(result: api.RunResult) -> None:
     from rich.table import Table
 
@@ -120,12 +134,16 @@ def _print_result(result: api.RunResult) -> None:
         table.add_column(col)
     colors = {"built": "green", "cached": "cyan", "substituted": "blue", "checked": "green",
               "failed": "red", "skipped": "yellow"}
-    for s in result.steps:
+    rows, hidden = _rows(result)
+    for s in rows:
         table.add_row(
             s.node.step, s.node.platform, f"[{colors[s.status]}]{s.status}[/]",
             f"{s.seconds:.2f}", (s.key or "")[:16],
         )
-    out.print(table)
+    if rows:
+        out.print(table)
+    if hidden:
+        out.print(f"({hidden} more not listed; --json lists every node)", highlight=False)
     for img in result.images:
         out.print(f"image [bold]{img.step}[/]: index {img.index_digest}", soft_wrap=True)
         for plat, dig in img.manifests.items():

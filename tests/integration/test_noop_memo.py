@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import Cli, CliResult, require_component
+from testkit import Cli, CliResult, plan_argv, require_component
 
 from crossplan.probe.sandbox import sandbox_problem
 
@@ -190,3 +191,37 @@ def test_nothing_recent_is_memoised(cli: Cli, project: Path, cache_dir: Path) ->
     assert not _replayed(res) and res.statuses() == dict.fromkeys(NODES, "cached")
     assert _memos(store) == []
     assert not _replayed(cli("run", project, *JSON))
+
+
+def _on_terminal(project: Path, env: dict[str, str]) -> tuple[str, str]:
+    """``plan run PROJECT`` with stdout on a pseudo-terminal (colours): (stdout, stderr)."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.run(plan_argv("run", str(project), "--progress", "plain"),
+                              stdout=slave, stderr=subprocess.PIPE, env=env, cwd=project,
+                              timeout=120, check=False)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while data := os.read(master, 65536):
+            chunks.append(data)
+    except OSError:  # EIO: the terminal's other side is closed and drained
+        pass
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, proc.stderr
+    return b"".join(chunks).decode(), proc.stderr.decode()
+
+
+def test_replay_on_a_terminal(
+    memoised: tuple[Path, Path, CliResult], cli_env: dict[str, str]
+) -> None:
+    """A terminal's coloured table is memoised too; the summary line is replayed plain."""
+    project, _, _ = memoised
+    shown, progress = _on_terminal(project, cli_env)
+    assert "planning" in progress and "\x1b[" in shown  # colours: a terminal
+    again, quiet = _on_terminal(project, cli_env)
+    assert "planning" not in quiet
+    assert again.splitlines()[:-1] == shown.splitlines()[:-1]
+    assert again.splitlines()[-1].startswith("3 cached in ")

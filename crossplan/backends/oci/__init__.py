@@ -11,8 +11,9 @@ A build reads as a pipeline::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crossplan._lazy import lazy_names
 
 # Where each name lives, imported on first use: reading a layout (a no-op run's images)
 # does not load the registry client (httpx).
@@ -71,13 +72,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'crossplan.backends.oci' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 if TYPE_CHECKING:
