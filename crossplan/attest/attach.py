@@ -59,6 +59,7 @@ class Documents:
     size: int
     sbom: bytes | None
     provenance: bytes | None  # the in-toto statement
+    sbom_format: str = "spdx"  # spdx | cyclonedx
 
 
 def _sbom(facts: ImageFacts, fmt: str) -> bytes | None:
@@ -86,7 +87,7 @@ def documents(
         size = (layout / "blobs" / "sha256" / digest.partition(":")[2]).stat().st_size
         prov = provenance_json(facts, plan, keys, outputs, subject_name=subject_name,
                                tool_version=__version__) if opts.provenance else None
-        out.append(Documents(plat, digest, size, _sbom(facts, opts.sbom), prov))
+        out.append(Documents(plat, digest, size, _sbom(facts, opts.sbom), prov, opts.sbom))
     return out
 
 
@@ -107,8 +108,7 @@ def _artifacts(d: Documents, opts: AttestOptions, sde: int, repo: str
     arts: list[ref.Artifact] = []
     att: list[tuple[str, bytes, Mapping[str, str]]] = []
     if d.sbom is not None:
-        fmt = "spdx" if d.sbom.lstrip().startswith(b'{') and b'"spdxVersion"' in d.sbom \
-            else "cyclonedx"
+        fmt = d.sbom_format
         mt = SBOM_TYPES[fmt]
         title = {TITLE: "sbom.spdx.json" if fmt == "spdx" else "sbom.cdx.json"}
         arts.append(ref.artifact("sbom", mt, subject, [(mt, d.sbom, title)], created=sde))
