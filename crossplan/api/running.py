@@ -279,8 +279,9 @@ def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: 
     images = []
     for image in result.images:
         out = image.layout if layout is not None and layout.kind == "oci" else None
+        # sysroots=: {compile node: [attest.SysrootPackage]} from the sysroot lock's facts
         image = attest_image(p, image, entries[NodeId(image.step, ANY)], store, keys,
-                             outputs, settings, layout_out=out)
+                             outputs, settings, layout_out=out, sysroots=None)
         if layout is not None and layout.kind != "oci":
             image = dataclasses.replace(image, notes=(
                 *image.notes, "attestations are written into oci:DIR outputs, not archives"))

@@ -151,7 +151,7 @@ def attest_image(
 ) -> ImageResult:
     """Attach ``image``'s attestations where it was published: each pushed repository and
     ``layout_out`` (an ``oci:`` directory). Returns the result with what was attached."""
-    repos = list(dict.fromkeys(Reference.parse(p).name for p in image.pushed))
+    repos = {r.name: r for r in map(Reference.parse, image.pushed)}  # name -> a reference
     if not opts.enabled or not (repos or layout_out):
         return image
     step = plan.recipe.steps[image.step]
@@ -171,8 +171,7 @@ def attest_image(
     sde = plan.source_date_epoch
     attached: dict[str, list[str]] = {}
     notes = list(image.notes)
-    for repo in repos:
-        r = Reference.parse(repo + ":x")
+    for repo, r in repos.items():
         with RegistryClient(r.registry) as client:
             how = ""
             for d in docs:
