@@ -59,6 +59,7 @@ class Documents:
     size: int
     sbom: bytes | None
     provenance: bytes | None  # the in-toto statement
+    sbom_format: str = "spdx"  # spdx | cyclonedx
 
 
 def _sbom(facts: ImageFacts, fmt: str) -> bytes | None:
@@ -86,7 +87,7 @@ def documents(
         size = (layout / "blobs" / "sha256" / digest.partition(":")[2]).stat().st_size
         prov = provenance_json(facts, plan, keys, outputs, subject_name=subject_name,
                                tool_version=__version__) if opts.provenance else None
-        out.append(Documents(plat, digest, size, _sbom(facts, opts.sbom), prov))
+        out.append(Documents(plat, digest, size, _sbom(facts, opts.sbom), prov, opts.sbom))
     return out
 
 
@@ -107,8 +108,7 @@ def _artifacts(d: Documents, opts: AttestOptions, sde: int, repo: str
     arts: list[ref.Artifact] = []
     att: list[tuple[str, bytes, Mapping[str, str]]] = []
     if d.sbom is not None:
-        fmt = "spdx" if d.sbom.lstrip().startswith(b'{') and b'"spdxVersion"' in d.sbom \
-            else "cyclonedx"
+        fmt = d.sbom_format
         mt = SBOM_TYPES[fmt]
         title = {TITLE: "sbom.spdx.json" if fmt == "spdx" else "sbom.cdx.json"}
         arts.append(ref.artifact("sbom", mt, subject, [(mt, d.sbom, title)], created=sde))
@@ -151,7 +151,7 @@ def attest_image(
 ) -> ImageResult:
     """Attach ``image``'s attestations where it was published: each pushed repository and
     ``layout_out`` (an ``oci:`` directory). Returns the result with what was attached."""
-    repos = list(dict.fromkeys(Reference.parse(p).name for p in image.pushed))
+    repos = {r.name: r for r in map(Reference.parse, image.pushed)}  # name -> a reference
     if not opts.enabled or not (repos or layout_out):
         return image
     step = plan.recipe.steps[image.step]
@@ -171,8 +171,7 @@ def attest_image(
     sde = plan.source_date_epoch
     attached: dict[str, list[str]] = {}
     notes = list(image.notes)
-    for repo in repos:
-        r = Reference.parse(repo + ":x")
+    for repo, r in repos.items():
         with RegistryClient(r.registry) as client:
             how = ""
             for d in docs:

@@ -112,9 +112,10 @@ def _layers(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any]
 
 def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
           image_step: str, sources: frozenset[str]
-          ) -> tuple[dict[str, tuple[FileFact, bytes | None]], dict[str, bytes]]:
-    """The final file system: path -> (fact, bytes of ELF files); and package databases."""
-    files: dict[str, tuple[FileFact, bytes | None]] = {}
+          ) -> tuple[dict[str, tuple[FileFact, list[PackageFact]]], dict[str, bytes]]:
+    """The final file system: path -> (fact, Go modules compiled into it); and the package
+    databases. Files are read one at a time (nothing of a layer is kept but its facts)."""
+    files: dict[str, tuple[FileFact, list[PackageFact]]] = {}
     dbs: dict[str, bytes] = {}
     for step, tar in _layers(layout, manifest, config, image_step, sources):
         for member in tar:
@@ -132,7 +133,8 @@ def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
             fact = FileFact(path, "sha256:" + hashlib.sha256(data).hexdigest(),
                             hashlib.sha1(data, usedforsecurity=False).hexdigest(),
                             len(data), step)
-            files[path] = (fact, data if data.startswith(b"\x7fELF") else None)
+            mods = go_packages(path, data, step) if data.startswith(b"\x7fELF") else []
+            files[path] = (fact, mods)
             if path in (_DPKG, _APK):
                 dbs[path] = data
     return files, dbs
@@ -214,9 +216,8 @@ def collect(
     pn = plan.nodes[image_node]
     files, dbs = _walk(layout, manifest, config, step, frozenset(d.step for d in pn.deps))
     packages = base_packages(dbs)
-    for path, (fact, elf) in sorted(files.items()):
-        if elf is not None:
-            packages += go_packages(path, elf, fact.step)
+    for _, (_, mods) in sorted(files.items()):
+        packages += mods
     sources: list[SourceFact] = []
     for dep in pn.deps:
         dn = plan.nodes[dep]

@@ -45,6 +45,9 @@ __all__ = [
 
 ARCH_SUFFIXES = frozenset(Platform.parse(p).arch_variant for p in SUPPORTED)
 _CREATED = "org.opencontainers.image.created"
+# Supply-chain tags (referrers tag schema, cosign's signatures and attestations): never a
+# release; deleted with the manifest they are about.
+_ATTACHED = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
 _VERSION = re.compile(r"^v?(\d+(?:\.\d+)*)(?:[-+_.]?(.*))?$")
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
@@ -169,6 +172,8 @@ def read_tags(client: RegistryClient, repo: str) -> list[TagInfo]:
     """Every tag of ``repo`` with its digest, children and creation time."""
     out = []
     for tag in sorted(client.list_tags(repo)):
+        if _ATTACHED.match(tag):
+            continue
         found = client.get_manifest(repo, tag)
         if found is None:
             continue  # deleted meanwhile
@@ -192,6 +197,22 @@ def read_tags(client: RegistryClient, repo: str) -> list[TagInfo]:
             created = _config_created(client, repo, data)
         out.append(TagInfo(tag, sha256_digest(data), media_type, created, children))
     return out
+
+
+def _attached(client: RegistryClient, repo: str, doomed: set[str]) -> list[str]:
+    """The supply-chain manifests about ``doomed`` digests: referrers indexes and what they
+    list, cosign's signature and attestation manifests."""
+    out: list[str] = []
+    for tag in sorted(client.list_tags(repo)):
+        m = _ATTACHED.match(tag)
+        if m is None or f"sha256:{m.group(1)}" not in doomed:
+            continue
+        found = client.get_manifest(repo, tag)
+        if found is not None:
+            doc = json.loads(found[0])
+            out += [str(d["digest"]) for d in doc.get("manifests") or []]
+            out.append(sha256_digest(found[0]))
+    return list(dict.fromkeys(d for d in out if d not in doomed))
 
 
 @dataclass(frozen=True)
@@ -227,6 +248,7 @@ def prune(repository: str, keep: int, *, dry_run: bool = True,
     try:
         infos = read_tags(reg, ref.repository)
         decisions, digests = decide(infos, keep)
+        digests += _attached(reg, ref.repository, set(digests))
         remaining = [i.tag for i in infos]
         if not dry_run and digests:
             for digest in digests:

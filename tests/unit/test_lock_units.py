@@ -83,3 +83,17 @@ def test_planning_with_a_lock(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"not in plan\.lock") as missing:
         apply_lock(other)
     assert "plan lock" in str(missing.value) and "'image'" in str(missing.value)
+
+
+def test_toolchain_images_are_pinned_to_their_locked_digest(tmp_path: Path) -> None:
+    recipe = from_dict({
+        "project": {"name": "p", "platforms": ["linux/amd64"]},
+        "steps": {"app": {"kind": "go", "src": ".", "toolchain_image": "reg.example/go:1.27"}},
+    }, file=tmp_path / "plan.toml")
+    write_lock(tmp_path / "plan.lock", LockFile())
+    with pytest.raises(RecipeError, match=r"reg\.example/go:1\.27 is not in plan\.lock"):
+        apply_lock(recipe)
+    write_lock(tmp_path / "plan.lock", LockFile({}, {"reg.example/go:1.27": Locked(A, {})}))
+    pinned = apply_lock(recipe)
+    assert pinned.steps["app"].toolchain_image == f"reg.example/go@{A}"
+    assert recipe.steps["app"].toolchain_image == "reg.example/go:1.27"  # a new Recipe
