@@ -14,7 +14,7 @@ from pathlib import Path
 from crossplan.errors import EnvironmentProblem
 from crossplan.hashing import hash_bytes
 
-__all__ = ["deb_path", "materialize", "sha256_file", "sysroot_id"]
+__all__ = ["deb_path", "is_materialized", "materialize", "sha256_file", "sysroot_id"]
 
 _DONE = ".crossplan-sysroot"
 
@@ -36,6 +36,11 @@ def sysroot_id(packages: Iterable[tuple[str, str, str, str]]) -> str:
     """The directory name of a sysroot: a digest of its (name, version, arch, sha256)."""
     text = "\n".join(sorted("\t".join(p) for p in packages))
     return hash_bytes(text.encode())[:32]
+
+
+def is_materialized(root: Path, ident: str) -> bool:
+    """``root/<ident>`` was completely extracted (from .debs verified by sha256)."""
+    return (root / ident / _DONE).is_file()
 
 
 def materialize(root: Path, ident: str, debs: list[Path]) -> Path:

@@ -14,7 +14,13 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from crossplan.backends.toolchains.targets import debian_arch
-from crossplan.cache.sysroots import deb_path, materialize, sha256_file, sysroot_id
+from crossplan.cache.sysroots import (
+    deb_path,
+    is_materialized,
+    materialize,
+    sha256_file,
+    sysroot_id,
+)
 from crossplan.errors import EnvironmentProblem, RecipeError
 from crossplan.planner.sysroot import LockedPackage, SysrootFact
 from crossplan.platforms import Platform
@@ -219,7 +225,9 @@ def provider_for(
             locked = [LockedPackage(str(p["name"]), str(p["version"]), str(p["arch"]),
                                     str(p["sha256"]), str(p.get("filename", "")),
                                     int(p.get("size", 0))) for p in arches[arch]]  # type: ignore[call-overload]
-            _fetch(apt, debs, locked, say)
+            ident = sysroot_id((p.name, p.version, p.arch, p.sha256) for p in locked)
+            if not is_materialized(shared / "roots", ident):  # extracted from verified .debs
+                _fetch(apt, debs, locked, say)
         else:
             apt.update(say)
             say(f"resolving sysroot '{name}' for {arch}: {', '.join(cfg.packages)}")
