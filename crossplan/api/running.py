@@ -55,6 +55,7 @@ class RunOptions:
     phases: bool = False  # `phase` events: staging, compiling/running, assembling, pushing
     stream_logs: bool = False  # `output` events: each line the steps' commands print
     sign_key: str | Path | None = None  # a cosign key (else [sign] key): signs what is published
+    offline: bool = False  # no network: no remote cache, pushes from records (else exit 3)
 
 
 def stop_steps() -> None:
@@ -90,7 +91,10 @@ def run(
     try:
         environ = os.environ if opts.environ is None else opts.environ
         emit: OnEvent = on_event or (lambda e: None)
-        if _remote_named(p, opts, environ):  # else the registry client is never loaded
+        from crossplan.images.offline import is_offline
+
+        offline = opts.offline or is_offline(environ)
+        if not offline and _remote_named(p, opts, environ):  # else no registry client
             from crossplan.executors.substitution import RemoteRun, remote_settings
 
             settings = remote_settings(
@@ -106,7 +110,7 @@ def run(
 
             attest = options_for(p.recipe, opts.sign_key, environ)
 
-        backends = backends_for(p.recipe, store, p.source_date_epoch)
+        backends = backends_for(p.recipe, store, p.source_date_epoch, offline=offline)
         if opts.check:
             return _check(p, store, backends, emit, opts)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
@@ -129,7 +133,9 @@ def run(
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
-            if attest is not None and attest.enabled:
+            if attest is not None and attest.enabled and offline and opts.push:
+                result = _offline_attest(p, result, entries, store, opts.output, attest)
+            elif attest is not None and attest.enabled:
                 result = _attest(p, result, entries, store, opts.output, attest)
         return remote.finish(result) if remote else result
     finally:
@@ -290,6 +296,21 @@ def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: 
                 *image.notes, "attestations are written into oci:DIR outputs, not archives"))
         images.append(image)
     return dataclasses.replace(result, images=tuple(images))
+
+
+def _offline_attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: Store,
+                    output: str | None, settings: AttestOptions) -> RunResult:
+    """An offline push only confirms tags this store pushed (images/offline.py): their
+    attestations are the ones that push attached; only an ``oci:DIR`` output gets them."""
+    note = ("attestations not attached to the registry (--offline): it keeps those attached "
+            "when this store pushed these tags")
+    local = dataclasses.replace(result, images=tuple(
+        dataclasses.replace(i, pushed=()) for i in result.images))
+    if output:
+        local = _attest(p, local, entries, store, output, settings)
+    images = tuple(dataclasses.replace(a, pushed=i.pushed, notes=(*a.notes, note))
+                   for i, a in zip(result.images, local.images, strict=True))
+    return dataclasses.replace(result, images=images)
 
 
 def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
