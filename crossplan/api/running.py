@@ -133,10 +133,11 @@ def run(
         if result.ok:
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
-            if attest is not None and attest.enabled and offline and opts.push:
-                result = _offline_attest(p, result, entries, store, opts.output, attest)
-            elif attest is not None and attest.enabled:
-                result = _attest(p, result, entries, store, opts.output, attest)
+            if attest is not None and attest.enabled:
+                from crossplan.api.attest_once import attest_once
+
+                result = attest_once(p, result, entries, store, opts.output, attest,
+                                     offline=offline, attach=_attest)
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:
@@ -296,21 +297,6 @@ def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: 
                 *image.notes, "attestations are written into oci:DIR outputs, not archives"))
         images.append(image)
     return dataclasses.replace(result, images=tuple(images))
-
-
-def _offline_attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: Store,
-                    output: str | None, settings: AttestOptions) -> RunResult:
-    """An offline push only confirms tags this store pushed (images/offline.py): their
-    attestations are the ones that push attached; only an ``oci:DIR`` output gets them."""
-    note = ("attestations not attached to the registry (--offline): it keeps those attached "
-            "when this store pushed these tags")
-    local = dataclasses.replace(result, images=tuple(
-        dataclasses.replace(i, pushed=()) for i in result.images))
-    if output:
-        local = _attest(p, local, entries, store, output, settings)
-    images = tuple(dataclasses.replace(a, pushed=i.pushed, notes=(*a.notes, note))
-                   for i, a in zip(result.images, local.images, strict=True))
-    return dataclasses.replace(result, images=images)
 
 
 def toolcache_dir(store: Store, environ: Mapping[str, str]) -> Path:
