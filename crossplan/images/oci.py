@@ -21,6 +21,7 @@ from crossplan.backends.oci import (
 )
 from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.image import BuiltIndex
+from crossplan.backends.oci.layers import GZIP_LEVEL
 from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
@@ -55,7 +56,8 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
     # Annotations come from the recipe only (never the checkout's git metadata or path),
     # so the same tree gives the same index with or without .git, whatever the remote.
     rev, src = recipe.project.revision, recipe.project.source
-    return f"base={pin};revision={rev or ''};source={src or ''}"
+    # The layers' encoding: the same inputs compressed otherwise are other bytes.
+    return f"base={pin};layers=gzip-{GZIP_LEVEL};revision={rev or ''};source={src or ''}"
 
 
 def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:
