@@ -1,7 +1,9 @@
 """A one-line edit in a public Go project, the two-platform image rebuilt by `plan run`,
 against the toolchain's own incremental `go build` of both architectures run in parallel
 (same `go`, its own warm GOCACHE, the same edit), interleaved in one run: the ratio is the
-figure (goal <= 1.5x).
+figure (goal <= 1.5x). With ``CROSSPLAN_BENCH_BEFORE=DIR`` (an older tree's ``crossplan``
+package extracted there), that tree's `plan run` is timed too, in the same rounds, on its own
+copy and store: the before/after of docs/benchmarks.md.
 
 The project is esbuild as Debian ships it (`golang-github-evanw-esbuild-dev`, under
 /usr/share/gocode, with its one dependency golang.org/x/sys replaced by the packaged
@@ -128,10 +130,21 @@ def test_one_line_go_edit_vs_go_build(
     # Warm both (cold builds are not the figure): each has built the project once.
     _plan(proj, env)
     _go_both(ref / "src", package, go_env, go)
+    before = os.environ.get("CROSSPLAN_BENCH_BEFORE")
+    old_proj, old_env = tmp_path / "before", {**env, "PYTHONPATH": before or "",
+                                              "CROSSPLAN_CACHE_DIR": str(tmp_path / "store0")}
+    if before:
+        shutil.copytree(proj, old_proj)
+        _plan(old_proj, old_env)
 
     rounds = 5 if full_size else 1
-    times: dict[str, list[float]] = {"plan": [], "go": []}
+    times: dict[str, list[float]] = {"plan": [], "go": [], "before": []}
     for i in range(rounds):
+        if before:
+            _edit(old_proj / "src" / edited, i)
+            t0 = time.perf_counter()
+            _plan(old_proj, old_env)
+            times["before"].append(time.perf_counter() - t0)
         _edit(proj / "src" / edited, i)
         t0 = time.perf_counter()
         doc = _plan(proj, env)
@@ -152,3 +165,7 @@ def test_one_line_go_edit_vs_go_build(
     figures["one-line Go edit, two-platform image"] = (
         f"{what}: plan run median {plan_s:.2f}s, parallel go build amd64+arm64 {go_s:.2f}s: "
         f"{ratio:.2f}x (min/min {best:.2f}x; goal <= 1.5x {goal}; {rounds} round(s))")
+    if before:
+        old_s = statistics.median(times["before"])
+        figures["one-line Go edit, before"] = (
+            f"{before}: plan run median {old_s:.2f}s: {old_s / go_s:.2f}x the same go build")
