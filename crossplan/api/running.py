@@ -55,6 +55,7 @@ class RunOptions:
     phases: bool = False  # `phase` events: staging, compiling/running, assembling, pushing
     stream_logs: bool = False  # `output` events: each line the steps' commands print
     sign_key: str | Path | None = None  # a cosign key (else [sign] key): signs what is published
+    offline: bool = False  # no network: no remote cache, pushes from records (else exit 3)
 
 
 def stop_steps() -> None:
@@ -90,7 +91,10 @@ def run(
     try:
         environ = os.environ if opts.environ is None else opts.environ
         emit: OnEvent = on_event or (lambda e: None)
-        if _remote_named(p, opts, environ):  # else the registry client is never loaded
+        from crossplan.images.offline import is_offline
+
+        offline = opts.offline or is_offline(environ)
+        if not offline and _remote_named(p, opts, environ):  # else no registry client
             from crossplan.executors.substitution import RemoteRun, remote_settings
 
             settings = remote_settings(
@@ -106,7 +110,7 @@ def run(
 
             attest = options_for(p.recipe, opts.sign_key, environ)
 
-        backends = backends_for(p.recipe, store, p.source_date_epoch)
+        backends = backends_for(p.recipe, store, p.source_date_epoch, offline=offline)
         if opts.check:
             return _check(p, store, backends, emit, opts)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
@@ -130,7 +134,10 @@ def run(
             result = _publish(p, result, entries, backends, output=opts.output, push=opts.push,
                               on_event=emit if opts.phases else (lambda e: None))
             if attest is not None and attest.enabled:
-                result = _attest(p, result, entries, store, opts.output, attest)
+                from crossplan.api.attest_once import attest_once
+
+                result = attest_once(p, result, entries, store, opts.output, attest,
+                                     offline=offline, attach=_attest)
         return remote.finish(result) if remote else result
     finally:
         if remote is not None:

@@ -53,7 +53,7 @@ def remember_noop(
         text_out = f"{head}\n" if head else ""
         text_out += f"{last[:-len(tail)]} in {noop.SECONDS_MARK}s\n"
     try:
-        memo = {"format": noop.FORMAT, **_depends(p, result, store.resolve()),
+        memo = {"format": noop.FORMAT, **_depends(p, result, store.resolve(), opts.offline),
                 "json": json_out, "text": text_out}
         _write(Path(noop.memo_path(argv)), memo)
     except (_Racy, OSError, sqlite3.Error):
@@ -74,7 +74,7 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
             and all(s.status == "cached" and s.key for s in result.steps))
 
 
-def _depends(p: Plan, result: RunResult, store: Path) -> dict[str, Any]:
+def _depends(p: Plan, result: RunResult, store: Path, offline: bool) -> dict[str, Any]:
     files: dict[str, list[int]] = {}
     dirs: dict[str, list[int]] = {}
     absent: set[str] = set()
@@ -131,7 +131,15 @@ def _depends(p: Plan, result: RunResult, store: Path) -> dict[str, Any]:
     times = noop.index_times(str(store), keys)
     if sorted(times) != keys:
         raise _Racy("index")
-    return {"pushes": _pushes(p, result), "store": str(store),
+    pushes = _pushes(p, result)
+    if offline:  # no GET: the push records the offline run trusted, by stat signature
+        from crossplan.images.offline import record_path
+
+        for image in result.images:
+            for name in image.pushed:
+                file(record_path(store, name))
+        pushes = []
+    return {"pushes": pushes, "store": str(store),
             "dirs": sorted([k, *v] for k, v in dirs.items()),
             "files": sorted([k, *v] for k, v in files.items()), "absent": sorted(absent),
             "blobs": sorted([k, *v] for k, v in blobs.items()), "keys": times}

@@ -68,6 +68,10 @@ def run(
     sign_key: Annotated[Path | None, typer.Option(
         "--sign-key", help="cosign private key (password: COSIGN_PASSWORD) signing the "
         "published images and their attestations (default: [sign] key)")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", envvar="CROSSPLAN_OFFLINE",
+        help="no network at all: no remote cache; --push only confirms tags this store "
+        "already pushed; whatever needs a registry fails (exit 3)")] = False,
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
@@ -77,14 +81,17 @@ def run(
             raise RecipeError("--since needs --affected", hint="plan run --affected --since REV")
         shown.begin("planning", "probing toolchains, hashing inputs")
         recipe = api.load(plan_path)
-        p = api.plan(recipe, platform, cache_dir=cache_dir)
+        from crossplan.images.offline import forced
+
+        with forced(offline):
+            p = api.plan(recipe, platform, cache_dir=cache_dir)
         shown.total = _total(p, targets, affected)
         shown.end("planning", f"{len(p.nodes)} node(s) planned")
         opts = api.RunOptions(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
-            phases=True, stream_logs=verbose, sign_key=sign_key,
+            phases=True, stream_logs=verbose, sign_key=sign_key, offline=offline,
         )
         result = api.run(p, opts, on_event=shown.event)
     shown_json = result.as_json() if as_json else None

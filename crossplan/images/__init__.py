@@ -16,30 +16,33 @@ class _Backends(dict[str, ImageBackend]):
     """The backends of a run, each made (and its module imported: buildx loads the Docker
     SDK, oci the registry client) on first ``backends[name]``."""
 
-    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int) -> None:
+    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int,
+                 offline: bool) -> None:
         super().__init__()
         self._args = (recipe, store, source_date_epoch)
+        self._offline = offline
 
     def __missing__(self, name: str) -> ImageBackend:
         backend: ImageBackend
         if name == "oci":
             from crossplan.images.oci import OciBackend
 
-            backend = OciBackend(*self._args)
+            backend = OciBackend(*self._args, offline=self._offline)
         elif name == "buildx":
             from crossplan.images.buildx import BuildxBackend
 
-            backend = BuildxBackend(*self._args)
+            backend = BuildxBackend(*self._args, offline=self._offline)
         else:
             raise KeyError(name)
         self[name] = backend
         return backend
 
 
-def backends_for(recipe: Recipe, store: Store, source_date_epoch: int) -> dict[str, ImageBackend]:
+def backends_for(recipe: Recipe, store: Store, source_date_epoch: int, *,
+                 offline: bool = False) -> dict[str, ImageBackend]:
     """One instance of each backend for a run, made when first asked for (buildx probes its
-    engine only when used)."""
-    return _Backends(recipe, store, source_date_epoch)
+    engine only when used); ``offline``: nothing that needs a registry (exit 3)."""
+    return _Backends(recipe, store, source_date_epoch, offline)
 
 
 def pin_base(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:

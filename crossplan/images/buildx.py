@@ -182,10 +182,11 @@ class BuildxBackend:
     name = "buildx"
 
     def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, *, offline: bool = False) -> None:
         self.recipe = recipe
         self.store = store
         self.sde = source_date_epoch
+        self.offline = offline  # --offline: a push (a build with --push) is refused
         self.environ = dict(os.environ if environ is None else environ)
         self._run: _Run | None = None
         self._lock = threading.Lock()
@@ -299,6 +300,11 @@ class BuildxBackend:
                     notes.append(f"wrote {res.destination}")  # with the ref that names it
         if not push:
             return ImageResult(node.step, index, manifests, written, (), False, tuple(notes))
+        if self.offline:
+            from crossplan.images.offline import refuse
+
+            refuse("a buildx push builds again with --push and writes to the registry",
+                   step=node.step, file=self.recipe.label)
         pushed = self.push(node, platforms, entries)
         if index and pushed.index_digest != index:
             notes.append(f"note: the pushed index {pushed.index_digest} differs from the "

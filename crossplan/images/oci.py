@@ -19,12 +19,16 @@ from crossplan.backends.oci import (
     resolve_base,
     write_layout,
 )
+from crossplan.backends.oci.descriptor import sha256_digest
+from crossplan.backends.oci.image import BuiltIndex
+from crossplan.backends.oci.layers import GZIP_LEVEL
 from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
 from crossplan.images.binaries import base_runtime, check_image_binaries
 from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
+from crossplan.images.offline import is_offline, last_pushed, record_push, refuse
 from crossplan.images.protocol import LAYOUT_DIR
 from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
@@ -43,12 +47,17 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
         if base.startswith(("oci:", "oci-archive:")):
             kind, _, rest = base.partition(":")
             base = f"{kind}:{(recipe.root / rest).resolve()}"
-        bases = resolve_base(base, platforms)
-        pin = ",".join(sorted({b.pinned or b.digest for b in bases.values() if b is not None}))
+        if is_offline() and _from_registry(base):
+            pin = _offline_pin(base, sid, recipe)
+        else:
+            bases = resolve_base(base, platforms)
+            pin = ",".join(sorted({b.pinned or b.digest for b in bases.values()
+                                   if b is not None}))
     # Annotations come from the recipe only (never the checkout's git metadata or path),
     # so the same tree gives the same index with or without .git, whatever the remote.
     rev, src = recipe.project.revision, recipe.project.source
-    return f"base={pin};revision={rev or ''};source={src or ''}"
+    # The layers' encoding: the same inputs compressed otherwise are other bytes.
+    return f"base={pin};layers=gzip-{GZIP_LEVEL};revision={rev or ''};source={src or ''}"
 
 
 def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:
@@ -85,10 +94,12 @@ class OciBackend:
 
     name = "oci"
 
-    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0) -> None:
+    def __init__(self, recipe: Recipe, store: Store, source_date_epoch: int = 0, *,
+                 offline: bool = False) -> None:
         self.recipe = recipe
         self.store = store
         self.sde = source_date_epoch
+        self.offline = offline  # no registry: no base pull, pushes answered from records
 
     def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
         return oci_pin(self.recipe, sid, step, platforms)
@@ -104,6 +115,9 @@ class OciBackend:
         if base.startswith(("oci:", "oci-archive:")):
             kind, _, rest = base.partition(":")
             base = f"{kind}:{(self.recipe.root / rest).resolve()}"
+        if self.offline and _from_registry(base):
+            refuse(f"the base {step.base} must be pulled from its registry to build this "
+                   "image", step=sid, file=self.recipe.label_of(sid))
         bases = resolve_base(None if base == "scratch" else base, pn.platforms)
         check_image_binaries(pn, deps, self.store, {
             p: base_runtime(step.base, bases.get(p)) for p in pn.platforms
@@ -159,19 +173,27 @@ class OciBackend:
             pushed: list[str] = []
             up_to_date = bool(step.tags)
             if push:
-                from crossplan.backends.oci import push_index  # the registry client (httpx)
-
                 if not step.tags:
                     raise RecipeError(
                         "--push needs `tags` on the image step", step=node.step,
                         file=self.recipe.label, hint='add tags = ["registry/repo:tag"]',
                     )
+                if not self.offline:
+                    from crossplan.backends.oci import push_index  # the registry client
+
                 for repo, tags in group_tags(step.tags).items():
-                    pres = push_index(built, f"{repo}:{tags[0]}", tags=tags,
-                                      arch_tags=step.arch_tags,
-                                      on_progress=_progress(on_progress, repo))
-                    img_notes.append(pres.summary())
-                    up_to_date = up_to_date and pres.up_to_date
+                    wanted = _wanted(built, repo, tags, step.arch_tags)
+                    if self.offline:
+                        img_notes.append(_offline_push(self.store.root, wanted, node.step,
+                                                       self.recipe.label))
+                    else:
+                        pres = push_index(built, f"{repo}:{tags[0]}", tags=tags,
+                                          arch_tags=step.arch_tags,
+                                          on_progress=_progress(on_progress, repo))
+                        for ref, digest in wanted.items():
+                            record_push(self.store.root, ref, digest)
+                        img_notes.append(pres.summary())
+                        up_to_date = up_to_date and pres.up_to_date
                     pushed += [f"{repo}:{t}" for t in tags]
             return ImageResult(
                 node.step, built.digest, {str(p): d for p, d in built.manifests.items()},
@@ -189,3 +211,42 @@ def _progress(
         say(f"blobs {done}/{total}, {sent / 1e6:.1f} MB uploaded to {repo}")
 
     return on_blob
+
+
+def _from_registry(base: str) -> bool:
+    return base not in ("", "scratch") and not base.startswith(("oci:", "oci-archive:"))
+
+
+def _offline_pin(base: str, sid: str, recipe: Recipe) -> str:
+    """Offline, a registry base is pinned only by the digest it names (as
+    ``pull_base`` would pin it: ``name@digest``); an unpinned one needs its registry."""
+    from crossplan.imageref import Reference
+
+    ref = Reference.parse(base.removeprefix("docker://"))
+    if not ref.digest:
+        refuse(f"the base {base} is not pinned by digest: resolving it needs its registry",
+               step=sid, file=recipe.label_of(sid))
+    return f"{ref.name}@{ref.digest}"
+
+
+def _wanted(built: BuiltIndex, repo: str, tags: list[str], arch_tags: bool) -> dict[str, str]:
+    """Each reference a push points, with the digest it must name (as ``push_index``)."""
+    wanted = {f"{repo}:{t}": built.digest for t in tags}
+    if arch_tags:
+        for plat, image in built.images.items():
+            for t in tags:
+                wanted[f"{repo}:{t}-{plat.arch_variant}"] = sha256_digest(image.manifest)
+    return wanted
+
+
+def _offline_push(store_root: Path, wanted: Mapping[str, str], step: str, file: str) -> str:
+    """An offline push: every reference must already name its digest as this store last
+    pushed it (not asked of the registry); anything else would have to write."""
+    for ref, digest in wanted.items():
+        seen = last_pushed(store_root, ref)
+        if seen != digest:
+            was = f"this store last pushed {seen} there" if seen else "never pushed from here"
+            refuse(f"pushing to {ref} must write {digest} to the registry ({was})",
+                   step=step, file=file)
+    return (f"{', '.join(wanted)}: up to date as this store last pushed them "
+            "(not asked of the registry: --offline)")

@@ -1,0 +1,77 @@
+"""`--offline` (or ``CROSSPLAN_OFFLINE=1``): what may not touch the network, the error
+saying so, and the push records (``<store>/pushed/``) an offline push is answered from."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from crossplan.errors import EnvironmentProblem
+
+__all__ = ["ENV", "forced", "is_offline", "last_pushed", "record_path", "record_push", "refuse"]
+
+ENV = "CROSSPLAN_OFFLINE"
+_forced = False  # set by `plan run --offline` around planning (pin_base has no options)
+
+
+def is_offline(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return _forced or env.get(ENV, "").lower() in ("1", "on", "yes", "true")
+
+
+@contextlib.contextmanager
+def forced(on: bool) -> Iterator[None]:
+    """Planning inside this block is offline when ``on`` (the CLI's --offline)."""
+    global _forced
+    before, _forced = _forced, _forced or on
+    try:
+        yield
+    finally:
+        _forced = before
+
+
+def refuse(what: str, *, step: str, file: str | None = None) -> NoReturn:
+    """Exit 3: ``what`` needs the network and the run is offline."""
+    raise EnvironmentProblem(
+        f"--offline: {what}", step=step, file=file,
+        hint=f"drop --offline (and unset {ENV}) to let this step reach the network")
+
+
+def record_path(store_root: Path, ref: str) -> Path:
+    """Where the store remembers what it last saw ``ref`` (registry/repo:tag) name."""
+    return store_root / "pushed" / f"{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
+
+
+def last_pushed(store_root: Path, ref: str) -> str | None:
+    """The digest this store last pushed to (or found at) ``ref``, if any."""
+    try:
+        doc = json.loads(record_path(store_root, ref).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("ref") != ref:
+        return None
+    digest = doc.get("digest")
+    return digest if isinstance(digest, str) else None
+
+
+def record_push(store_root: Path, ref: str, digest: str) -> None:
+    """Remember that ``ref`` names ``digest`` (after a push wrote it or found it there);
+    an unchanged record is left alone (its stat signature is part of offline no-op memos)."""
+    if last_pushed(store_root, ref) == digest:
+        return
+    path = record_path(store_root, ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"ref": ref, "digest": digest}, f)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
