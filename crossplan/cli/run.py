@@ -64,6 +64,10 @@ def run(
         help="with --affected: compare with this git revision (default: the last run)")] = None,
     progress: ProgressOpt = "auto",
     verbose: VerboseOpt = False,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="local | remote: run command steps here or on the REAPI cluster "
+        "of [execution] remote (default: CROSSPLAN_EXECUTOR, then [execution] executor)",
+    )] = None,
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
@@ -80,7 +84,7 @@ def run(
             cache_dir=cache_dir, jobs=jobs, keep_going=keep_going, export=export,
             output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
-            phases=True, stream_logs=verbose,
+            phases=True, stream_logs=verbose, executor=executor,
         )
         result = api.run(p, opts, on_event=shown.event)
     if as_json:

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from crossplan.recipes import rules
+from crossplan.recipes.execution import ExecutionConfig
 
 __all__ = [
     "BuildxConfig",
@@ -246,6 +247,7 @@ class Recipe(_Model):
     toolchains: ToolchainPins = ToolchainPins()
     buildx: BuildxConfig = BuildxConfig()
     cache: CacheConfig = CacheConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     sandbox: SandboxConfig = SandboxConfig()
     workspace: WorkspaceConfig | None = None
     file: Path = Field(default=Path("plan.toml"), exclude=True)
