@@ -15,10 +15,11 @@ from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 __all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
-           "relocatable", "remote_reason"]
+           "relocatable", "relocate", "remote_reason", "tool_dirs"]
 
 WORK = "work"  # the work dir inside the input root
-TOOLS = "tools"  # toolchain trees inside the input root: tools/<n>
+TOOLS = "tools"  # toolchain trees inside the input root: tools/<name>
+TOOLS_AT = "/crossplan/tools"  # where the worker's sandbox binds them
 TOOLCHAIN_PROPERTY = "crossplan-toolchain"
 # Persistent on the worker when it exists (speed only, like the local toolcache: never in
 # keys); otherwise a fresh directory in the action's own scratch space.
@@ -81,10 +82,28 @@ def platform_for(action: Action, extra: Mapping[str, Mapping[str, str]]) -> re_p
         re_pb2.Platform.Property(name=k, value=v) for k, v in sorted(props.items())])
 
 
-def tool_dirs(action: Action) -> list[tuple[str, str]]:
-    """(input-root dir, absolute path on the worker) of each toolchain tree sent."""
-    return [(f"{TOOLS}/{i}", t) for i, t in enumerate(sorted(set(action.tools)))
-            if relocatable(t)]
+def tool_dirs(action: Action) -> list[tuple[str, str, str]]:
+    """(input-root dir, path on this machine, path on the worker) of each toolchain tree
+    sent. On the worker a tree is bound at ``/crossplan/tools/<name>``, whatever its path
+    here, so the same step from two machines (or two stores) is the same REAPI Action."""
+    out: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for tool in sorted({t.rstrip("/") for t in action.tools if relocatable(t)},
+                       key=lambda t: (posixpath.basename(t), t)):
+        name = posixpath.basename(tool)
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        out.append((f"{TOOLS}/{name}", tool, f"{TOOLS_AT}/{name}"))
+    return out
+
+
+def relocate(action: Action, text: str) -> str:
+    """``text`` (an argument, a variable, a generated file) with toolchain paths as the
+    worker sees them."""
+    for _, here, there in sorted(tool_dirs(action), key=lambda t: -len(t[1])):
+        text = text.replace(here, there)
+    return text
 
 
 def _script(action: Action) -> str:
@@ -116,15 +135,15 @@ def _script(action: Action) -> str:
     for name in ETC_FILES:
         binds += ["--ro-bind", f'"$R"/etc/{name}', f"/etc/{name}"]
     binds += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for rel, path in tool_dirs(action):
-        binds += ["--ro-bind", f'"$R"/{rel}', q(path)]
+    for rel, _, there in tool_dirs(action):
+        binds += ["--ro-bind", f'"$R"/{rel}', q(there)]
     binds += ["--bind", f'"$R"/{WORK}', WORKDIR, "--bind", '"$tc"', TOOLCACHE,
               "--chdir", q(posixpath.normpath(f"{WORKDIR}/{action.workdir}"))]
     net = "" if action.network else " --unshare-net"
     for argv in action.commands:
         lines.append(
             f"bwrap {_UNSHARE}{net} --die-with-parent --new-session $S $E "
-            + " ".join(binds) + " -- " + shlex.join(argv))
+            + " ".join(binds) + " -- " + shlex.join(relocate(action, a) for a in argv))
     return "\n".join(lines) + "\n"
 
 
@@ -134,7 +153,7 @@ def command_for(action: Action) -> re_pb2.Command:
     env = sorted(action.env)
     return re_pb2.Command(
         arguments=["/bin/sh", "-c", _script(action), "crossplan"],
-        environment_variables=[re_pb2.Command.EnvironmentVariable(name=k, value=v)
-                               for k, v in env],
+        environment_variables=[re_pb2.Command.EnvironmentVariable(
+            name=k, value=relocate(action, v)) for k, v in env],
         output_paths=sorted(f"{WORK}/{o}".rstrip("/") for o in action.outputs),
     )
