@@ -172,7 +172,7 @@ def _builder(
         from crossplan.executors.reapi.executor import RemoteExecutor
 
         commands = RemoteExecutor(endpoint, store, commands, out=out, label=p.recipe.label,
-                                  on_event=step_event,
+                                  on_event=step_event, memo=toolcache / ".reapi-trees",
                                   deferred=facts.deferred if facts else None)
     build: Executor = ByKind(
         commands,

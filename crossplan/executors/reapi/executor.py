@@ -54,7 +54,7 @@ class RemoteExecutor:
         self, ep: Endpoint, store: Store, local: Executor, *, out: Store | None = None,
         label: str = "", on_event: OnEvent | None = None,
         deferred: Mapping[NodeId, CrossplanError] | None = None,
-        channel: grpc.Channel | None = None,
+        channel: grpc.Channel | None = None, memo: Path | None = None,
     ) -> None:
         self.ep, self.store, self.local = ep, store, local
         self.out = out or store
@@ -66,7 +66,9 @@ class RemoteExecutor:
         self._ready = False
         self.retry = Retrying(ep)
         self.digests = DigestMap(self.out.root)
+        self.memo = memo or self.out.root / "reapi" / "trees"  # toolchain trees' scans
         self._calls: dict[int, tuple[grpc.Future, list[str]]] = {}
+        self._present: set[str] = set()  # digests the CAS had or was sent, in this run
 
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> None:
@@ -185,9 +187,8 @@ class RemoteExecutor:
                 tree.add_file(path, Blob(d, path=blob_path), bool(of.mode & 0o111))
         for name, text in ETC_FILES.items():
             tree.add_bytes(f"etc/{name}", text.encode())
-        memo = self.out.root / "reapi" / "trees"
         for rel, tool, _ in tool_dirs(action):
-            tree.add_subtree(rel, scan_tool(tool, memo, self.digests))
+            tree.add_subtree(rel, scan_tool(tool, self.memo, self.digests))
         return tree
 
     def _cached(self, digest: re_pb2.Digest) -> re_pb2.ActionResult | None:
@@ -215,11 +216,16 @@ class RemoteExecutor:
             raise self._rpc_error(exc, "reading outputs") from None
 
     def _upload(self, action: Action, key: str, blobs: Mapping[str, Blob]) -> None:
-        missing = self.cas.find_missing(b.digest for b in blobs.values())
+        """Send what the CAS lacks. Blobs known present in this run (toolchain trees, shared
+        deps) are not asked about again; a server that evicted one anyway answers Execute
+        with FAILED_PRECONDITION, and everything is asked about again then."""
+        ask = [b.digest for h, b in blobs.items() if h not in self._present]
+        missing = self.cas.find_missing(ask)
         if missing:
             total = sum(d.size_bytes for d in missing)
             self._phase(action, key, f"uploading {len(missing)} blob(s), {total >> 10} KiB")
             self.cas.upload(blobs[d.hash] for d in missing)
+        self._present.update(d.hash for d in ask)
 
     def _execute(self, action: Action, key: str, digest: re_pb2.Digest,
                  blobs: Mapping[str, Blob]) -> tuple[re_pb2.ActionResult, str]:
@@ -274,7 +280,8 @@ class RemoteExecutor:
                     if status == grpc.StatusCode.FAILED_PRECONDITION and "ISA" in msg:
                         raise self._no_worker(action, msg)
                     if status == grpc.StatusCode.FAILED_PRECONDITION:
-                        self._upload(action, key, blobs)  # inputs evicted meanwhile
+                        self._present.clear()  # inputs evicted meanwhile: ask again
+                        self._upload(action, key, blobs)
                     elif status not in _LOST or tries >= self.ep.retries:
                         raise EnvironmentProblem(
                             f"remote execution failed: {status.name if status else code}: {msg}",

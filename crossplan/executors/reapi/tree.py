@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,11 +143,23 @@ class ToolTree:
     blobs: dict[str, Blob]
 
 
+_SCANNED: dict[str, ToolTree] = {}  # this process's scans, by memo key
+_SCAN_LOCK = threading.Lock()
+
+
 def scan_tool(root: str, memo_dir: Path, digests: DigestMap) -> ToolTree:
     """The tree of a toolchain directory (go, zig: self-contained, immutable once installed).
-    Remembered in ``memo_dir`` by path and the directory's inode/mtime/size signature."""
+    Remembered in this process and in ``memo_dir`` by path and the directory's
+    inode/mtime/size signature (scanned once however many actions use it)."""
     sig = _signature(root)
     key = hashlib.sha256(f"{root}\0{sig}".encode()).hexdigest()[:32]
+    with _SCAN_LOCK:
+        if key not in _SCANNED:
+            _SCANNED[key] = _scan(root, key, memo_dir, digests)
+        return _SCANNED[key]
+
+
+def _scan(root: str, key: str, memo_dir: Path, digests: DigestMap) -> ToolTree:
     memo = memo_dir / f"{key}.json"
     files: list[tuple[str, str, int, bool]] = []  # rel, sha256, size, executable
     links: list[tuple[str, str]] = []
