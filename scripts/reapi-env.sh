@@ -10,6 +10,7 @@
 #   scripts/reapi-env.sh down     stop everything this script started
 #   scripts/reapi-env.sh status   exit 0 when the server and both workers are up
 #   scripts/reapi-env.sh restart-server   stop and start the server only (for tests)
+#   scripts/reapi-env.sh sql QUERY        query the scheduler's database (jobs, bots)
 #
 # Idempotent. The venv and the chroot are cached under /var/cache/crossplan-ci/reapi; run
 # state (database, logs, pids) lives in $CROSSPLAN_REAPI_STATE (default /var/tmp/crossplan-reapi).
@@ -205,10 +206,19 @@ g.CapabilitiesStub(ch).GetCapabilities(re.GetCapabilitiesRequest(instance_name="
 EOF
 }
 
+sql() {  # sql QUERY: rows of the scheduler database, fields joined by |
+  "$VENV/bin/python" - "$(db_url)" "$1" <<'EOF'
+import sys, psycopg
+with psycopg.connect(sys.argv[1], connect_timeout=5) as c:
+    for row in c.execute(sys.argv[2]).fetchall():
+        print("|".join("" if v is None else str(v) for v in row))
+EOF
+}
+
 workers_ready() {  # both bots have a session the scheduler knows
   local n
-  n=$(psql -h 127.0.0.1 -p "$PGPORT" -U bgd -d postgres -tAc \
-      "select count(distinct bot_id) from bots where bot_id like 'crossplan-%'" 2>/dev/null || echo 0)
+  n=$(sql "select count(distinct bot_id) from bots where bot_id like 'crossplan-%'" 2>/dev/null \
+      || echo 0)
   [ "${n:-0}" -ge 2 ] 2>/dev/null
 }
 
@@ -266,5 +276,6 @@ case "${1:-}" in
   status) status ;;
   install) install ;;
   restart-server) stop_pid "$STATE/server.pid"; start_server; wait_ready ;;
-  *) echo "usage: $0 up|down|status|install|restart-server" >&2; exit 2 ;;
+  sql) sql "$2" ;;
+  *) echo "usage: $0 up|down|status|install|restart-server|sql QUERY" >&2; exit 2 ;;
 esac

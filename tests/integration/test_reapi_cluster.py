@@ -24,7 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 ENV_SCRIPT = REPO / "scripts" / "reapi-env.sh"
 REMOTE = {"CROSSPLAN_EXECUTION_REMOTE": "grpc://127.0.0.1:50051",
           "CROSSPLAN_EXECUTION_INSTANCE": "main"}
-PGPORT = "54329"
+
+
+def sql(query: str) -> str:
+    """Rows of the scheduler's database (``a|b`` per line), through scripts/reapi-env.sh."""
+    done = subprocess.run(["bash", str(ENV_SCRIPT), "sql", query], capture_output=True,
+                          text=True, check=True, timeout=60)
+    return done.stdout
 
 
 def cluster_up() -> bool:
@@ -40,18 +46,12 @@ def cluster() -> None:
 
 def jobs(action: str) -> list[tuple[str, int]]:
     """(worker, stage) of every job the server recorded for an action digest (hash/size)."""
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", PGPORT, "-U", "bgd", "-d", "postgres", "-tAc",
-         f"select worker_name, stage from jobs where action_digest = '{action}'"],
-        capture_output=True, text=True, check=True).stdout
+    out = sql(f"select worker_name, stage from jobs where action_digest = '{action}'")
     return [(w, int(s)) for w, s in (line.split("|") for line in out.split())]
 
 
 def job_count() -> int:
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", PGPORT, "-U", "bgd", "-d", "postgres", "-tAc",
-         "select count(*) from jobs"], capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
+    return int(sql("select count(*) from jobs").strip())
 
 
 def unique_copy(src: Path, dest: Path) -> Path:

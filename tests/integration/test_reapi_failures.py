@@ -59,11 +59,8 @@ def wait_for(cond: object, timeout: float = 60) -> bool:
 
 
 def executing(worker: str) -> bool:
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", "54329", "-U", "bgd", "-d", "postgres", "-tAc",
-         f"select count(*) from jobs where stage = 3 and worker_name = '{worker}'"],
-        capture_output=True, text=True, check=False).stdout.strip()
-    return out not in ("", "0")
+    out = reapi("sql", f"select count(*) from jobs where stage = 3 and worker_name = '{worker}'")
+    return out.stdout.strip() not in ("", "0")
 
 
 def check_outcome(r: object, out: Path, want: str) -> None:
