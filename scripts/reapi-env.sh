@@ -11,6 +11,7 @@
 #   scripts/reapi-env.sh status   exit 0 when the server and both workers are up
 #   scripts/reapi-env.sh restart-server   stop and start the server only (for tests)
 #   scripts/reapi-env.sh sql QUERY        query the scheduler's database (jobs, bots)
+#   scripts/reapi-env.sh add-worker ISA NAME / remove-worker NAME   (benchmarks)
 #
 # Idempotent. The venv and the chroot are cached under /var/cache/crossplan-ci/reapi; run
 # state (database, logs, pids) lives in $CROSSPLAN_REAPI_STATE (default /var/tmp/crossplan-reapi).
@@ -180,21 +181,26 @@ start_casd() {
   echo $! >"$STATE/casd.pid"
 }
 
-start_worker() {  # start_worker ISA: a supervisor loop restarting buildbox-worker when it exits
-  local isa=$1
-  alive "$STATE/supervisor-$isa.pid" && return 0
+start_worker() {  # start_worker ISA [NAME]: a supervisor loop restarting buildbox-worker
+  local isa=$1 name=${2:-$1}
+  alive "$STATE/supervisor-$name.pid" && return 0
   setsid bash -c '
     while :; do
       chroot "$0" buildbox-worker --bots-remote="http://127.0.0.1:$1" --bots-instance=main \
         --cas-remote=unix:/run/crossplan/casd.sock \
         --buildbox-run=/usr/bin/buildbox-run-hosttools --max-wait-time=5 \
-        --platform OSFamily=linux --platform ISA="$2" "crossplan-$2" &
-      echo $! >"$3/worker-$2.pid"
+        --platform OSFamily=linux --platform ISA="$2" "crossplan-$4" &
+      echo $! >"$3/worker-$4.pid"
       wait $! || true
       echo "worker exited; restarting" >&2
       sleep 0.5
-    done' "$CHROOT" "$PORT" "$isa" "$STATE" >>"$STATE/worker-$isa.log" 2>&1 </dev/null &
-  echo $! >"$STATE/supervisor-$isa.pid"
+    done' "$CHROOT" "$PORT" "$isa" "$STATE" "$name" >>"$STATE/worker-$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/supervisor-$name.pid"
+}
+
+stop_worker() {  # stop_worker NAME
+  stop_pid "$STATE/supervisor-$1.pid"
+  stop_pid "$STATE/worker-$1.pid"
 }
 
 server_ready() {
@@ -248,7 +254,10 @@ up() {
 }
 
 down() {
-  for isa in $WORKERS; do stop_pid "$STATE/supervisor-$isa.pid"; stop_pid "$STATE/worker-$isa.pid"; done
+  for f in "$STATE"/supervisor-*.pid; do
+    [ -e "$f" ] || continue
+    name=${f##*/supervisor-}; stop_worker "${name%.pid}"
+  done
   stop_pid "$STATE/casd.pid"
   stop_pid "$STATE/server.pid"
   if [ -f "$STATE/pg/PG_VERSION" ]; then
@@ -277,5 +286,8 @@ case "${1:-}" in
   install) install ;;
   restart-server) stop_pid "$STATE/server.pid"; start_server; wait_ready ;;
   sql) sql "$2" ;;
-  *) echo "usage: $0 up|down|status|install|restart-server|sql QUERY" >&2; exit 2 ;;
+  add-worker) start_worker "$2" "$3" ;;  # add-worker ISA NAME (benchmarks: a second pool member)
+  remove-worker) stop_worker "$2" ;;
+  *) echo "usage: $0 up|down|status|install|restart-server|sql QUERY|add-worker ISA NAME|remove-worker NAME" >&2
+     exit 2 ;;
 esac
