@@ -15,11 +15,10 @@ from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 __all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
-           "relocatable", "relocate", "remote_reason", "tool_dirs"]
+           "relocatable", "remote_reason", "tool_dirs"]
 
 WORK = "work"  # the work dir inside the input root
 TOOLS = "tools"  # toolchain trees inside the input root: tools/<name>
-TOOLS_AT = "/crossplan/tools"  # where the worker's sandbox binds them
 TOOLCHAIN_PROPERTY = "crossplan-toolchain"
 # Persistent on the worker when it exists (speed only, like the local toolcache: never in
 # keys); otherwise a fresh directory in the action's own scratch space.
@@ -82,28 +81,21 @@ def platform_for(action: Action, extra: Mapping[str, Mapping[str, str]]) -> re_p
         re_pb2.Platform.Property(name=k, value=v) for k, v in sorted(props.items())])
 
 
-def tool_dirs(action: Action) -> list[tuple[str, str, str]]:
-    """(input-root dir, path on this machine, path on the worker) of each toolchain tree
-    sent. On the worker a tree is bound at ``/crossplan/tools/<name>``, whatever its path
-    here, so the same step from two machines (or two stores) is the same REAPI Action."""
-    out: list[tuple[str, str, str]] = []
+def tool_dirs(action: Action) -> list[tuple[str, str]]:
+    """(input-root dir, path) of each toolchain tree sent. On the worker a tree is bound at
+    the same path as in the local sandbox: toolchains leak their own paths into outputs (zig
+    compiles libc with ``__FILE__``), and remote outputs must be the local ones, byte for
+    byte. Two machines share action-cache entries when their toolchains live at the same
+    path (crossplan's managed ``toolchains/`` dir, or ``CROSSPLAN_TOOLCHAINS_DIR``)."""
+    out: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for tool in sorted({t.rstrip("/") for t in action.tools if relocatable(t)},
-                       key=lambda t: (posixpath.basename(t), t)):
+    for tool in sorted({t.rstrip("/") for t in action.tools if relocatable(t)}):
         name = posixpath.basename(tool)
         while name in seen:
             name += "_"
         seen.add(name)
-        out.append((f"{TOOLS}/{name}", tool, f"{TOOLS_AT}/{name}"))
+        out.append((f"{TOOLS}/{name}", tool))
     return out
-
-
-def relocate(action: Action, text: str) -> str:
-    """``text`` (an argument, a variable, a generated file) with toolchain paths as the
-    worker sees them."""
-    for _, here, there in sorted(tool_dirs(action), key=lambda t: -len(t[1])):
-        text = text.replace(here, there)
-    return text
 
 
 def _script(action: Action) -> str:
@@ -135,15 +127,15 @@ def _script(action: Action) -> str:
     for name in ETC_FILES:
         binds += ["--ro-bind", f'"$R"/etc/{name}', f"/etc/{name}"]
     binds += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for rel, _, there in tool_dirs(action):
-        binds += ["--ro-bind", f'"$R"/{rel}', q(there)]
+    for rel, path in tool_dirs(action):
+        binds += ["--ro-bind", f'"$R"/{rel}', q(path)]
     binds += ["--bind", f'"$R"/{WORK}', WORKDIR, "--bind", '"$tc"', TOOLCACHE,
               "--chdir", q(posixpath.normpath(f"{WORKDIR}/{action.workdir}"))]
     net = "" if action.network else " --unshare-net"
     for argv in action.commands:
         lines.append(
             f"bwrap {_UNSHARE}{net} --die-with-parent --new-session $S $E "
-            + " ".join(binds) + " -- " + shlex.join(relocate(action, a) for a in argv))
+            + " ".join(binds) + " -- " + shlex.join(argv))
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +145,7 @@ def command_for(action: Action) -> re_pb2.Command:
     env = sorted(action.env)
     return re_pb2.Command(
         arguments=["/bin/sh", "-c", _script(action), "crossplan"],
-        environment_variables=[re_pb2.Command.EnvironmentVariable(
-            name=k, value=relocate(action, v)) for k, v in env],
+        environment_variables=[re_pb2.Command.EnvironmentVariable(name=k, value=v)
+                               for k, v in env],
         output_paths=sorted(f"{WORK}/{o}".rstrip("/") for o in action.outputs),
     )

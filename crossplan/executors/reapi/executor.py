@@ -27,7 +27,6 @@ from crossplan.executors.reapi.command import (
     WORK,
     command_for,
     platform_for,
-    relocate,
     remote_reason,
     tool_dirs,
 )
@@ -175,7 +174,7 @@ class RemoteExecutor:
                 raise InputChanged(f.path, f"planned blake3 {f.digest[:12]}, now {b3[:12]}")
             tree.add_file(path, Blob(d, path=f.origin), f.executable)
         for rel, text in action.files:
-            tree.add_bytes(f"{WORK}/{rel}", relocate(action, text).encode())
+            tree.add_bytes(f"{WORK}/{rel}", text.encode())
         for dep in action.deps:
             for of in deps[dep.node].files:
                 path = f"{WORK}/{dep.dir}/{of.path}"
@@ -187,7 +186,7 @@ class RemoteExecutor:
                 tree.add_file(path, Blob(d, path=blob_path), bool(of.mode & 0o111))
         for name, text in ETC_FILES.items():
             tree.add_bytes(f"etc/{name}", text.encode())
-        for rel, tool, _ in tool_dirs(action):
+        for rel, tool in tool_dirs(action):
             tree.add_subtree(rel, scan_tool(tool, self.memo, self.digests))
         return tree
 
