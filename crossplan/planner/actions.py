@@ -158,6 +158,9 @@ def step_env(
     env["TZ"] = "UTC"
     env["HOME"] = f"{WORKDIR}/.home"
     env["TMPDIR"] = f"{WORKDIR}/.tmp"
+    # go's own $WORK outside the module: under it, -trimpath rewrote the module dir first and
+    # cgo binaries kept a random .tmp/go-buildNNN path (no two builds byte-identical).
+    env["GOTMPDIR"] = "/tmp"
     env["SOURCE_DATE_EPOCH"] = str(facts.source_date_epoch)
     env.update(facts.build_platform.build_args("BUILD"))
     if target is not None:
