@@ -132,16 +132,23 @@ def test_multi_step_cold_one_vs_two_workers_then_remote_cached(
     units = 6 if full_size else 2
     warm, _ = build(c_project(tmp_path / "warm", 1), tmp_path / "s0", "remote", 1)
     assert statuses(warm) == {"built"}  # the workers' zig caches: libc for the target
-    one, one_s = build(c_project(tmp_path / "one", units), tmp_path / "s1", "remote", units)
-    assert statuses(one) == {"built"}
+    def cold(tag: str) -> tuple[Path, float]:
+        """The best of two cold builds (fresh salts: new actions each time)."""
+        best = float("inf")
+        for i in range(2):
+            proj = c_project(tmp_path / f"{tag}{i}", units)
+            r, secs = build(proj, tmp_path / f"s-{tag}{i}", "remote", units)
+            assert statuses(r) == {"built"}
+            best = min(best, secs)
+        return proj, best
+
+    _, one_s = cold("one")
     assert reapi("add-worker", "x86-64", "x86-64-b").returncode == 0
     deadline = time.monotonic() + 30
     while "crossplan-x86-64-b" not in reapi("sql", "select bot_id from bots").stdout:
         assert time.monotonic() < deadline, "the second worker did not register"
         time.sleep(0.2)
-    proj2 = c_project(tmp_path / "two", units)
-    two, two_s = build(proj2, tmp_path / "s2", "remote", units)
-    assert statuses(two) == {"built"}
+    proj2, two_s = cold("two")
     cached = benchmark.pedantic(lambda: build(proj2, tmp_path / "s3", "remote", units),
                                 rounds=1, iterations=1)
     assert statuses(cached[0]) == {"substituted"}  # a fresh store: all from the action cache
