@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from crossplan.errors import RecipeError
 
-__all__ = ["SUPPORTED", "Platform", "build_platform", "parse_platforms"]
+__all__ = ["SUPPORTED", "Platform", "build_platform", "parse_platforms", "reapi_isa"]
 
 # Architectures we know how to target, with their default variant (buildx normalization).
 _ARCH_ALIASES = {
@@ -124,3 +124,15 @@ def parse_platforms(items: list[str] | tuple[str, ...] | str) -> tuple[Platform,
 def build_platform() -> Platform:
     """The machine we run on."""
     return Platform.parse(_pyplatform.machine())
+
+
+# REAPI's ISA platform property per GOARCH-style arch (what workers advertise).
+_ISA = {"amd64": "x86-64", "arm64": "aarch64", "386": "x86-32", "riscv64": "riscv64",
+        "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def reapi_isa(platform: Platform) -> str:
+    """REAPI's ISA property for a platform (x86-64, aarch64, armv7l...)."""
+    if platform.arch == "arm":
+        return f"arm{platform.variant or 'v7'}l"
+    return _ISA.get(platform.arch, platform.arch)

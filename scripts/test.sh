@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/ci-env.sh install
 bash scripts/ci-env.sh start
 bash scripts/supply-chain-tools.sh   # cosign + oras (Debian trixie) for the attestation tests
-trap 'bash scripts/ci-env.sh stop || true' EXIT
+trap 'bash scripts/reapi-env.sh down || true; bash scripts/ci-env.sh stop || true' EXIT
+# The REAPI cluster (BuildGrid + two buildbox workers) for tests/integration/test_reapi_*.
+bash scripts/reapi-env.sh up
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,toolchains,bench]'

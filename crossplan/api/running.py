@@ -29,6 +29,7 @@ from crossplan.runner.scheduler import execute_plan
 
 if TYPE_CHECKING:
     from crossplan.attest import AttestOptions
+    from crossplan.executors.reapi.settings import Endpoint
     from crossplan.executors.substitution import RemoteRun
 
 __all__ = ["RunOptions", "executor_for", "run", "stop_steps", "toolcache_dir"]
@@ -56,6 +57,7 @@ class RunOptions:
     stream_logs: bool = False  # `output` events: each line the steps' commands print
     sign_key: str | Path | None = None  # a cosign key (else [sign] key): signs what is published
     offline: bool = False  # no network: no remote cache, pushes from records (else exit 3)
+    executor: str | None = None  # local | remote (None: CROSSPLAN_EXECUTOR, [execution])
 
 
 def stop_steps() -> None:
@@ -113,9 +115,13 @@ def run(
         backends = backends_for(p.recipe, store, p.source_date_epoch, offline=offline)
         if opts.check:
             return _check(p, store, backends, emit, opts)
+        from crossplan.executors.reapi.settings import endpoint_for
+
+        endpoint = endpoint_for(p.recipe.execution, opts.executor, environ,
+                                label=p.recipe.label)
         executor = executor_for(p, store, backends, toolcache_dir(store, environ), emit,
                                 remote=remote, phases=opts.phases,
-                                stream_logs=opts.stream_logs)
+                                stream_logs=opts.stream_logs, endpoint=endpoint)
         notes = p.facts.notes if p.facts else ()
         for note in notes:
             emit(StepEvent("warning", NodeId("plan", ANY), message=note))
@@ -158,6 +164,7 @@ def _remote_named(p: Plan, opts: RunOptions, environ: Mapping[str, str]) -> bool
 def _builder(
     p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, out: Store,
     on_event: OnEvent, *, phases: bool = False, stream_logs: bool = False,
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """Host commands (sandboxed when the facts say so) or image backends, then ELF checks;
     deps' outputs are read from ``store``, outputs written to ``out``; ``on_event`` hears
@@ -175,10 +182,17 @@ def _builder(
         from crossplan.probe.sandbox import bwrap_path
 
         sandbox = Sandbox(bwrap_path(), store.root / "sandbox" / "etc")
+    commands: Executor = HostExecutor(
+        store, toolcache, label=p.recipe.label, deferred=facts.deferred if facts else None,
+        sandbox=sandbox, out=out, on_event=step_event, stream_logs=stream_logs)
+    if endpoint is not None:  # REAPI: what can travel runs remotely, the rest here
+        from crossplan.executors.reapi.executor import RemoteExecutor
+
+        commands = RemoteExecutor(endpoint, store, commands, out=out, label=p.recipe.label,
+                                  on_event=step_event, memo=toolcache / ".reapi-trees",
+                                  deferred=facts.deferred if facts else None)
     build: Executor = ByKind(
-        HostExecutor(store, toolcache, label=p.recipe.label,
-                     deferred=facts.deferred if facts else None, sandbox=sandbox, out=out,
-                     on_event=step_event, stream_logs=stream_logs),
+        commands,
         ImageExecutor(p.nodes, store, backends, out=out, on_event=step_event,
                       label=p.recipe.label),
     )
@@ -216,11 +230,12 @@ def _check(
 def executor_for(
     p: Plan, store: Store, backends: Mapping[str, ImageBackend], toolcache: Path, on_event: OnEvent,
     *, remote: RemoteRun | None = None, phases: bool = False, stream_logs: bool = False,
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """The one executor of a run: local store, remote cache, lock + publish, ELF checks,
-    then the host (commands) or the image backends (images)."""
+    then the host or a REAPI cluster (commands) or the image backends (images)."""
     inner = _builder(p, store, backends, toolcache, store, on_event, phases=phases,
-                     stream_logs=stream_logs)
+                     stream_logs=stream_logs, endpoint=endpoint)
     build: Executor = Publishing(store, inner, on_event, label=p.recipe.label)
     if remote is not None:
         build = RemoteCached(remote, build, label=p.recipe.label)

@@ -72,6 +72,10 @@ def run(
         "--offline", envvar="CROSSPLAN_OFFLINE",
         help="no network at all: no remote cache; --push only confirms tags this store "
         "already pushed; whatever needs a registry fails (exit 3)")] = False,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="local | remote: run command steps here or on the REAPI cluster "
+        "of [execution] remote (default: CROSSPLAN_EXECUTOR, then [execution] executor)",
+    )] = None,
 ) -> None:
     """Build every step (or the named ones: ids like member:step, or globs) for every
     target platform."""
@@ -92,6 +96,7 @@ def run(
             output=output, push=push, smoke=smoke, targets=targets, check=check,
             cache_remote=cache_remote, cache_mode=cache_mode, affected=affected, since=since,
             phases=True, stream_logs=verbose, sign_key=sign_key, offline=offline,
+            executor=executor,
         )
         result = api.run(p, opts, on_event=shown.event)
     shown_json = result.as_json() if as_json else None

@@ -13,7 +13,7 @@ from crossplan.planner.facts import WORKDIR, Facts, ToolCommand
 from crossplan.planner.graph import NodeId
 from crossplan.planner.keys import final_key
 from crossplan.planner.tree import TreeDigest
-from crossplan.platforms import Platform
+from crossplan.platforms import Platform, reapi_isa
 from crossplan.recipes.models import ImageStep, ShellStep, Step
 from crossplan.redact import redact_env
 
@@ -140,15 +140,9 @@ class Action:
         return d
 
 
-_ISA = {"amd64": "x86-64", "arm64": "aarch64", "386": "x86-32", "riscv64": "riscv64",
-        "ppc64le": "ppc64le", "s390x": "s390x"}
-
-
 def isa(platform: Platform) -> str:
     """REAPI's ISA property for a platform (x86-64, aarch64, armv7l...)."""
-    if platform.arch == "arm":
-        return f"arm{platform.variant or 'v7'}l"
-    return _ISA.get(platform.arch, platform.arch)
+    return reapi_isa(platform)
 
 
 def step_env(
@@ -164,6 +158,9 @@ def step_env(
     env["TZ"] = "UTC"
     env["HOME"] = f"{WORKDIR}/.home"
     env["TMPDIR"] = f"{WORKDIR}/.tmp"
+    # go's own $WORK outside the module: under it, -trimpath rewrote the module dir first and
+    # cgo binaries kept a random .tmp/go-buildNNN path (no two builds byte-identical).
+    env["GOTMPDIR"] = "/tmp"
     env["SOURCE_DATE_EPOCH"] = str(facts.source_date_epoch)
     env.update(facts.build_platform.build_args("BUILD"))
     if target is not None:
@@ -195,7 +192,10 @@ def lower(
     components: Mapping[str, Any], deps: tuple[DepInput, ...],
 ) -> Action:
     """The Action of one planned node (pure: everything comes from the step and the facts)."""
-    req = Requirements(isa(facts.build_platform))
+    # Cross-compiles run on the build machine; steps that run target binaries
+    # (``emulate = true``) on the target's ISA: a native worker on a real cluster.
+    runs_on = platform if step.emulate and platform is not None else facts.build_platform
+    req = Requirements(isa(runs_on))
     inputs = _inputs(facts.trees.get(node.step))
     common: dict[str, Any] = {"node": node, "inputs": inputs, "deps": deps,
                               "requirements": req, "components": components,

@@ -21,6 +21,7 @@ from crossplan.recipes import rules
 from crossplan.recipes.attest import AttestConfig, SignConfig
 from crossplan.recipes.libc import Libc, Link, resolve_defaults
 from crossplan.recipes.sysroots import SysrootConfig
+from crossplan.recipes.execution import ExecutionConfig
 
 __all__ = [
     "BuildxConfig",
@@ -256,6 +257,7 @@ class Recipe(_Model):
     toolchains: ToolchainPins = ToolchainPins()
     buildx: BuildxConfig = BuildxConfig()
     cache: CacheConfig = CacheConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     sandbox: SandboxConfig = SandboxConfig()
     attest: AttestConfig = AttestConfig()
     sign: SignConfig = SignConfig()
