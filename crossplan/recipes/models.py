@@ -19,9 +19,9 @@ from pydantic import (
 
 from crossplan.recipes import rules
 from crossplan.recipes.attest import AttestConfig, SignConfig
+from crossplan.recipes.execution import ExecutionConfig
 from crossplan.recipes.libc import Libc, Link, resolve_defaults
 from crossplan.recipes.sysroots import SysrootConfig
-from crossplan.recipes.execution import ExecutionConfig
 
 __all__ = [
     "BuildxConfig",
