@@ -293,20 +293,16 @@ def _attest(p: Plan, result: RunResult, entries: Mapping[NodeId, Entry], store: 
             output: str | None, settings: AttestOptions) -> RunResult:
     """SBOM, provenance and signatures of each published image, attached as referrers."""
     from crossplan.attest import attest_image
-    from crossplan.attest.contents import SysrootPackage
     from crossplan.backends.oci.layout import parse_layout_ref
 
     keys = {s.node: s.key for s in result.steps if s.key}
-    facts = p.facts
-    sysroots = {node: [SysrootPackage(k.name, k.version, k.arch, k.sha256) for k in f.packages]
-                for node, f in (facts.sysroots.items() if facts is not None else ())}
     outputs = {n: e.digests() for n, e in entries.items()}
     layout = parse_layout_ref(output) if output else None
     images = []
     for image in result.images:
         out = image.layout if layout is not None and layout.kind == "oci" else None
         image = attest_image(p, image, entries[NodeId(image.step, ANY)], store, keys,
-                             outputs, settings, layout_out=out, sysroots=sysroots)
+                             outputs, settings, layout_out=out)
         if layout is not None and layout.kind != "oci":
             image = dataclasses.replace(image, notes=(
                 *image.notes, "attestations are written into oci:DIR outputs, not archives"))

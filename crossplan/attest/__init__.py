@@ -8,11 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from crossplan.attest.attach import AttestOptions, Documents, attest_image, documents
-from crossplan.attest.contents import SysrootPackage
 from crossplan.recipes.models import Recipe
 
-__all__ = ["AttestOptions", "Documents", "SysrootPackage", "attest_image", "documents",
-           "options_for"]
+__all__ = ["AttestOptions", "Documents", "attest_image", "documents", "options_for"]
 
 
 def options_for(recipe: Recipe, sign_key: str | Path | None, environ: Mapping[str, str]

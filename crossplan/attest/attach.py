@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crossplan.attest import referrers as ref
-from crossplan.attest.contents import ImageFacts, SysrootPackage, collect
+from crossplan.attest.contents import ImageFacts, collect
 from crossplan.attest.cosign import (
     SIMPLE_SIGNING,
     CosignKey,
@@ -77,13 +77,11 @@ def _sbom(facts: ImageFacts, fmt: str) -> bytes | None:
 def documents(
     plan: Plan, image: ImageResult, layout: Path, keys: Mapping[NodeId, str],
     outputs: Mapping[NodeId, Mapping[str, str]], opts: AttestOptions, *, subject_name: str,
-    sysroots: Mapping[NodeId, Sequence[SysrootPackage]] | None = None,
 ) -> list[Documents]:
     """SBOM and provenance of every platform of ``image`` (its stored ``layout``)."""
     out = []
     for plat, digest in sorted(image.manifests.items()):
-        facts = collect(plan, image.step, Platform.parse(plat), layout, digest, keys,
-                        sysroots=sysroots or {})
+        facts = collect(plan, image.step, Platform.parse(plat), layout, digest, keys)
         size = (layout / "blobs" / "sha256" / digest.partition(":")[2]).stat().st_size
         prov = provenance_json(facts, plan, keys, outputs, subject_name=subject_name,
                                tool_version=__version__) if opts.provenance else None
@@ -147,7 +145,7 @@ def _sig_layer(key: CosignKey, repo: str, digest: str) -> tuple[str, bytes, Mapp
 def attest_image(
     plan: Plan, image: ImageResult, entry: Entry, store: Store, keys: Mapping[NodeId, str],
     outputs: Mapping[NodeId, Mapping[str, str]], opts: AttestOptions, *,
-    layout_out: Path | None, sysroots: Mapping[NodeId, Sequence[SysrootPackage]] | None = None,
+    layout_out: Path | None,
 ) -> ImageResult:
     """Attach ``image``'s attestations where it was published: each pushed repository and
     ``layout_out`` (an ``oci:`` directory). Returns the result with what was attached."""
@@ -166,8 +164,7 @@ def attest_image(
             return replace(image, notes=(*image.notes, "no attestations: the published "
                                          f"manifests of {', '.join(sorted(missing))} are not "
                                          "in the stored layout"))
-        docs = documents(plan, image, layout, keys, outputs, opts,
-                         subject_name=subject_name, sysroots=sysroots)
+        docs = documents(plan, image, layout, keys, outputs, opts, subject_name=subject_name)
     sde = plan.source_date_epoch
     attached: dict[str, list[str]] = {}
     notes = list(image.notes)

@@ -6,39 +6,28 @@ and provenance writers; nothing here depends on the host (no paths, no clock).""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-import tarfile
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from crossplan.attest.gobuild import read_go_buildinfo_bytes
+from crossplan.backends.oci.layer_stack import Entry, apply_layers
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan
 from crossplan.platforms import Platform
 from crossplan.recipes.models import RustStep
 
-__all__ = ["FileFact", "ImageFacts", "PackageFact", "SourceFact", "SysrootPackage",
-           "collect", "layout_blob"]
+__all__ = ["FileFact", "ImageFacts", "PackageFact", "SourceFact", "collect", "layout_blob"]
 
 _FROM = re.compile(r"--from=([\w.:-]+)")
 _DPKG = "var/lib/dpkg/status"
 _APK = "lib/apk/db/installed"
-
-
-@dataclass(frozen=True)
-class SysrootPackage:
-    """One package of a sysroot lock (name, version, arch, .deb sha256): what the lead's
-    ``sysroots.lock`` gives per (step, platform)."""
-
-    name: str
-    version: str
-    arch: str
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -95,48 +84,59 @@ def layout_blob(layout: Path, digest: str) -> Path:
 
 
 def _layers(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
-            image_step: str, sources: frozenset[str]
-            ) -> Iterator[tuple[str | None, tarfile.TarFile]]:
-    """(step or None for the base, open tar) per layer, in order. A layer is ours when its
+            image_step: str, sources: frozenset[str]) -> list[tuple[str | None, Path]]:
+    """(step or None for the base, blob file) per layer, in order. A layer is ours when its
     history says ``crossplan <image step>`` and names one of the steps it copies from."""
     history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
+    out: list[tuple[str | None, Path]] = []
     for i, desc in enumerate(manifest.get("layers") or []):
         created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
         comment = str(history[i].get("comment", "")) if i < len(history) else ""
         m = _FROM.search(created_by)
         ours = m is not None and comment == f"crossplan {image_step}" and m.group(1) in sources
-        step = m.group(1) if m is not None and ours else None
-        with tarfile.open(layout_blob(layout, str(desc["digest"])), mode="r:*") as tar:
-            yield step, tar
+        out.append((m.group(1) if m is not None and ours else None,
+                    layout_blob(layout, str(desc["digest"]))))
+    return out
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one regular file's bytes say (shared by its hard links)."""
+
+    path: str  # the path it was read at
+    sha256: str
+    sha1: str
+    size: int
+    mods: tuple[PackageFact, ...]  # Go modules compiled into it (binary = ``path``)
+    db: bytes | None  # the bytes of a package database
 
 
 def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
           image_step: str, sources: frozenset[str]
           ) -> tuple[dict[str, tuple[FileFact, list[PackageFact]]], dict[str, bytes]]:
-    """The final file system: path -> (fact, Go modules compiled into it); and the package
-    databases. Files are read one at a time (nothing of a layer is kept but its facts)."""
+    """The final file system (the layers applied, whiteouts and opaque directories
+    honoured): path -> (fact, Go modules compiled into it); and the package databases.
+    Files are read one at a time, as each layer streams past."""
+    layers = _layers(layout, manifest, config, image_step, sources)
+
+    def read(entry: Entry, stream: IO[bytes]) -> _Read:
+        data = stream.read()
+        step = layers[entry.layer][0]
+        mods = go_packages(entry.path, data, step) if data.startswith(b"\x7fELF") else []
+        return _Read(entry.path, "sha256:" + hashlib.sha256(data).hexdigest(),
+                     hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data),
+                     tuple(mods), data if entry.path in (_DPKG, _APK) else None)
+
+    stack = apply_layers((blob for _, blob in layers), read)
     files: dict[str, tuple[FileFact, list[PackageFact]]] = {}
     dbs: dict[str, bytes] = {}
-    for step, tar in _layers(layout, manifest, config, image_step, sources):
-        for member in tar:
-            path = str(PurePosixPath("/", member.name))[1:]
-            parent, _, base = path.rpartition("/")
-            if base.startswith(".wh."):
-                gone = f"{parent}/{base[4:]}".lstrip("/")
-                for p in [p for p in files if p == gone or p.startswith(gone + "/")]:
-                    del files[p]
-                continue
-            if not member.isfile():
-                continue
-            fh = tar.extractfile(member)
-            data = fh.read() if fh is not None else b""
-            fact = FileFact(path, "sha256:" + hashlib.sha256(data).hexdigest(),
-                            hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-                            len(data), step)
-            mods = go_packages(path, data, step) if data.startswith(b"\x7fELF") else []
-            files[path] = (fact, mods)
-            if path in (_DPKG, _APK):
-                dbs[path] = data
+    for path, got in stack.read.items():
+        step = layers[stack.entries[path].layer][0]
+        mods = [m if got.path == path else dataclasses.replace(m, binary=path)
+                for m in got.mods]  # a hard link: its target's modules, under its name
+        files[path] = (FileFact(path, got.sha256, got.sha1, got.size, step), mods)
+        if got.db is not None and path in (_DPKG, _APK):
+            dbs[path] = got.db
     return files, dbs
 
 
@@ -205,15 +205,17 @@ def cargo_packages(lock: Path, step: str) -> list[PackageFact]:
 
 def collect(
     plan: Plan, step: str, platform: Platform, layout: Path, manifest_digest: str,
-    keys: Mapping[NodeId, str], *, sysroots: Mapping[NodeId, Sequence[SysrootPackage]] = {},
+    keys: Mapping[NodeId, str],
 ) -> ImageFacts:
     """The facts of image step ``step`` for ``platform`` from its stored OCI ``layout``;
-    ``keys`` are the run's action keys; ``sysroots`` the sysroot packages per compile node."""
+    ``keys`` are the run's action keys; the sysroot packages (as locked) of each compile
+    node come from the plan's facts."""
     manifest = json.loads(layout_blob(layout, manifest_digest).read_bytes())
     config_digest = str(manifest["config"]["digest"])
     config = json.loads(layout_blob(layout, config_digest).read_bytes())
     image_node = NodeId(step, "any")
     pn = plan.nodes[image_node]
+    sysroots = plan.facts.sysroots if plan.facts is not None else {}
     files, dbs = _walk(layout, manifest, config, step, frozenset(d.step for d in pn.deps))
     packages = base_packages(dbs)
     for _, (_, mods) in sorted(files.items()):
@@ -229,7 +231,8 @@ def collect(
                                   first, str(dep), keys.get(dep)))
         if isinstance(dn.step, RustStep) and dn.step.src is not None:
             packages += cargo_packages(plan.recipe.root / dn.step.src / "Cargo.lock", dep.step)
-        for pkg in sysroots.get(dep, ()):
+        sysroot = sysroots.get(dep)
+        for pkg in sysroot.packages if sysroot is not None else ():
             packages.append(PackageFact(
                 "sysroot", pkg.name, pkg.version,
                 f"pkg:deb/debian/{pkg.name}@{pkg.version}?arch={pkg.arch}", dep.step,

@@ -3,21 +3,22 @@ libraries), read from its layers, and the check of one ELF file against it."""
 
 from __future__ import annotations
 
-import io
 import posixpath
-import tarfile
-import zlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import IO
 
 from crossplan.errors import StepFailed
 
 from .elf import ElfHeader, Version, parse_elf, version_text
+from .oci.layer_stack import Entry, LayerSource, apply_layers
 
 __all__ = ["SCRATCH", "BaseRuntime", "check_against_base", "runtime_from_layers"]
 
 _LIB_DIRS = ("lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib")
 _MAX_LIBC = 64 << 20  # a libc.so.6 bigger than this is not read
+_LIBC_FILE = re.compile(r"libc-[0-9.]+\.so")  # glibc < 2.34: libc.so.6 -> libc-2.31.so
 
 
 @dataclass(frozen=True)
@@ -51,38 +52,25 @@ class BaseRuntime:
 SCRATCH = BaseRuntime("scratch")
 
 
-def _layer_tar(data: bytes) -> tarfile.TarFile:
-    if data[:2] == b"\x1f\x8b":
-        data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-    return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+def _libc_candidate(name: str) -> bool:
+    return name.startswith("libc.so") or bool(_LIBC_FILE.fullmatch(name))
 
 
-def runtime_from_layers(name: str, layers: Iterable[bytes]) -> BaseRuntime:
-    """Apply ``layers`` (tar, optionally gzip; bottom first, whiteouts honoured) and read
-    what the loader would find: paths, library names, libc.so.6's glibc version."""
-    files: dict[str, bytes | None] = {}  # path -> content of candidate libcs, else None
-    links: dict[str, str] = {}
-    for data in layers:
-        with _layer_tar(data) as tar:
-            for m in tar:
-                path = posixpath.normpath("/" + m.name.lstrip("./"))
-                base = posixpath.basename(path)
-                if base.startswith(".wh."):
-                    gone = posixpath.join(posixpath.dirname(path), base[4:])
-                    for table in (files, links):
-                        for p in [p for p in table if p == gone or p.startswith(gone + "/")]:
-                            del table[p]
-                    continue
-                if m.issym():
-                    links[path] = m.linkname
-                    files.pop(path, None)
-                elif m.isfile() or m.islnk():
-                    content = None
-                    if m.isfile() and base.startswith("libc.so") and m.size < _MAX_LIBC:
-                        f = tar.extractfile(m)
-                        content = f.read() if f else None
-                    files[path] = content
-                    links.pop(path, None)
+def _read_libc(entry: Entry, stream: IO[bytes]) -> bytes | None:
+    """A candidate libc's bytes (libc.so.6, libc-2.31.so); nothing else is read."""
+    if _libc_candidate(posixpath.basename(entry.path)) and entry.size < _MAX_LIBC:
+        return stream.read()
+    return None
+
+
+def runtime_from_layers(name: str, layers: Iterable[LayerSource]) -> BaseRuntime:
+    """Apply ``layers`` (tar, optionally gzip; bottom first, whiteouts and opaque
+    directories honoured) and read what the loader would find: paths, library names,
+    libc.so.6's glibc version."""
+    stack = apply_layers(layers, _read_libc)
+    files = {"/" + p for p, e in stack.entries.items() if e.kind in ("file", "hardlink")}
+    links = {"/" + p: e.link for p, e in stack.entries.items() if e.kind == "symlink"}
+    contents = {"/" + p: data for p, data in stack.read.items()}
     resolved = {p: _resolve(p, links) for p in [*files, *links]}
     paths = frozenset(r for r in resolved.values() if r in files)
     lib_dirs = {_resolve("/" + d, links) for d in _LIB_DIRS}
@@ -91,8 +79,8 @@ def runtime_from_layers(name: str, layers: Iterable[bytes]) -> BaseRuntime:
         if r in files and _in_lib_dir(_resolve(posixpath.dirname(p), links), lib_dirs)
     )
     glibc: Version | None = None
-    for p, r in resolved.items():
-        content = files.get(r)
+    for p, r in sorted(resolved.items()):
+        content = contents.get(r)
         if posixpath.basename(p) == "libc.so.6" and content:
             try:
                 glibc = parse_elf(content).glibc_defined or glibc

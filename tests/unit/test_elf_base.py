@@ -87,3 +87,26 @@ def test_static_binaries_pass_everywhere() -> None:
     static = ElfHeader(64, True, EM_AARCH64, 2)
     assert static.static and static.linkage == "static"
     check_against_base(static, SCRATCH, step="img", binary="x")
+
+
+def test_an_opaque_whited_out_libc_dir_is_not_trusted() -> None:
+    """A later layer empties the lib dir with an opaque whiteout: the old libc is gone,
+    the same layer's new library stays, and a glibc binary is refused."""
+    base = runtime_from_layers("b", [
+        layer({"lib/ld-linux-aarch64.so.1": b"x", "lib/aarch64/libc.so.6": HOST_LIBC.read_bytes()}),
+        layer({"lib/aarch64/.wh..wh..opq": b"", "lib/aarch64/libz.so.1": b"z"}),
+    ])
+    assert base.glibc is None
+    assert "libc.so.6" not in base.libraries and "libz.so.1" in base.libraries
+    assert not base.has("/lib/aarch64/libc.so.6")
+    with pytest.raises(StepFailed, match="the base has none"):
+        check_against_base(dyn(), base, step="img", binary="app")
+
+
+def test_libc_so_6_linked_to_a_versioned_file_is_read() -> None:
+    """glibc < 2.34 ships libc.so.6 -> libc-2.31.so: the version comes from the target."""
+    base = runtime_from_layers("old", [
+        layer({"lib/aarch64/libc-2.31.so": HOST_LIBC.read_bytes()},
+              {"lib/aarch64/libc.so.6": "libc-2.31.so"}),
+    ])
+    assert base.glibc == read_elf(HOST_LIBC).glibc_defined

@@ -153,3 +153,49 @@ def test_cyclonedx_document_is_valid_and_deterministic() -> None:
     doc = json.loads(a)
     assert doc["metadata"]["timestamp"].startswith("2023-11-14T22:13:20")
     assert {c["name"] for c in doc["components"]} >= {"/usr/bin/app", "libc6", "zlib1g-dev"}
+
+
+def _tar(members: dict[str, bytes | None]) -> bytes:
+    """A layer: ``None`` is a directory, bytes a file."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_image_files_leave_out_what_later_layers_deleted(tmp_path: Path) -> None:
+    """The SBOM's file list is the final file system: a regular whiteout and an opaque one
+    (which spares its own layer's files) remove base files from it."""
+    import hashlib
+
+    from crossplan.attest.contents import _walk
+
+    layers = [_tar({"var/lib/dpkg/status": DPKG, "opt/app/old.txt": b"old",
+                    "usr/share/doc/x/README": b"doc", "etc/keep": b"k"}),
+              _tar({"opt/app/": None, "opt/app/new.txt": b"new", "opt/app/.wh..wh..opq": b"",
+                    "usr/share/.wh.doc": b""})]
+    digests = []
+    for data in layers:
+        hexd = hashlib.sha256(data).hexdigest()
+        (tmp_path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "blobs" / "sha256" / hexd).write_bytes(data)
+        digests.append({"digest": f"sha256:{hexd}"})
+    config = {"history": [{"created_by": "base"},
+                          {"created_by": "COPY --from=app /out /opt/app",
+                           "comment": "crossplan image"}]}
+    files, dbs = _walk(tmp_path, {"layers": digests}, config, "image", frozenset({"app"}))
+    assert {p: f.step for p, (f, _) in files.items()} == {
+        "var/lib/dpkg/status": None, "etc/keep": None, "opt/app/new.txt": "app"}
+    new = files["opt/app/new.txt"][0]
+    assert (new.sha256, new.size) == ("sha256:" + hashlib.sha256(b"new").hexdigest(), 3)
+    assert list(dbs) == ["var/lib/dpkg/status"]
