@@ -25,6 +25,8 @@ set -euo pipefail
 CI_PREFIX=${CROSSPLAN_CI_PREFIX:-/opt/crossplan-ci}          # installed binaries (persistent)
 CI_STATE=${CROSSPLAN_CI_STATE:-/tmp/crossplan-ci}            # pid files, logs, configs, data
 CI_CACHE=${CROSSPLAN_CI_CACHE:-/var/cache/crossplan-ci}      # private apt state for trixie
+# shellcheck source=lib/trixie.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/trixie.sh"         # trixie_fetch, trixie_extract
 
 DOCKER_BIN_DIR=$CI_PREFIX/docker/bin                         # trixie dockerd + companions
 DOCKER_STAMP=$CI_PREFIX/docker/installed-versions
@@ -250,37 +252,19 @@ fetch_busybox() {  # fetch_busybox DEBIAN_ARCH...
 }
 
 # ---------------------------------------------------------------------------
-# install: trixie dockerd (26.x) + docker-buildx (0.13), extracted, not installed,
-# via a private apt state (sources, lists, cache) so the system's apt is untouched
+# install: trixie dockerd (26.x) + docker-buildx (0.13), extracted, not installed
+# (the .debs fetched and cached by scripts/lib/trixie.sh: the system's apt is untouched)
 # ---------------------------------------------------------------------------
 install_trixie_engine() {
   if [[ -s $DOCKER_STAMP && -x $DOCKER_BIN_DIR/dockerd && -x $DOCKER_BIN_DIR/docker-proxy \
         && -x $BUILDX_PLUGIN ]]; then
     log "trixie engine: already installed ($(tr '\n' ' ' <"$DOCKER_STAMP"))"
   else
-    local mirror
-    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    [[ -n $mirror ]] || die "no URIs: line in /etc/apt/sources.list.d/debian.sources"
-    mkdir -p "$CI_CACHE/lists/partial" "$CI_CACHE/cache/archives/partial" "$CI_CACHE/debs"
-    cat >"$CI_CACHE/trixie.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: trixie
-Components: main
-Architectures: amd64
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    local o=(-o "Dir::Etc::SourceList=$CI_CACHE/trixie.sources" -o Dir::Etc::SourceParts=/nonexistent
-             -o "Dir::State::Lists=$CI_CACHE/lists" -o "Dir::Cache=$CI_CACHE/cache"
-             -o APT::Architectures::=amd64 -o APT::Sandbox::User=root)
-    log "fetching trixie package lists from $mirror"
-    apt_get -q "${o[@]}" update
-    rm -f "$CI_CACHE"/debs/*.deb
-    (cd "$CI_CACHE/debs" && apt_get -q "${o[@]}" download docker.io docker-buildx)
-    local x=$CI_CACHE/extract
-    rm -rf "$x"; mkdir -p "$x" "$DOCKER_BIN_DIR" "$(dirname "$BUILDX_PLUGIN")"
-    local deb
-    for deb in "$CI_CACHE"/debs/*.deb; do dpkg-deb -x "$deb" "$x"; done
+    trixie_fetch docker.io docker-buildx
+    local x
+    x=$(mktemp -d "$CI_CACHE/extract.XXXXXX")
+    trixie_extract "$x"
+    mkdir -p "$DOCKER_BIN_DIR" "$(dirname "$BUILDX_PLUGIN")"
     # Copy to a temp name then rename: works even while an old dockerd is running.
     local f
     for f in dockerd docker-proxy; do
@@ -291,10 +275,8 @@ EOF
     ln -sfn /usr/bin/tini-static "$DOCKER_BIN_DIR/docker-init"
     install -m 0755 "$x/usr/libexec/docker/cli-plugins/docker-buildx" "$BUILDX_PLUGIN.new"
     mv -f "$BUILDX_PLUGIN.new" "$BUILDX_PLUGIN"
-    for deb in "$CI_CACHE"/debs/*.deb; do
-      echo "$(dpkg-deb -f "$deb" Package)=$(dpkg-deb -f "$deb" Version)"
-    done >"$DOCKER_STAMP"
-    rm -rf "$x" "$CI_CACHE"/debs/*.deb
+    trixie_versions >"$DOCKER_STAMP"
+    rm -rf "$x"
     log "trixie engine installed: $(tr '\n' ' ' <"$DOCKER_STAMP")"
   fi
   # Sanity checks: binaries run on this libc, the CLI finds the buildx plugin.
