@@ -110,10 +110,11 @@ def test_later_layers_override_and_deleted_files_drop_their_reads() -> None:
 def test_symlinks_and_hard_links_are_kept_and_links_share_their_target_read() -> None:
     stack = apply_layers(
         [layer("usr/", "usr/bin/", ("usr/bin/perl5", b"PERL"), ("usr/bin/perl", "=>usr/bin/perl5"),
-               ("bin", "->usr/bin"))],
+               ("bin", "->usr/bin"), ("usr/bin/pl", "->usr/bin/perl5"))],
         lambda entry, stream: stream.read())
     e = stack.entries
     assert (e["bin"].kind, e["bin"].link) == ("symlink", "usr/bin")
+    assert (e["usr/bin/pl"].kind, e["usr/bin/pl"].size) == ("symlink", 0)
     assert (e["usr/bin/perl"].kind, e["usr/bin/perl"].link) == ("hardlink", "usr/bin/perl5")
     assert e["usr/bin/perl"].size == 4
     assert stack.read == {"usr/bin/perl5": b"PERL", "usr/bin/perl": b"PERL"}

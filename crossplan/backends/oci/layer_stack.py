@@ -163,10 +163,10 @@ def apply_layers(
                         stack._whiteout(posixpath.join(parent, gone), index)
                     continue
                 kind = _kind(member)
-                link = member.linkname
+                link, size = member.linkname, member.size if kind == "file" else 0
                 if kind == "hardlink":
                     link = _norm(link) or ""
-                size = member.size if kind == "file" else sizes.get(link, 0)
+                    size = sizes.get(link, 0)
                 entry = Entry(path, kind, index, size, member.mode, link)
                 stack._put(entry)
                 sizes.pop(path, None)
