@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from crossplan.cache.store import Entry, Store
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.export import export_entries
 from crossplan.executors.host import HostExecutor
-from crossplan.executors.protocol import Executor
+from crossplan.executors.protocol import ActionResult, Executor
 from crossplan.executors.remote import RemoteCached
 from crossplan.executors.result import ImageResult, RunResult
 from crossplan.executors.wrappers import ByKind, LocalCache, Publishing, Verified
@@ -133,7 +133,8 @@ def run(
         if opts.smoke:
             from crossplan.checks.smoke_run import smoke_test
 
-            result = smoke_test(p, store, result, entries)
+            result = smoke_test(p, store, result, entries,
+                                remote=_remote_runner(p, store, endpoint, environ))
         if notes:
             result = dataclasses.replace(result, warnings=(*result.warnings, *notes))
         if result.ok:
@@ -149,6 +150,20 @@ def run(
         if remote is not None:
             remote.close()
         store.close()
+
+
+def _remote_runner(
+    p: Plan, store: Store, endpoint: Endpoint | None, environ: Mapping[str, str],
+) -> Callable[[Action, Mapping[NodeId, Entry]], ActionResult] | None:
+    """With a REAPI endpoint: smoke runs go to a worker of the target's ISA."""
+    if endpoint is None:
+        return None
+    from crossplan.executors.reapi.executor import RemoteExecutor
+
+    toolcache = toolcache_dir(store, environ)
+    local = HostExecutor(store, toolcache, label=p.recipe.label)
+    return RemoteExecutor(endpoint, store, local, label=p.recipe.label,
+                          memo=toolcache / ".reapi-trees").execute
 
 
 def _remote_named(p: Plan, opts: RunOptions, environ: Mapping[str, str]) -> bool:

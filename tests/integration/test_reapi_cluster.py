@@ -132,6 +132,8 @@ kind = "go"
 src = "go/"
 package = "./cmd/hello"
 binary = "hello-go"
+smoke = ["SALT"]  # an argument hello-go ignores: a new smoke action each run
+smoke_expect = "hello from go on arm64"
 
 [steps.run]
 kind = "shell"
@@ -143,13 +145,21 @@ outputs = ["ran.txt"]
 """
 
 
-def test_emulate_step_runs_on_the_aarch64_worker(cluster: None, cli: Cli, tmp_path: Path) -> None:
+def aarch64_jobs() -> int:
+    return int(sql("select count(*) from jobs where worker_name = 'crossplan-aarch64'").strip())
+
+
+def test_emulate_step_and_smoke_run_on_the_aarch64_worker(
+    cluster: None, cli: Cli, tmp_path: Path,
+) -> None:
     proj = tmp_path / "emu"
     shutil.copytree(EXAMPLES / "hello" / "go", proj / "go")
     (proj / "data").mkdir()
     (proj / "data" / "note.txt").write_text(f"note {uuid.uuid4().hex}\n")
-    (proj / "plan.toml").write_text(EMULATED)
-    steps = run_json(cli, proj, tmp_path / "store", "--export", str(tmp_path / "out"))
+    (proj / "plan.toml").write_text(EMULATED.replace("SALT", uuid.uuid4().hex))
+    before = aarch64_jobs()
+    steps = run_json(cli, proj, tmp_path / "store", "--export", str(tmp_path / "out"),
+                     "--smoke")
     compile_meta = remote_meta(tmp_path / "store", str(steps["hello-go@linux/arm64"]["key"]))
     assert compile_meta["worker"] == "crossplan-x86-64"  # cross-compiled on the build ISA
     run = steps["run@linux/arm64"]
@@ -159,6 +169,10 @@ def test_emulate_step_runs_on_the_aarch64_worker(cluster: None, cli: Cli, tmp_pa
     assert jobs(str(meta["action"])) == [("crossplan-aarch64", 4)]
     out = (tmp_path / "out" / "run" / "linux_arm64" / "ran.txt").read_text()
     assert out.startswith("hello from go on arm64\n") and "note " in out  # it ran the binary
+    # --smoke: the static arm64 binary ran as an action on the aarch64 worker, not here
+    smoke = str(steps["hello-go@linux/arm64"]["smoke"])
+    assert smoke == "ok: hello from go on arm64 (on crossplan-aarch64)", smoke
+    assert aarch64_jobs() - before == 2  # the run step and the smoke run
 
 
 def test_an_isa_no_worker_offers_fails_fast(cluster: None, cli: Cli, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,23 +82,9 @@ class RemoteExecutor:
             self.ac = re_grpc.ActionCacheStub(self._channel)
             self.exe = re_grpc.ExecutionStub(self._channel)
             self.ops = operations_pb2_grpc.OperationsStub(self._channel)
-            threading.Thread(target=self._cancel_on_stop, daemon=True).start()
+            threading.Thread(target=_cancel_on_stop, args=(weakref.ref(self),),
+                             daemon=True).start()
             self._ready = True
-
-    def _cancel_on_stop(self) -> None:
-        """Ctrl-C / SIGTERM (``stop_commands``): cancel the running Execute streams and
-        their operations on the server."""
-        while True:
-            time.sleep(0.1)
-            if not stopping():
-                continue
-            for call, names in list(self._calls.values()):
-                for name in names:
-                    with contextlib.suppress(grpc.RpcError):
-                        self.ops.CancelOperation(
-                            operations_pb2.CancelOperationRequest(name=name), timeout=2)
-                call.cancel()
-            time.sleep(0.5)
 
     # -- the protocol ---------------------------------------------------------------------
     def execute(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
@@ -333,6 +320,25 @@ class RemoteExecutor:
         return StepFailed(f"command exited with status {code} (remote worker {worker or '?'})",
                           step=str(action.node), file=self.label, log_tail=tail,
                           hint=f"full log: {keep}", log=keep)
+
+
+def _cancel_on_stop(ref: weakref.ref[RemoteExecutor]) -> None:
+    """Ctrl-C / SIGTERM (``stop_commands``): cancel the running Execute streams and their
+    operations on the server. The watcher ends with its executor (API users run many)."""
+    while True:
+        time.sleep(0.1)
+        ex = ref()
+        if ex is None:
+            return
+        if stopping():
+            for call, names in list(ex._calls.values()):
+                for name in names:
+                    with contextlib.suppress(grpc.RpcError):
+                        ex.ops.CancelOperation(
+                            operations_pb2.CancelOperationRequest(name=name), timeout=2)
+                call.cancel()
+            time.sleep(0.5)
+        del ex
 
 
 def _code(value: int) -> grpc.StatusCode | None:
