@@ -120,7 +120,9 @@ schedulers:
       property-labels:
         - { label: linux-x86-64, properties: [[OSFamily, linux], [ISA, x86-64]] }
         - { label: linux-aarch64, properties: [[OSFamily, linux], [ISA, aarch64]] }
-      wildcard-property-keys: [crossplan-toolchain]
+      # No wildcard for crossplan-toolchain: an action built by a system toolchain carries
+      # its fingerprint and no label here offers one, so it is rejected, never run by a worker
+      # with another compiler (a cluster with such workers lists the value in a label).
     bot-session-keepalive-timeout: 10
     max-execution-timeout: 3600
     assigners:

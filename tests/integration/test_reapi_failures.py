@@ -5,6 +5,7 @@ killed mid-action (retried to a correct result, or a clear error: never a wrong 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -157,3 +158,27 @@ def test_ctrl_c_cancels_the_remote_operation(
         assert store.keys() == []  # nothing of the interrupted step is stored
     finally:
         store.close()
+
+
+def test_a_system_toolchain_never_runs_on_a_worker_without_it(
+    cluster: None, cli: Cli, tmp_path: Path,
+) -> None:
+    """``system_toolchains = "remote"``: the Rust step (the machine's own cargo) carries its
+    toolchain's fingerprint; no worker of this cluster advertises it, so the server refuses
+    the action at once (exit 3, the property and the way out named) and nothing is queued."""
+    proj = tmp_path / "rs"
+    src = REPO / "examples" / "monorepo" / "services" / "worker-rust" / "src"
+    shutil.copytree(src, proj / "src")
+    (proj / "src" / "src" / "main.rs").write_text(
+        (proj / "src" / "src" / "main.rs").read_text() + f"\n// {uuid.uuid4().hex}\n")
+    (proj / "plan.toml").write_text(
+        '[project]\nname = "rs"\nplatforms = ["linux/amd64"]\n\n[execution]\n'
+        'system_toolchains = "remote"\n\n[steps.bin]\nkind = "rust"\nsrc = "src/"\n'
+        'bin = "worker-rust"\n')
+    before = reapi("sql", "select count(*) from jobs").stdout.strip()
+    r = cli("run", str(proj / "plan.toml"), "--executor", "remote",
+            env={**REMOTE, "CROSSPLAN_CACHE_DIR": str(tmp_path / "store")}, timeout=300)
+    assert r.code == 3, r.stderr[-2000:]
+    assert "crossplan-toolchain=" in r.stderr and "no worker" in r.stderr, r.stderr
+    assert 'system_toolchains = "local"' in r.stderr and "Traceback" not in r.stderr
+    assert reapi("sql", "select count(*) from jobs").stdout.strip() == before

@@ -50,7 +50,8 @@ class FakeCluster:
     def __call__(self, action: Action, deps: Mapping[NodeId, Entry]) -> ActionResult:
         self.seen.append(action)
         files = []
-        for name, data in ((SMOKE_OUT, self.output.encode()), (SMOKE_CODE, f"{self.code}\n".encode())):
+        outs = ((SMOKE_OUT, self.output.encode()), (SMOKE_CODE, f"{self.code}\n".encode()))
+        for name, data in outs:
             files.append(OutputFile(name, self.store.put_bytes(data), 0o644, len(data)))
         key = action.key(dep_outputs(deps))
         entry = Entry(key, str(action.node), tuple(files), None, 0.1, time.time(),

@@ -15,7 +15,7 @@ from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 __all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
-           "relocatable", "remote_reason", "tool_dirs"]
+           "relocatable", "remote_reason", "system_fingerprint", "tool_dirs"]
 
 WORK = "work"  # the work dir inside the input root
 TOOLS = "tools"  # toolchain trees inside the input root: tools/<name>

@@ -25,10 +25,12 @@ from crossplan.executors.reapi.cas import Cas, CorruptBlob
 from crossplan.executors.reapi.channel import RETRYABLE, Endpoint, Retrying, open_channel
 from crossplan.executors.reapi.command import (
     ETC_FILES,
+    TOOLCHAIN_PROPERTY,
     WORK,
     command_for,
     platform_for,
     remote_reason,
+    system_fingerprint,
     tool_dirs,
 )
 from crossplan.executors.reapi.outputs import fetch_log, fetch_outputs
@@ -295,12 +297,20 @@ class RemoteExecutor:
 
     # -- errors ---------------------------------------------------------------------------
     def _no_worker(self, action: Action, why: str) -> EnvironmentProblem:
-        props = ", ".join(f"{k}={v}" for k, v in sorted(action.requirements.as_json().items()))
+        wanted = dict(action.requirements.as_json())
+        fp = system_fingerprint(action)
+        if fp is not None:
+            wanted[TOOLCHAIN_PROPERTY] = fp
+        props = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+        hint = (f"add a worker pool with ISA={action.requirements.isa} to the cluster, or "
+                "build this step with --executor local")
+        if fp is not None:
+            hint = (f"a worker with exactly this toolchain must advertise "
+                    f"{TOOLCHAIN_PROPERTY}={fp}; or build it here: [execution] "
+                    'system_toolchains = "local"')
         return EnvironmentProblem(
             f"no worker of {self.ep.url} (instance '{self.ep.instance}') offers {props} "
-            f"({why})", step=str(action.node),
-            hint=f"add a worker pool with ISA={action.requirements.isa} to the cluster, or "
-            "build this step with --executor local")
+            f"({why})", step=str(action.node), hint=hint)
 
     def _rpc_error(self, exc: grpc.RpcError, what: str, step: str | None = None) -> CrossplanError:
         c = exc.code()
