@@ -20,4 +20,4 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/lint-imports
 # Integration tests must not be skipped for lack of a component: fail instead.
 CROSSPLAN_REQUIRE_ALL=1 .venv/bin/pytest -p no:cacheprovider tests benchmarks \
-  --benchmark-disable -q "$@"
+  --benchmark-disable -q --durations=25 "$@"

@@ -44,9 +44,11 @@ def facts(
     with_toolchains: bool = True,
     environ: Mapping[str, str] | None = None,
     memo: bool = True,
+    locked: bool = False,
 ) -> Facts:
     """Ask the world what planning ``recipe`` needs: input trees, and (``with_toolchains``)
-    toolchain identities and commands and pinned bases (registries, the Docker engine)."""
+    toolchain identities and commands and pinned bases (registries, the Docker engine).
+    ``locked``: sysroots come only from sysroots.lock (nothing resolved or written)."""
     from crossplan.images import pin_base
     from crossplan.probe.sandbox import resolve_sandbox
     from crossplan.probe.sysroots import provider_for
@@ -63,7 +65,8 @@ def facts(
         recipe, platforms, environ=env, memo=StatMemo(store_dir / "statmemo") if memo else None,
         toolchains=resolve, bases=pin if with_toolchains else None,
         sandbox=resolve_sandbox(recipe, env) if with_toolchains else ("off", None),
-        sysroots=provider_for(recipe, store_dir, env, _say) if recipe.sysroots else None,
+        sysroots=provider_for(recipe, store_dir, env, _say, frozen=locked)
+        if recipe.sysroots else None,
     )
 
 
@@ -81,20 +84,28 @@ def plan(
     cache_dir: str | Path | None = None,
     with_toolchains: bool = True,
     environ: Mapping[str, str] | None = None,
+    locked: bool = False,
 ) -> Plan:
     """Expand ``recipe`` for ``platforms`` (default: the project's) into a Plan with keys
     and Actions: ``facts`` then the pure ``planner.make_plan``.
 
     ``with_toolchains=False`` skips toolchain and base probing (keys then lack their
-    identities and compile commands are unknown: for printing graphs only)."""
-    locked = recipe
+    identities and compile commands are unknown: for printing graphs only).
+
+    ``locked`` (``plan run --locked``, CI): the lock files are read, never written; an
+    image plan.lock does not pin, or a sysroot sysroots.lock does not, is an error (exit 2)."""
+    pinned = recipe
     if with_toolchains and (recipe.root / "plan.lock").is_file():  # bases pinned per platform
         from crossplan.probe.lock import apply_lock
 
-        locked = apply_lock(recipe, platforms)
-    found = facts(locked, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
-                  environ=environ)
-    planned = make_plan(locked, platforms, found)
+        pinned = apply_lock(recipe, platforms)
+    elif with_toolchains and locked:
+        from crossplan.probe.lock import require_lock
+
+        require_lock(recipe)
+    found = facts(pinned, platforms, cache_dir=cache_dir, with_toolchains=with_toolchains,
+                  environ=environ, locked=locked)
+    planned = make_plan(pinned, platforms, found)
     from crossplan.recipes.loader import remember
 
     remember(recipe)  # the memo of its validation is kept only for recipes that plan

@@ -72,6 +72,10 @@ def run(
         "--offline", envvar="CROSSPLAN_OFFLINE",
         help="no network at all: no remote cache; --push only confirms tags this store "
         "already pushed; whatever needs a registry fails (exit 3)")] = False,
+    locked: Annotated[bool, typer.Option(
+        "--locked", envvar="CROSSPLAN_LOCKED",
+        help="use plan.lock and sysroots.lock as they are: anything they do not pin is an "
+        "error (exit 2), nothing is resolved or written (for CI)")] = False,
     executor: Annotated[str | None, typer.Option(
         "--executor", help="local | remote: run command steps here or on the REAPI cluster "
         "of [execution] remote (default: CROSSPLAN_EXECUTOR, then [execution] executor)",
@@ -88,7 +92,7 @@ def run(
         from crossplan.images.offline import forced
 
         with forced(offline):
-            p = api.plan(recipe, platform, cache_dir=cache_dir)
+            p = api.plan(recipe, platform, cache_dir=cache_dir, locked=locked)
         shown.total = _total(p, targets, affected)
         shown.end("planning", f"{len(p.nodes)} node(s) planned")
         opts = api.RunOptions(

@@ -32,7 +32,7 @@ from crossplan.probe.lockfile import (
 )
 from crossplan.recipes.models import ImageStep, Recipe
 
-__all__ = ["LockResult", "apply_lock", "lock", "resolve_image"]
+__all__ = ["LockResult", "apply_lock", "lock", "require_lock", "resolve_image"]
 
 Reader = Callable[[str], bytes]  # digest -> bytes (manifests and blobs alike)
 
@@ -44,11 +44,12 @@ class LockResult:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...]
     written: bool
+    sysroots: tuple[str, ...] = ()  # sysroots.lock: one line per (sysroot, architecture)
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": True, "file": str(self.path), "written": self.written,
                 "lock": self.lock.as_json(), "changes": [c.as_json() for c in self.changes],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "sysroots": list(self.sysroots)}
 
 
 def _platforms(top: bytes, read: Reader, depth: int = 0) -> dict[str, str]:
@@ -168,6 +169,17 @@ def _missing(recipe: Recipe, lockfile: LockFile, platforms: list[str] | tuple[st
                 out.append(f"base {step.base} has no {p} image (step '{n.step}' needs it; "
                            f"it has {have})")
     return out
+
+
+def require_lock(recipe: Recipe) -> None:
+    """``--locked`` without plan.lock: fine when nothing needs pinning, else exit 2."""
+    bases, tools = _images(recipe)
+    first = next(iter({**bases, **tools}.items()), None)
+    if first is not None:
+        image, sid = first
+        raise RecipeError(f"--locked: there is no {LOCK_NAME} to pin {image}",
+                          file=recipe.label_of(sid), step=sid,
+                          hint=f"run `plan lock` and commit {LOCK_NAME}")
 
 
 def apply_lock(recipe: Recipe, platforms: list[str] | tuple[str, ...] | str | None = None,

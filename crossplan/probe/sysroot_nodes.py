@@ -9,6 +9,7 @@ from crossplan.errors import CrossplanError, EnvironmentProblem
 from crossplan.planner.graph import NodeId
 from crossplan.planner.sysroot import SysrootFact
 from crossplan.platforms import Platform
+from crossplan.probe.sysroots import Unlocked
 from crossplan.recipes.models import Recipe
 
 __all__ = ["probe_sysroots"]
@@ -18,7 +19,8 @@ def probe_sysroots(
     recipe: Recipe, nodes: Mapping[NodeId, Platform | None],
     provide: Callable[[str, Platform], SysrootFact] | None,
 ) -> tuple[dict[NodeId, SysrootFact], dict[NodeId, CrossplanError]]:
-    """(node -> its sysroot, node -> why it has none) for steps with ``sysroot = "NAME"``."""
+    """(node -> its sysroot, node -> why it has none) for steps with ``sysroot = "NAME"``.
+    ``Unlocked`` (``--locked``, the lock does not pin it) is raised: it stops the plan."""
     found: dict[NodeId, SysrootFact] = {}
     failed: dict[NodeId, CrossplanError] = {}
     for node, platform in nodes.items():
@@ -30,6 +32,8 @@ def probe_sysroots(
                 raise EnvironmentProblem("sysroots were not probed for this plan")
             found[node] = provide(name, platform)
         except CrossplanError as exc:
+            if isinstance(exc, Unlocked):
+                raise
             exc.step = exc.step or node.step
             exc.file = exc.file or recipe.label_of(node.step)
             exc.args = (exc.render(),)

@@ -26,7 +26,7 @@ from crossplan.planner.sysroot import LockedPackage, SysrootFact
 from crossplan.platforms import Platform
 from crossplan.recipes.models import Recipe
 
-__all__ = ["LOCK_NAME", "SHARED_ENV", "SysrootProvider", "apt_sources", "provider_for",
+__all__ = ["LOCK_NAME", "SHARED_ENV", "SysrootProvider", "Unlocked", "apt_sources", "provider_for",
            "read_lock"]
 
 LOCK_NAME = "sysroots.lock"
@@ -196,9 +196,11 @@ def read_lock(path: Path) -> dict[str, object]:
 
 def provider_for(
     recipe: Recipe, store_dir: Path, environ: Mapping[str, str], say: Say = lambda m: None,
+    *, frozen: bool = False,
 ) -> SysrootProvider:
     """``provide(name, platform)``: the sysroot's locked packages for the platform's
-    architecture, each verified by sha256 and extracted into the store (once per process)."""
+    architecture, each verified by sha256 and extracted into the store (once per process).
+    ``frozen`` (``--locked``): what sysroots.lock does not pin is an error, never resolved."""
     shared = Path(environ[SHARED_ENV]) if environ.get(SHARED_ENV) else store_dir / "sysroots"
     lock_file = recipe.root / LOCK_NAME
     memo: dict[tuple[str, str], SysrootFact] = {}
@@ -229,6 +231,8 @@ def provider_for(
             if not is_materialized(shared / "roots", ident):  # extracted from verified .debs
                 _fetch(apt, debs, locked, say)
         else:
+            if frozen:
+                raise _unlocked(lock_file, name, arch, stale=entry is not None and not fresh)
             apt.update(say)
             say(f"resolving sysroot '{name}' for {arch}: {', '.join(cfg.packages)}")
             resolved = apt.resolve((*cfg.packages, *BASE_PACKAGES))
@@ -249,6 +253,20 @@ def provider_for(
         return fact
 
     return provide
+
+
+class Unlocked(RecipeError):
+    """``--locked`` and the lock does not pin what the plan needs: the whole run stops
+    (exit 2) at planning, it is not deferred to the nodes like a missing toolchain."""
+
+
+def _unlocked(lock_file: Path, name: str, arch: str, *, stale: bool) -> Unlocked:
+    why = (f"[sysroots.{name}] changed since it was locked" if stale
+           else f"it pins no {arch} packages for sysroot '{name}'")
+    return Unlocked(f"--locked: {lock_file.name} is out of date: {why}",
+                       file=str(lock_file),
+                       hint="run `plan lock` (or a run without --locked) and commit "
+                            f"{lock_file.name}")
 
 
 def _remember(debs: Path, filename: str, sha: str) -> None:
