@@ -22,6 +22,9 @@ EXAMPLES = REPO / "examples"
 SCRUBBED = (
     "CROSSPLAN_CACHE_DIR", "XDG_CACHE_HOME", "SOURCE_DATE_EPOCH", "GOPROXY", "GOPRIVATE",
     "GONOSUMDB", "GONOPROXY", "GOSUMDB", "GOINSECURE", "RUSTFLAGS", "CARGO_NET_OFFLINE",
+    # set in this process when a test imports crossplan.executors.reapi: `plan` processes
+    # start as a user's do (a run that sets it must still find its no-op memo next time)
+    "GRPC_VERBOSITY",
 )
 
 

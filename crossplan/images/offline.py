@@ -1,5 +1,5 @@
-"""`--offline` (or ``CROSSPLAN_OFFLINE=1``): what may not touch the network, the error
-saying so, and the push records (``<store>/pushed/``) an offline push is answered from."""
+"""The push records (``<store>/pushed/``) an offline push is answered from; the offline
+switch itself is ``crossplan.network`` (re-exported here for the image backends)."""
 
 from __future__ import annotations
 
@@ -8,39 +8,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
 
-from crossplan.errors import EnvironmentProblem
+from crossplan.network import ENV, forced, is_offline, refuse
 
 __all__ = ["ENV", "forced", "is_offline", "last_pushed", "record_path", "record_push", "refuse"]
-
-ENV = "CROSSPLAN_OFFLINE"
-_forced = False  # set by `plan run --offline` around planning (pin_base has no options)
-
-
-def is_offline(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return _forced or env.get(ENV, "").lower() in ("1", "on", "yes", "true")
-
-
-@contextlib.contextmanager
-def forced(on: bool) -> Iterator[None]:
-    """Planning inside this block is offline when ``on`` (the CLI's --offline)."""
-    global _forced
-    before, _forced = _forced, _forced or on
-    try:
-        yield
-    finally:
-        _forced = before
-
-
-def refuse(what: str, *, step: str, file: str | None = None) -> NoReturn:
-    """Exit 3: ``what`` needs the network and the run is offline."""
-    raise EnvironmentProblem(
-        f"--offline: {what}", step=step, file=file,
-        hint=f"drop --offline (and unset {ENV}) to let this step reach the network")
 
 
 def record_path(store_root: Path, ref: str) -> Path:

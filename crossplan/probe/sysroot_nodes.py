@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from crossplan.errors import CrossplanError, EnvironmentProblem
+from crossplan.network import Offline
 from crossplan.planner.graph import NodeId
 from crossplan.planner.sysroot import SysrootFact
 from crossplan.platforms import Platform
@@ -20,7 +21,8 @@ def probe_sysroots(
     provide: Callable[[str, Platform], SysrootFact] | None,
 ) -> tuple[dict[NodeId, SysrootFact], dict[NodeId, CrossplanError]]:
     """(node -> its sysroot, node -> why it has none) for steps with ``sysroot = "NAME"``.
-    ``Unlocked`` (``--locked``, the lock does not pin it) is raised: it stops the plan."""
+    ``Unlocked`` (``--locked``, the lock does not pin it) and ``Offline`` (it would need
+    the mirror) are raised: they stop the plan."""
     found: dict[NodeId, SysrootFact] = {}
     failed: dict[NodeId, CrossplanError] = {}
     for node, platform in nodes.items():
@@ -32,7 +34,7 @@ def probe_sysroots(
                 raise EnvironmentProblem("sysroots were not probed for this plan")
             found[node] = provide(name, platform)
         except CrossplanError as exc:
-            if isinstance(exc, Unlocked):
+            if isinstance(exc, (Unlocked, Offline)):
                 raise
             exc.step = exc.step or node.step
             exc.file = exc.file or recipe.label_of(node.step)

@@ -22,6 +22,7 @@ from crossplan.cache.sysroots import (
     sysroot_id,
 )
 from crossplan.errors import EnvironmentProblem, RecipeError
+from crossplan.network import is_offline, refuse
 from crossplan.planner.sysroot import LockedPackage, SysrootFact
 from crossplan.platforms import Platform
 from crossplan.recipes.models import Recipe
@@ -229,10 +230,13 @@ def provider_for(
                                     int(p.get("size", 0))) for p in arches[arch]]  # type: ignore[call-overload]
             ident = sysroot_id((p.name, p.version, p.arch, p.sha256) for p in locked)
             if not is_materialized(shared / "roots", ident):  # extracted from verified .debs
-                _fetch(apt, debs, locked, say)
+                _fetch(apt, debs, locked, say, name)
         else:
             if frozen:
                 raise _unlocked(lock_file, name, arch, stale=entry is not None and not fresh)
+            if is_offline():
+                refuse(f"sysroot '{name}' is not locked for {arch}: resolving it needs the "
+                       "Debian mirror", file=str(lock_file))
             apt.update(say)
             say(f"resolving sysroot '{name}' for {arch}: {', '.join(cfg.packages)}")
             resolved = apt.resolve((*cfg.packages, *BASE_PACKAGES))
@@ -285,12 +289,15 @@ def _known(debs: Path, filename: str) -> str | None:
     return sha if ok else None
 
 
-def _fetch(apt: _Apt, debs: Path, locked: list[LockedPackage], say: Say) -> None:
+def _fetch(apt: _Apt, debs: Path, locked: list[LockedPackage], say: Say, name: str) -> None:
     """The locked .debs in the store, each verified by sha256 (downloaded when missing)."""
     missing = [p for p in locked if not (deb_path(debs, p.sha256).is_file()
                                          and sha256_file(deb_path(debs, p.sha256)) == p.sha256)]
     if not missing:
         return
+    if is_offline():
+        refuse(f"sysroot '{name}' needs {len(missing)} locked package(s) not in the store "
+               f"({', '.join(p.name for p in missing[:5])}): fetching them needs the mirror")
     apt.update(say)
     say(f"fetching {len(missing)} locked package(s)")
     got = apt.download([(p.name, p.version) for p in missing], debs)

@@ -11,6 +11,7 @@ from pathlib import Path
 from crossplan.backends.toolchains.base import Toolchain, toolchain_notes
 from crossplan.backends.toolchains.sysroot import cc_kind, with_sysroot
 from crossplan.errors import CrossplanError, StepFailed
+from crossplan.network import Offline
 from crossplan.planner.facts import TOOLCACHE, WORKDIR, ToolCommand
 from crossplan.planner.graph import NodeId
 from crossplan.planner.sysroot import SysrootFact
@@ -85,6 +86,8 @@ def probe_toolchains(
             if sysroots and node in sysroots:  # a Debian sysroot: --sysroot, pkg-config...
                 built = with_sysroot(built, sysroots[node].path, platform, tc.name,
                                      cc_kind(tc, platform), getattr(step, "libc", None) or "gnu")
+        except Offline:
+            raise  # an offline run cannot install it: stop the plan (exit 3)
         except CrossplanError as exc:
             identities.setdefault(node, None)
             deferred[node] = _located(exc, recipe.label_of(node.step), node.step)

