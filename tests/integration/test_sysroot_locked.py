@@ -1,6 +1,8 @@
 """``plan lock`` pins the Debian sysroots a plan builds against in sysroots.lock, and
 ``plan run --locked`` (what CI runs) builds from that lock as it is: without one it stops
-(exit 2, the file and the fix named) before resolving or writing anything."""
+(exit 2, the file and the fix named) before resolving or writing anything. The build is
+zig with a glibc floor against the sysroot (curl's public example linking libcurl): the
+binary needs nothing newer than the floor, links libcurl.so.4, and runs with its sysroot."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ kind = "c"
 src = "."
 exclude = ["sysroots.lock"]
 sysroot = "curl"
+compiler = "zig"
+libc = "gnu.2.31"
+smoke = []
+smoke_expect = "Host name: example.com"
 build = ["$CC $CFLAGS -o parseurl parseurl.c $LDFLAGS $(pkg-config --libs libcurl)"]
 outputs = ["parseurl"]
 """
@@ -63,8 +69,11 @@ def test_plan_lock_then_run_locked(tmp_path: Path, cli: Cli) -> None:
         again.stdout + again.stderr)
 
     export = tmp_path / "export"
-    built = cli("run", proj, "--locked", "--export", export, env=env, timeout=900)
+    built = cli("run", proj, "--locked", "--smoke", "--json", "--export", export, env=env,
+                timeout=900)
     assert built.code == 0, built.stderr[-3000:]
     assert lock.read_bytes() == pinned
+    assert built.steps()["parseurl@linux/arm64"]["smoke"] == "ok: Host name: example.com"
     elf = read_elf(exported(export, "parseurl", "linux/arm64", "parseurl"))
     assert elf.machine == EM_AARCH64 and "libcurl.so.4" in elf.needed
+    assert elf.glibc is not None and elf.glibc <= (2, 31)  # zig's floor, not the sysroot's
