@@ -21,7 +21,7 @@ from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep
 
-__all__ = ["STATIC_BASES", "base_runtime", "check_image_binaries"]
+__all__ = ["STATIC_BASES", "base_runtime", "check_image_binaries", "is_static_base"]
 
 # Bases with no dynamic loader and no libc: only static binaries start on them.
 STATIC_BASES = ("scratch", "gcr.io/distroless/static", "distroless/static")

@@ -35,7 +35,8 @@ from crossplan.errors import EnvironmentProblem, RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
 from crossplan.executors.workdir import InputChanged
 from crossplan.hashing import copy_hashing
-from crossplan.images.binaries import base_runtime, check_image_binaries
+from crossplan.images.binaries import check_image_binaries
+from crossplan.images.buildx_base import buildx_base_runtimes
 from crossplan.images.buildx_pin import buildx_pin, check_emulation
 from crossplan.images.naming import layout_ref, output_for, tag_names
 from crossplan.images.protocol import LAYOUT_DIR
@@ -229,9 +230,9 @@ class BuildxBackend:
         step = pn.step
         assert isinstance(step, ImageStep)
         sid = pn.id.step
-        check_image_binaries(pn, deps, self.store, {  # a non-scratch base: machine only
-            p: base_runtime(step.base, None) for p in pn.platforms
-        }, file=self.recipe.label_of(sid))
+        check_image_binaries(pn, deps, self.store,
+                             buildx_base_runtimes(pn, self.store.root / "tmp"),
+                             file=self.recipe.label_of(sid))
         run = self.detect()
         check_emulation(self.recipe, sid, pn.platforms, builder_platforms=run.caps.platforms)
         ctx = workdir / "context"

@@ -103,3 +103,34 @@ def test_glibc_binary_on_a_glibc_base_passes(tmp_path: Path, cli: Cli) -> None:
     hello = read_elf(exported(export, "hello", "linux/arm64", "hello"))
     assert hello.interpreter == "/lib/ld-linux-aarch64.so.1" and "libc.so.6" in hello.needed
     assert hello.glibc is not None
+
+
+@pytest.mark.parametrize("held_by", ["engine", "registry"])
+def test_buildx_reads_its_base_and_refuses_a_binary_it_cannot_start(
+    tmp_path: Path, cli: Cli, held_by: str,
+) -> None:
+    """The buildx backend checks binaries against the base it will build on, read like the
+    oci backend's (here: a base with files but no libc, so a glibc-dynamic binary is refused
+    before buildx runs), from the local engine (docker save) or, when only the registry has
+    it, from the manifest the plan pinned; not judged by its name."""
+    from buildx_env import REGISTRY, require_engine, sh, unique
+
+    require_engine()
+    base = f"{REGISTRY}/{unique('nolibc')}:1"
+    ctx = tmp_path / "basectx"
+    (ctx / "etc").mkdir(parents=True)
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY etc /etc\n")
+    (ctx / "etc" / "os-release").write_text("ID=nolibc\n")
+    sh("docker", "buildx", "build", "--provenance=false", "--platform", "linux/arm64",
+       "--tag", base, "--push", str(ctx))  # (the docker driver keeps it in the engine too)
+    if held_by == "registry":
+        sh("docker", "image", "rm", "-f", base, check=False)  # only the registry has it now
+    proj = _project(tmp_path / "bx", "gnu", base=base)
+    toml = proj / "plan.toml"
+    toml.write_text(toml.read_text().replace('kind = "image"',
+                                             'kind = "image"\nbackend = "buildx"'))
+    res = cli("run", proj, "--json", timeout=600, env=TC)
+    assert res.code == 1, res.stdout + res.stderr
+    err = res.stderr
+    assert "hello:hello (linux/arm64)" in err and "dynamically linked" in err, err
+    assert "Traceback" not in err
