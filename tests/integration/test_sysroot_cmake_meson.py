@@ -1,0 +1,113 @@
+"""Public C code built with CMake and with Meson against a Debian sysroot: zlib's own
+``example.c`` (shipped by Debian's zlib1g-dev under /usr/share/doc/zlib1g-dev/examples) found
+through CMake's FindZLIB and Meson's ``dependency('zlib')`` (pkg-config), using crossplan's
+generated toolchain / cross files, for linux/amd64, linux/arm64 and linux/arm/v7 with Debian's
+cross gcc, and for arm64 with zig too; no QEMU builds anything. Each binary runs with its
+sysroot (qemu-user -L for the foreign ones), needs libz.so.1 (NEEDED) and has no RPATH into
+the store. The CMakeLists.txt and meson.build around example.c are ours (a few lines)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sysroot_kit import apt_ok, exported, sysroot_env
+from testkit import Cli, require_component
+
+from crossplan.backends.elf import EM_AARCH64, EM_ARM, EM_X86_64, read_elf
+
+EXAMPLE = Path("/usr/share/doc/zlib1g-dev/examples/example.c")
+CMAKELISTS = """\
+cmake_minimum_required(VERSION 3.13)
+project(zlib_example C)
+find_package(ZLIB REQUIRED)
+add_executable(example example.c)
+target_link_libraries(example ZLIB::ZLIB)
+"""
+MESON_BUILD = """\
+project('zlib_example', 'c')
+executable('example', 'example.c', dependencies : dependency('zlib'))
+"""
+CMAKE = ("cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release"
+         " && cmake --build build && cp build/example {out}")
+MESON = ("meson setup build --cross-file $CROSSPLAN_MESON_CROSS_FILE --buildtype=release"
+         " && ninja -C build && cp build/example {out}")
+PLAN = f"""
+[project]
+name = "zlib-example"
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+
+[sysroots.zlib]
+packages = ["zlib1g-dev"]
+
+[steps.zcmake]
+kind = "c"
+src = "."
+sysroot = "zlib"
+build = ["{CMAKE.format(out="example-cmake")}"]
+outputs = ["example-cmake"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
+
+[steps.zmeson]
+kind = "c"
+src = "."
+sysroot = "zlib"
+build = ["{MESON.format(out="example-meson")}"]
+outputs = ["example-meson"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
+
+[steps.zcmake_zig]
+kind = "c"
+src = "."
+sysroot = "zlib"
+compiler = "zig"
+platforms = ["linux/arm64"]
+build = ["{CMAKE.format(out="example-zig")}"]
+outputs = ["example-zig"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
+"""
+MACHINES = {"linux/amd64": EM_X86_64, "linux/arm64": EM_AARCH64, "linux/arm/v7": EM_ARM}
+
+
+def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: Cli) -> None:
+    require_component(EXAMPLE.is_file(), "zlib1g-dev (zlib's example programs)")
+    require_component(apt_ok(), "apt-get and dpkg-deb")
+    for tool, package in (("cmake", "cmake"), ("ninja", "ninja-build"),
+                          ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+                          ("arm-linux-gnueabihf-gcc", "gcc-arm-linux-gnueabihf")):
+        require_component(shutil.which(tool) is not None, package)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    shutil.copy(EXAMPLE, proj / "example.c")
+    (proj / "CMakeLists.txt").write_text(CMAKELISTS)
+    (proj / "meson.build").write_text(MESON_BUILD)
+    (proj / "plan.toml").write_text(PLAN)
+    export = tmp_path / "export"
+    res = cli("run", proj, "--smoke", "--json", "--export", export, timeout=900,
+              env=sysroot_env(tmp_path))
+    assert res.code == 0, res.stdout + res.stderr
+    steps = res.steps()
+    built = [(s, p) for s in ("zcmake", "zmeson") for p in MACHINES] + [("zcmake_zig",
+                                                                         "linux/arm64")]
+    names = {"zcmake": "example-cmake", "zmeson": "example-meson", "zcmake_zig": "example-zig"}
+    for step, plat in built:
+        # ran, printed "uncompress(): hello, hello!" (smoke_expect); first line: zlib.h's version
+        assert steps[f"{step}@{plat}"]["smoke"].startswith("ok: zlib version 1."), steps
+        binary = exported(export, step, plat, names[step])
+        elf = read_elf(binary)
+        assert elf.machine == MACHINES[plat], (step, plat)
+        assert "libz.so.1" in elf.needed, (step, plat, elf.needed)  # the sysroot's zlib
+        assert b"sysroots/roots" not in binary.read_bytes(), (step, plat)  # no store RPATH
+    # the key covers the build tool: `plan explain` shows cmake's and meson's versions
+    for step, tool in (("zmeson", "meson: 1."), ("zcmake", "cmake: cmake version 3.")):
+        res = cli("explain", proj, step, "--platform", "linux/arm64", "--json",
+                  env=sysroot_env(tmp_path))
+        assert res.code == 0, res.stderr
+        components = json.loads(res.stdout)["components"]
+        assert tool in components["toolchain"], components["toolchain"]
+        if shutil.which("bwrap"):  # the meson wrapper ran inside the sandbox
+            assert components["sandbox"] == "bwrap", components
