@@ -1,10 +1,12 @@
-"""Public C code built with CMake and with Meson against a Debian sysroot: zlib's own
+"""Public C code built with CMake, Meson and make against a Debian sysroot: zlib's own
 ``example.c`` (shipped by Debian's zlib1g-dev under /usr/share/doc/zlib1g-dev/examples) found
 through CMake's FindZLIB and Meson's ``dependency('zlib')`` (pkg-config), using crossplan's
 generated toolchain / cross files, for linux/amd64, linux/arm64 and linux/arm/v7 with Debian's
 cross gcc, and for arm64 with zig too; no QEMU builds anything. Each binary runs with its
 sysroot (qemu-user -L for the foreign ones), needs libz.so.1 (NEEDED) and has no RPATH into
-the store. The CMakeLists.txt and meson.build around example.c are ours (a few lines)."""
+the store. The CMakeLists.txt and meson.build around example.c are ours (a few lines); the
+make project is xz-utils' own examples directory with its Makefile (Debian's liblzma-dev),
+linking liblzma."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from testkit import Cli, require_component
 from crossplan.backends.elf import EM_AARCH64, EM_ARM, EM_X86_64, read_elf
 
 EXAMPLE = Path("/usr/share/doc/zlib1g-dev/examples/example.c")
+XZ_EXAMPLES = Path("/usr/share/doc/liblzma-dev/examples")
 CMAKELISTS = """\
 cmake_minimum_required(VERSION 3.13)
 project(zlib_example C)
@@ -40,6 +43,18 @@ platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
 
 [sysroots.zlib]
 packages = ["zlib1g-dev"]
+
+[sysroots.lzma]
+packages = ["liblzma-dev"]
+
+[steps.xzmake]
+kind = "c"
+src = "xz"
+sysroot = "lzma"
+build = ['make CC="$CC" CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS -llzma" 01_compress_easy']
+outputs = ["01_compress_easy"]
+smoke = ["6"]
+smoke_expect = "7zXZ"  # the .xz magic liblzma wrote (stdin is empty)
 
 [steps.zcmake]
 kind = "c"
@@ -75,6 +90,7 @@ MACHINES = {"linux/amd64": EM_X86_64, "linux/arm64": EM_AARCH64, "linux/arm/v7":
 
 def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: Cli) -> None:
     require_component(EXAMPLE.is_file(), "zlib1g-dev (zlib's example programs)")
+    require_component((XZ_EXAMPLES / "Makefile").is_file(), "liblzma-dev (xz's examples)")
     require_component(apt_ok(), "apt-get and dpkg-deb")
     for tool, package in (("cmake", "cmake"), ("ninja", "ninja-build"),
                           ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
@@ -86,6 +102,7 @@ def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: 
     (proj / "CMakeLists.txt").write_text(CMAKELISTS)
     (proj / "meson.build").write_text(MESON_BUILD)
     (proj / "plan.toml").write_text(PLAN)
+    shutil.copytree(XZ_EXAMPLES, proj / "xz")
     export = tmp_path / "export"
     res = cli("run", proj, "--smoke", "--json", "--export", export, timeout=900,
               env=sysroot_env(tmp_path))
@@ -102,6 +119,10 @@ def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: 
         assert elf.machine == MACHINES[plat], (step, plat)
         assert "libz.so.1" in elf.needed, (step, plat, elf.needed)  # the sysroot's zlib
         assert b"sysroots/roots" not in binary.read_bytes(), (step, plat)  # no store RPATH
+    for plat in MACHINES:  # xz's own Makefile, driven by the step's CC/CFLAGS/LDFLAGS
+        assert steps[f"xzmake@{plat}"]["smoke"].startswith("ok: "), steps
+        elf = read_elf(exported(export, "xzmake", plat, "01_compress_easy"))
+        assert elf.machine == MACHINES[plat] and "liblzma.so.5" in elf.needed, (plat, elf.needed)
     # the key covers the build tool: `plan explain` shows cmake's and meson's versions
     for step, tool in (("zmeson", "meson: 1."), ("zcmake", "cmake: cmake version 3.")):
         res = cli("explain", proj, step, "--platform", "linux/arm64", "--json",
