@@ -2,7 +2,7 @@
 ``example.c`` (shipped by Debian's zlib1g-dev under /usr/share/doc/zlib1g-dev/examples) found
 through CMake's FindZLIB and Meson's ``dependency('zlib')`` (pkg-config), using crossplan's
 generated toolchain / cross files, for linux/amd64, linux/arm64 and linux/arm/v7 with Debian's
-cross gcc, and for arm64 with zig too; no QEMU builds anything. Each binary runs with its
+cross gcc, and both for arm64 with zig too; no QEMU builds anything. Each binary runs with its
 sysroot (qemu-user -L for the foreign ones), needs libz.so.1 (NEEDED) and has no RPATH into
 the store. The CMakeLists.txt and meson.build around example.c are ours (a few lines); the
 make project is xz-utils' own examples directory with its Makefile (Debian's liblzma-dev),
@@ -30,12 +30,15 @@ target_link_libraries(example ZLIB::ZLIB)
 """
 MESON_BUILD = """\
 project('zlib_example', 'c')
-executable('example', 'example.c', dependencies : dependency('zlib'))
+executable('example', 'example.c', dependencies : dependency('zlib'), install : true)
 """
 CMAKE = ("cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release"
          " && cmake --build build && cp build/example {out}")
+# what `meson install` writes: Meson drops its build-tree RPATHs there (with zig, the build
+# tree's binary keeps one into the sysroot, which Meson does not count as a system dir)
 MESON = ("meson setup build --cross-file $CROSSPLAN_MESON_CROSS_FILE --buildtype=release"
-         " && ninja -C build && cp build/example {out}")
+         " --prefix=/usr && meson install -C build --destdir $PWD/out"
+         " && cp out/usr/bin/example {out}")
 PLAN = f"""
 [project]
 name = "zlib-example"
@@ -84,6 +87,17 @@ build = ["{CMAKE.format(out="example-zig")}"]
 outputs = ["example-zig"]
 smoke = []
 smoke_expect = "uncompress(): hello, hello!"
+
+[steps.zmeson_zig]
+kind = "c"
+src = "."
+sysroot = "zlib"
+compiler = "zig"
+platforms = ["linux/arm64"]
+build = ["{MESON.format(out="example-mzig")}"]
+outputs = ["example-mzig"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
 """
 MACHINES = {"linux/amd64": EM_X86_64, "linux/arm64": EM_AARCH64, "linux/arm/v7": EM_ARM}
 
@@ -108,9 +122,10 @@ def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: 
               env=sysroot_env(tmp_path))
     assert res.code == 0, res.stdout + res.stderr
     steps = res.steps()
-    built = [(s, p) for s in ("zcmake", "zmeson") for p in MACHINES] + [("zcmake_zig",
-                                                                         "linux/arm64")]
-    names = {"zcmake": "example-cmake", "zmeson": "example-meson", "zcmake_zig": "example-zig"}
+    built = [(s, p) for s in ("zcmake", "zmeson") for p in MACHINES]
+    built += [("zcmake_zig", "linux/arm64"), ("zmeson_zig", "linux/arm64")]
+    names = {"zcmake": "example-cmake", "zmeson": "example-meson", "zcmake_zig": "example-zig",
+             "zmeson_zig": "example-mzig"}
     for step, plat in built:
         # ran, printed "uncompress(): hello, hello!" (smoke_expect); first line: zlib.h's version
         assert steps[f"{step}@{plat}"]["smoke"].startswith("ok: zlib version 1."), steps
