@@ -166,3 +166,19 @@ def test_meson_wrapper_on_path_and_bound_by_the_sandbox(tmp_path: Path) -> None:
     plain = _action(CToolchain(gcc, path="/usr/bin"), ARM64, "make")
     assert ".crossplan/bin/meson" not in plain.files and "MESON" not in plain.env
     assert "PATH" not in plain.env
+
+
+def test_a_build_tool_the_step_runs_but_is_missing_is_named(tmp_path: Path) -> None:
+    from crossplan.backends.toolchains.choose import toolchain_for
+    from crossplan.errors import EnvironmentProblem
+    from crossplan.recipes.models import ToolchainPins
+
+    step = CStep(kind="c", build=("cmake -S . -B b && cmake --build b",), libc="musl",
+                 compiler="zig")
+    env = {"PATH": str(tmp_path), "CROSSPLAN_MANAGED_TOOLCHAINS": "off"}
+    tc = toolchain_for(step, ToolchainPins(), tmp_path, env)
+    assert isinstance(tc, CToolchain) and tc.missing == ("cmake",)
+    with pytest.raises(EnvironmentProblem) as err:
+        tc.action(step, ARM64, Path("/W"), Path("/C"))
+    assert "runs cmake, which is not installed" in err.value.message
+    assert "apt install cmake" in (err.value.hint or "")

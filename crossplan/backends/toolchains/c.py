@@ -26,6 +26,8 @@ from .targets import gnu_triple
 __all__ = ["CToolchain", "build_command"]
 
 MESON_WRAPPER = ".crossplan/bin/meson"
+_INSTALL = {"cmake": "`apt install cmake ninja-build`",
+            "meson": "`pip install 'crossplan[toolchains]'` (or `apt install meson ninja-build`)"}
 # Outputs that are not ELF files, so no machine check applies.
 _NOT_ELF = (".a", ".h", ".hpp", ".pc", ".cmake", ".txt", ".json", ".tar", ".gz")
 
@@ -67,6 +69,7 @@ class CToolchain:
         self, cc: Callable[[Platform], CrossCC], *, pin: str = "", runner: Runner = run,
         notes: list[str] | None = None,
         build_tools: Mapping[str, tuple[str, ...]] | None = None, path: str = "",
+        missing: tuple[str, ...] = (),
     ):
         self.cc = cc
         self.pin = pin
@@ -76,6 +79,7 @@ class CToolchain:
         # step's PATH as a wrapper, so the sandbox binds it; ``path``: the user's PATH after it.
         self.build_tools = dict(build_tools or {})
         self.path = path
+        self.missing = missing  # build tools the step runs that are not installed
         # What the user should know about the choice (e.g. the managed default zig was
         # used for a platform without a cross compiler); grows as platforms are asked for.
         self.notes = notes if notes is not None else []
@@ -101,6 +105,11 @@ class CToolchain:
     ) -> BuildAction:
         if not isinstance(step, CStep):
             raise TypeError(f"CToolchain cannot build {type(step).__name__}")
+        if self.missing:
+            raise EnvironmentProblem(
+                f"the step's build runs {' and '.join(self.missing)}, which "
+                f"{'are' if len(self.missing) > 1 else 'is'} not installed",
+                hint="; ".join(_INSTALL[t] for t in self.missing))
         cross = self.cc(platform)
         setup = cross.setup(workdir, cache_dir)
         flags = f"-O2 -ffile-prefix-map={workdir}=."

@@ -127,7 +127,8 @@ def toolchain_for(
         named = build_tools_named(step.build)
         found = {"cmake": (str(c),) if (c := look("cmake")) else (), "meson": find_meson(env)}
         return CToolchain(cc, pin=pin, runner=runner, notes=notes, path=env["PATH"],
-                          build_tools={t: found[t] for t in named if found[t]})
+                          build_tools={t: found[t] for t in named if found[t]},
+                          missing=tuple(t for t in named if not found[t]))
     kind = getattr(step, "kind", type(step).__name__)
     raise RecipeError(f"a '{kind}' step has no compiler toolchain")
 
