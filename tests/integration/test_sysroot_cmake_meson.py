@@ -4,9 +4,10 @@ through CMake's FindZLIB and Meson's ``dependency('zlib')`` (pkg-config), using 
 generated toolchain / cross files, for linux/amd64, linux/arm64 and linux/arm/v7 with Debian's
 cross gcc, and both for arm64 with zig too; no QEMU builds anything. Each binary runs with its
 sysroot (qemu-user -L for the foreign ones), needs libz.so.1 (NEEDED) and has no RPATH into
-the store. The CMakeLists.txt and meson.build around example.c are ours (a few lines); the
-make project is xz-utils' own examples directory with its Makefile (Debian's liblzma-dev),
-linking liblzma."""
+the store; with ``link = "static"`` both find the sysroot's libz.a (zlib's symbols linked in).
+The CMakeLists.txt and meson.build around example.c are ours (a few lines); the make project
+is xz-utils' own examples directory with its Makefile (Debian's liblzma-dev), linking
+liblzma, for arm64."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+from elftools.elf.elffile import ELFFile
 from sysroot_kit import apt_ok, exported, sysroot_env
 from testkit import Cli, require_component
 
@@ -54,6 +56,7 @@ packages = ["liblzma-dev"]
 kind = "c"
 src = "xz"
 sysroot = "lzma"
+platforms = ["linux/arm64"]  # make with $CC/$CFLAGS: test_sysroot_curl covers all three
 build = ['make CC="$CC" CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS -llzma" 01_compress_easy']
 outputs = ["01_compress_easy"]
 smoke = ["6"]
@@ -85,6 +88,28 @@ compiler = "zig"
 platforms = ["linux/arm64"]
 build = ["{CMAKE.format(out="example-zig")}"]
 outputs = ["example-zig"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
+
+[steps.zcmake_static]
+kind = "c"
+src = "."
+sysroot = "zlib"
+link = "static"
+platforms = ["linux/arm64"]
+build = ["{CMAKE.format(out="example-cmake-static")}"]
+outputs = ["example-cmake-static"]
+smoke = []
+smoke_expect = "uncompress(): hello, hello!"
+
+[steps.zmeson_static]
+kind = "c"
+src = "."
+sysroot = "zlib"
+link = "static"
+platforms = ["linux/arm64"]
+build = ["{MESON.format(out="example-meson-static")}"]
+outputs = ["example-meson-static"]
 smoke = []
 smoke_expect = "uncompress(): hello, hello!"
 
@@ -134,10 +159,19 @@ def test_cmake_and_meson_projects_against_a_debian_sysroot(tmp_path: Path, cli: 
         assert elf.machine == MACHINES[plat], (step, plat)
         assert "libz.so.1" in elf.needed, (step, plat, elf.needed)  # the sysroot's zlib
         assert b"sysroots/roots" not in binary.read_bytes(), (step, plat)  # no store RPATH
-    for plat in MACHINES:  # xz's own Makefile, driven by the step's CC/CFLAGS/LDFLAGS
-        assert steps[f"xzmake@{plat}"]["smoke"].startswith("ok: "), steps
-        elf = read_elf(exported(export, "xzmake", plat, "01_compress_easy"))
-        assert elf.machine == MACHINES[plat] and "liblzma.so.5" in elf.needed, (plat, elf.needed)
+    # link = "static": CMake's FindZLIB and Meson's pkg-config pick the sysroot's libz.a
+    for step in ("zcmake_static", "zmeson_static"):
+        assert steps[f"{step}@linux/arm64"]["smoke"].startswith("ok: zlib version 1."), steps
+        binary = exported(export, step, "linux/arm64", step.replace("z", "example-", 1)
+                          .replace("_", "-"))
+        assert read_elf(binary).static, step
+        with binary.open("rb") as f:
+            symbols = {s.name for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}
+        assert {"deflate", "inflate", "zlibVersion"} <= symbols, step  # zlib linked in
+    # xz's own Makefile, driven by the step's CC/CFLAGS/LDFLAGS
+    assert steps["xzmake@linux/arm64"]["smoke"].startswith("ok: "), steps
+    elf = read_elf(exported(export, "xzmake", "linux/arm64", "01_compress_easy"))
+    assert elf.machine == EM_AARCH64 and "liblzma.so.5" in elf.needed, elf.needed
     # the key covers the build tool: `plan explain` shows cmake's and meson's versions
     for step, tool in (("zmeson", "meson: 1."), ("zcmake", "cmake: cmake version 3.")):
         res = cli("explain", proj, step, "--platform", "linux/arm64", "--json",

@@ -17,6 +17,7 @@ from crossplan.backends.toolchains.crossfiles import (
     TOOLCHAIN_FILE,
     CrossSpec,
     cmake_toolchain,
+    cross_files,
     meson_cross,
     meson_host,
 )
@@ -182,3 +183,22 @@ def test_a_build_tool_the_step_runs_but_is_missing_is_named(tmp_path: Path) -> N
         tc.action(step, ARM64, Path("/W"), Path("/C"))
     assert "runs cmake, which is not installed" in err.value.message
     assert "apt install cmake" in (err.value.hint or "")
+
+
+def test_static_links_find_static_libraries() -> None:
+    spec = CrossSpec(platform=ARM64, kind="zig", cc="cc", cxx="c++", ar="ar", ranlib="r",
+                     strip="s", ldflags="-static -L/x")
+    cmake = cmake_toolchain(spec)
+    assert 'set(CMAKE_EXE_LINKER_FLAGS_INIT "-static -L/x")' in cmake
+    assert 'set(CMAKE_SHARED_LINKER_FLAGS_INIT "-L/x")' in cmake  # not -static for a .so
+    assert ('set(CMAKE_PROJECT_INCLUDE "${CMAKE_CURRENT_LIST_DIR}/static-libraries.cmake")'
+            in cmake)  # after project(), which resets the suffixes
+    assert "set(CMAKE_FIND_LIBRARY_SUFFIXES .a)" in cross_files(spec)[
+        ".crossplan/static-libraries.cmake"]
+    meson = _ini(meson_cross(spec))["built-in options"]
+    assert meson["default_library"] == "'static'" and meson["prefer_static"] == "true"
+    dynamic = CrossSpec(platform=ARM64, kind="gcc", cc="cc", cxx="c++", ar="ar", ranlib="r",
+                        strip="s", ldflags="")
+    assert "CMAKE_PROJECT_INCLUDE" not in cmake_toolchain(dynamic)
+    assert set(cross_files(dynamic)) == {TOOLCHAIN_FILE, MESON_CROSS_FILE}
+    assert "prefer_static" not in _ini(meson_cross(dynamic))["built-in options"]

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 TOOLCHAIN_FILE = ".crossplan/toolchain.cmake"
+_STATIC_NAME = "static-libraries.cmake"  # beside TOOLCHAIN_FILE
 MESON_CROSS_FILE = ".crossplan/meson-cross.ini"
 
 # arch -> Meson's cpu_family (https://mesonbuild.com/Reference-tables.html)
@@ -70,6 +71,15 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
+def _static(spec: CrossSpec) -> bool:
+    return "-static" in shlex.split(spec.ldflags)
+
+
+def _shared(ldflags: str) -> str:
+    """Link flags for shared libraries: ``-static`` only makes sense for executables."""
+    return " ".join(shlex.quote(f) for f in shlex.split(ldflags) if f != "-static")
+
+
 def cmake_toolchain(spec: CrossSpec) -> str:
     """A CMake toolchain file: compilers and flags, and find_* / pkg-config looking only in the
     target's root. With a Debian sysroot, gcc and clang get ``CMAKE_SYSROOT``; zig keeps its own
@@ -87,12 +97,15 @@ def cmake_toolchain(spec: CrossSpec) -> str:
         f"set(CMAKE_C_FLAGS_INIT {_q(spec.cflags)})",
         f"set(CMAKE_CXX_FLAGS_INIT {_q(spec.cxxflags)})",
         f"set(CMAKE_EXE_LINKER_FLAGS_INIT {_q(spec.ldflags)})",
-        f"set(CMAKE_SHARED_LINKER_FLAGS_INIT {_q(spec.ldflags)})",
+        f"set(CMAKE_SHARED_LINKER_FLAGS_INIT {_q(_shared(spec.ldflags))})",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
     ]
+    if _static(spec):  # find_* pick the .a files a static link needs: set after project(),
+        # which would reset CMAKE_FIND_LIBRARY_SUFFIXES to the platform's (.so;.a)
+        lines.append(f'set(CMAKE_PROJECT_INCLUDE "${{CMAKE_CURRENT_LIST_DIR}}/{_STATIC_NAME}")')
     root = spec.sysroot or spec.find_root
     if spec.sysroot:
         triple = gnu_triple(p)
@@ -121,18 +134,21 @@ def meson_host(platform: Platform) -> dict[str, str]:
     }
 
 
-def _ini(value: str | list[str]) -> str:
-    """A Meson machine-file value: a string or an array of strings."""
+def _ini(value: str | list[str] | bool) -> str:
+    """A Meson machine-file value: a string, an array of strings or a boolean."""
     def one(s: str) -> str:
         return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return "[" + ", ".join(one(v) for v in value) + "]" if isinstance(value, list) else one(value)
 
 
 def meson_cross(spec: CrossSpec) -> str:
     """A Meson cross file. Meson ignores CFLAGS/LDFLAGS for the host machine of a cross build,
     so the flags (with the sysroot's) are its ``c_args``/``c_link_args``; ``sys_root`` and
-    ``pkg_config_libdir`` point pkg-config into the sysroot."""
-    sections: dict[str, dict[str, str | list[str]]] = {
+    ``pkg_config_libdir`` point pkg-config into the sysroot. ``-static`` (musl, or ``link =
+    "static"``) makes libraries static and prefers static dependencies."""
+    sections: dict[str, dict[str, str | list[str] | bool]] = {
         "binaries": {
             "c": [spec.cc], "cpp": [spec.cxx], "ar": [spec.ar], "strip": [spec.strip],
             "pkg-config": ["pkg-config"],
@@ -144,6 +160,8 @@ def meson_cross(spec: CrossSpec) -> str:
         "properties": {},
         "host_machine": dict(meson_host(spec.platform)),
     }
+    if _static(spec):  # static executables: static libraries, and .a files found first
+        sections["built-in options"].update(default_library="static", prefer_static=True)
     props = sections["properties"]
     if spec.sysroot:
         props["sys_root"] = spec.sysroot
@@ -157,5 +175,10 @@ def meson_cross(spec: CrossSpec) -> str:
 
 
 def cross_files(spec: CrossSpec) -> dict[str, str]:
-    """Both files, by their path in the work dir."""
-    return {TOOLCHAIN_FILE: cmake_toolchain(spec), MESON_CROSS_FILE: meson_cross(spec)}
+    """Both files (and the CMake file a static link includes), by their path in the work dir."""
+    files = {TOOLCHAIN_FILE: cmake_toolchain(spec), MESON_CROSS_FILE: meson_cross(spec)}
+    if _static(spec):
+        files[f"{TOOLCHAIN_FILE.rpartition('/')[0]}/{_STATIC_NAME}"] = (
+            "# Written by crossplan: a static link finds static libraries\n"
+            "set(CMAKE_FIND_LIBRARY_SUFFIXES .a)\n")
+    return files
