@@ -60,6 +60,7 @@ APT_PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
   mmdebstrap rustc cargo libstd-rust-dev:arm64 bubblewrap
   pkg-config golang-github-mattn-go-sqlite3-dev librust-libz-sys-dev libcurl4-doc
+  cmake ninja-build zlib1g-dev liblzma-dev
 )
 ARMHF_RUST_PACKAGE=libstd-rust-dev:armhf
 # Debian arch -> image platform dir name (TARGETARCH + TARGETVARIANT) for busybox;

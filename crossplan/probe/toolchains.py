@@ -96,7 +96,9 @@ def probe_toolchains(
         commands[node] = ToolCommand(
             commands=built.commands, env=dict(built.env), outputs=built.outputs,
             executables=built.executables, files=dict(built.files), toolchain=tc.name,
-            roots=tool_roots(built.commands, built.env, built.files),
+            # not PATH: a C step's PATH is the user's after crossplan's wrappers (bound or not)
+            roots=tool_roots(built.commands, {k: v for k, v in built.env.items() if k != "PATH"},
+                             built.files),
         )
     return identities, commands, deferred, tuple(notes)
 

@@ -315,7 +315,7 @@ def test_c_action_with_gcc_needs_no_wrappers(tmp_path: Path) -> None:
     assert action.commands == (("sh", "-c", "make"),)
     assert action.env["CC"] == "/usr/bin/aarch64-linux-gnu-gcc"
     assert action.env["AR"] == "/usr/bin/aarch64-linux-gnu-ar" and action.env["LDFLAGS"] == ""
-    assert set(action.files) == {".crossplan/toolchain.cmake"}
+    assert set(action.files) == {".crossplan/toolchain.cmake", ".crossplan/meson-cross.ini"}
     assert (
         'set(CMAKE_FIND_ROOT_PATH "/usr/aarch64-linux-gnu")'
         in action.files[".crossplan/toolchain.cmake"]

@@ -1,8 +1,9 @@
-"""C/C++ steps: the step's ``build`` command (Make, CMake, ...) run with the target's CC/AR/..."""
+"""C/C++ steps: the step's ``build`` (Make, CMake, Meson...) run with the target's CC/AR/..."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from crossplan.errors import EnvironmentProblem
@@ -11,40 +12,24 @@ from crossplan.recipes.models import CStep
 from crossplan.recipes.rules import Violation
 from crossplan.recipes.rules import one_argv as _one_argv
 
-from ._proc import Runner, run
+from ._proc import Runner, first_line, run
 from .base import BuildAction
-from .cc import CrossCC
-from .targets import cmake_processor, gnu_triple
+from .cc import CrossCC, exec_script
+from .crossfiles import (
+    MESON_CROSS_FILE,
+    TOOLCHAIN_FILE,
+    cross_files,
+    spec_from_env,
+)
+from .targets import gnu_triple
 
-__all__ = ["CToolchain", "build_command", "cmake_toolchain_file"]
+__all__ = ["CToolchain", "build_command"]
 
-TOOLCHAIN_FILE = ".crossplan/toolchain.cmake"
+MESON_WRAPPER = ".crossplan/bin/meson"
+_INSTALL = {"cmake": "`apt install cmake ninja-build`",
+            "meson": "`pip install 'crossplan[toolchains]'` (or `apt install meson ninja-build`)"}
 # Outputs that are not ELF files, so no machine check applies.
 _NOT_ELF = (".a", ".h", ".hpp", ".pc", ".cmake", ".txt", ".json", ".tar", ".gz")
-
-
-def cmake_toolchain_file(cross: CrossCC, env: dict[str, str]) -> str:
-    """A CMake toolchain file matching ``env`` (CC, CXX, AR, RANLIB, CFLAGS, LDFLAGS)."""
-    lines = [
-        "# Written by crossplan: cross-compiling for " + str(cross.platform),
-        "set(CMAKE_SYSTEM_NAME Linux)",
-        f"set(CMAKE_SYSTEM_PROCESSOR {cmake_processor(cross.platform)})",
-        f'set(CMAKE_C_COMPILER "{env["CC"]}")',
-        f'set(CMAKE_CXX_COMPILER "{env["CXX"]}")',
-        f'set(CMAKE_AR "{env["AR"]}" CACHE FILEPATH "")',
-        f'set(CMAKE_RANLIB "{env["RANLIB"]}" CACHE FILEPATH "")',
-        f'set(CMAKE_STRIP "{env["STRIP"]}" CACHE FILEPATH "")',
-        f'set(CMAKE_C_FLAGS_INIT "{env["CFLAGS"]}")',
-        f'set(CMAKE_CXX_FLAGS_INIT "{env["CXXFLAGS"]}")',
-        f'set(CMAKE_EXE_LINKER_FLAGS_INIT "{env["LDFLAGS"]}")',
-        "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
-        "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
-        "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
-        "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
-    ]
-    if cross.sysroot:
-        lines.append(f'set(CMAKE_FIND_ROOT_PATH "{cross.sysroot}")')
-    return "\n".join(lines) + "\n"
 
 
 def one_argv(argv: tuple[str, ...], what: str) -> None:
@@ -83,10 +68,18 @@ class CToolchain:
     def __init__(
         self, cc: Callable[[Platform], CrossCC], *, pin: str = "", runner: Runner = run,
         notes: list[str] | None = None,
+        build_tools: Mapping[str, tuple[str, ...]] | None = None, path: str = "",
+        missing: tuple[str, ...] = (),
     ):
         self.cc = cc
         self.pin = pin
         self.runner = runner
+        # The build tools the step's commands name (cmake, meson) and how to run them: their
+        # versions enter keys. Meson (often this interpreter's mesonbuild) is put first on the
+        # step's PATH as a wrapper, so the sandbox binds it; ``path``: the user's PATH after it.
+        self.build_tools = dict(build_tools or {})
+        self.path = path
+        self.missing = missing  # build tools the step runs that are not installed
         # What the user should know about the choice (e.g. the managed default zig was
         # used for a platform without a cross compiler); grows as platforms are asked for.
         self.notes = notes if notes is not None else []
@@ -97,6 +90,13 @@ class CToolchain:
         pin = self.pin or cross.pin
         if pin:
             lines.append(f"managed {pin}")
+        for name, argv in sorted(self.build_tools.items()):
+            try:
+                version = first_line(self.runner((*argv, "--version"), None))
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise EnvironmentProblem(f"cannot run {name} --version: {exc}",
+                                         hint=f"reinstall {name}") from exc
+            lines.append(f"{name}: {version}")
         return "\n".join(lines)
 
     def action(
@@ -105,6 +105,11 @@ class CToolchain:
     ) -> BuildAction:
         if not isinstance(step, CStep):
             raise TypeError(f"CToolchain cannot build {type(step).__name__}")
+        if self.missing:
+            raise EnvironmentProblem(
+                f"the step's build runs {' and '.join(self.missing)}, which "
+                f"{'are' if len(self.missing) > 1 else 'is'} not installed",
+                hint="; ".join(_INSTALL[t] for t in self.missing))
         cross = self.cc(platform)
         setup = cross.setup(workdir, cache_dir)
         flags = f"-O2 -ffile-prefix-map={workdir}=."
@@ -117,14 +122,23 @@ class CToolchain:
             "ZERO_AR_DATE": "1",
             "CROSSPLAN_GNU_TRIPLE": gnu_triple(platform),
             "CMAKE_TOOLCHAIN_FILE": str(workdir / TOOLCHAIN_FILE),
+            "CROSSPLAN_MESON_CROSS_FILE": str(workdir / MESON_CROSS_FILE),
         }
         if cross.sysroot:
             triple = gnu_triple(platform)
             env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{triple}/pkgconfig:/usr/{triple}/lib/pkgconfig"
         elif cross.kind == "zig":
             env["PKG_CONFIG_LIBDIR"] = ""
-        files = {**setup.files, TOOLCHAIN_FILE: cmake_toolchain_file(cross, env)}
-        commands = (*setup.prepare, build_command(step.build))
+        spec = spec_from_env(env, platform, cross.kind, find_root=cross.sysroot)
+        files = {**setup.files, **cross_files(spec)}
+        prepare = setup.prepare
+        if "meson" in self.build_tools:
+            files[MESON_WRAPPER] = exec_script(self.build_tools["meson"])
+            env["MESON"] = str(workdir / MESON_WRAPPER)
+            bindir = str((workdir / MESON_WRAPPER).parent)
+            env["PATH"] = f"{bindir}:{self.path}" if self.path else bindir
+            prepare = (*prepare, ("chmod", "0755", env["MESON"]))
+        commands = (*prepare, build_command(step.build))
         return BuildAction(
             commands=commands,
             env=env,

@@ -14,7 +14,7 @@ from crossplan.platforms import Platform
 from ._proc import Runner, first_line
 from .targets import debian_arch, gnu_triple, zig_target
 
-__all__ = ["CCSetup", "CrossCC", "arch_flags", "find_cc", "gcc_package_hint"]
+__all__ = ["CCSetup", "CrossCC", "arch_flags", "exec_script", "find_cc", "gcc_package_hint"]
 
 Which = Callable[[str], Path | None]
 WRAPPER_DIR = ".crossplan/cc"
@@ -101,9 +101,9 @@ class CrossCC:
         scripts = {
             "cc": self._compiler_script(self.cc),
             "c++": self._compiler_script(self.cxx),
-            "ar": _exec_script(self.ar),
-            "ranlib": _exec_script(self.ranlib),
-            "strip": _exec_script(self.strip) if self.strip else _NOOP_STRIP,
+            "ar": exec_script(self.ar),
+            "ranlib": exec_script(self.ranlib),
+            "strip": exec_script(self.strip) if self.strip else _NOOP_STRIP,
         }
         base = workdir / WRAPPER_DIR
         files = {f"{WRAPPER_DIR}/{name}": text for name, text in scripts.items()}
@@ -127,7 +127,8 @@ class CrossCC:
         )
 
 
-def _exec_script(argv: tuple[str, ...]) -> str:
+def exec_script(argv: tuple[str, ...]) -> str:
+    """A one-line ``sh`` wrapper running ``argv`` with the caller's arguments."""
     return "#!/bin/sh\nexec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"\n'
 
 

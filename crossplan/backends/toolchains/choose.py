@@ -16,7 +16,7 @@ from ._proc import SAFE_PATH, Runner, run, which
 from .base import Toolchain
 from .c import CToolchain
 from .cc import CrossCC, Which, find_cc
-from .find import find_go, find_rust, find_zig
+from .find import build_tools_named, find_go, find_meson, find_rust, find_zig
 from .go import GoToolchain
 from .managed import DEFAULT_VERSIONS, DISTS, Installed, install_one
 from .rust import RustToolchain
@@ -124,7 +124,11 @@ def toolchain_for(
                 return find_cc(p, c_libc, "zig", zig=z.executable, which=look,
                                build=build, pin=z.pin)
 
-        return CToolchain(cc, pin=pin, runner=runner, notes=notes)
+        named = build_tools_named(step.build)
+        found = {"cmake": (str(c),) if (c := look("cmake")) else (), "meson": find_meson(env)}
+        return CToolchain(cc, pin=pin, runner=runner, notes=notes, path=env["PATH"],
+                          build_tools={t: found[t] for t in named if found[t]},
+                          missing=tuple(t for t in named if not found[t]))
     kind = getattr(step, "kind", type(step).__name__)
     raise RecipeError(f"a '{kind}' step has no compiler toolchain")
 

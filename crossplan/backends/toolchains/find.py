@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from ._proc import Runner, probe_env, run, which
 from .rust import RustCompiler
 
-__all__ = ["find_go", "find_rust", "find_zig", "package_dir"]
+__all__ = [
+    "build_tools_named", "find_go", "find_meson", "find_rust", "find_zig", "package_dir",
+]
 
 _ERRORS = (OSError, subprocess.SubprocessError)
 
@@ -60,6 +64,24 @@ def find_zig(environ: Mapping[str, str]) -> Path | None:
     if pkg is not None and (pkg / "zig").is_file():
         return pkg / "zig"
     return which("zig", environ)
+
+
+def find_meson(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """How to run Meson: this interpreter's ``mesonbuild`` (the ``toolchains`` extra), else
+    ``meson`` on PATH; () when neither is installed."""
+    if package_dir("mesonbuild") is not None:
+        return (sys.executable, "-m", "mesonbuild.mesonmain")
+    found = which("meson", environ)
+    return (str(found),) if found else ()
+
+
+_BUILD_TOOLS = re.compile(r"(?<![\w.-])(cmake|meson)(?![\w.-])", re.IGNORECASE)
+
+
+def build_tools_named(build: tuple[str, ...]) -> tuple[str, ...]:
+    """The build tools (cmake, meson) a step's ``build`` commands run, sorted."""
+    return tuple(sorted({m.group(1).lower() for line in build
+                         for m in _BUILD_TOOLS.finditer(line)}))
 
 
 def _rustup_home(environ: Mapping[str, str]) -> Path | None:

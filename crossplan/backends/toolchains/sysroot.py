@@ -1,5 +1,5 @@
 """A Debian sysroot applied to a toolchain's build: ``--sysroot`` for the compiler and linker,
-pkg-config pointed into it, cgo's and Rust's variables for the target (pure)."""
+pkg-config pointed into it, CMake/Meson files, cgo's and Rust's variables for the target (pure)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from crossplan.platforms import Platform
 
 from .base import BuildAction
+from .crossfiles import TOOLCHAIN_FILE, cross_files, spec_from_env
 from .rust import rust_triple
 from .targets import gnu_triple
 
@@ -78,7 +79,11 @@ def with_sysroot(
     built: BuildAction, root: str, platform: Platform, toolchain: str, cc_kind: str,
     libc: str = "gnu",
 ) -> BuildAction:
-    """``built`` with the sysroot's variables in its environment."""
+    """``built`` with the sysroot's variables in its environment, and its CMake toolchain and
+    Meson cross files (when it has them) made again for the sysroot."""
     env = {**built.env, **sysroot_env(root, platform, toolchain, cc_kind, built.env, libc)}
+    files = dict(built.files)
+    if TOOLCHAIN_FILE in files and all(v in env for v in ("CC", "CXX", "AR", "RANLIB", "STRIP")):
+        files.update(cross_files(spec_from_env(env, platform, cc_kind, sysroot=root)))
     return BuildAction(commands=built.commands, env=env, outputs=built.outputs,
-                       executables=built.executables, files=built.files)
+                       executables=built.executables, files=files)
