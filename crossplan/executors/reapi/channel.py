@@ -29,7 +29,16 @@ def open_channel(ep: Endpoint) -> grpc.Channel:
         channel = grpc.insecure_channel(ep.target, options=opts)
     else:
         def read(p: str | None) -> bytes | None:
-            return open(os.path.expanduser(p), "rb").read() if p else None
+            if not p:
+                return None
+            try:
+                with open(os.path.expanduser(p), "rb") as f:
+                    return f.read()
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"[execution] TLS file {p} cannot be read: {exc.strerror}",
+                    hint="server_cert, client_cert and client_key are PEM files, relative "
+                    "to plan.toml") from None
 
         creds = grpc.ssl_channel_credentials(
             read(ep.server_cert), read(ep.client_key), read(ep.client_cert))
@@ -74,12 +83,14 @@ class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
 def unreachable(ep: Endpoint, exc: grpc.RpcError, step: str | None = None) -> EnvironmentProblem:
     """The endpoint did not answer (after the retries)."""
     detail = exc.details() if hasattr(exc, "details") else str(exc)
+    hint = ("start the cluster (scripts/reapi-env.sh up), fix [execution] remote, or build "
+            "locally with --executor local")
+    if "CERTIFICATE" in detail or "handshake" in detail.lower():
+        hint = ("the server's TLS certificate was not accepted: point [execution] server_cert "
+                "at the CA that signed it (and client_cert/client_key if it asks for one)")
     return EnvironmentProblem(
         f"cannot reach the remote execution endpoint {ep.url} (instance "
-        f"'{ep.instance}'): {detail}", step=step,
-        hint="start the cluster (scripts/reapi-env.sh up), fix [execution] remote, or build "
-        "locally with --executor local",
-    )
+        f"'{ep.instance}'): {detail}", step=step, hint=hint)
 
 
 class Retrying:

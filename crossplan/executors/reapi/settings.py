@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -80,9 +81,19 @@ def endpoint_for(
         raise RecipeError(f"[execution] remote '{url}' is not a grpc:// or grpcs:// URL",
                           file=label or None, hint='e.g. remote = "grpc://127.0.0.1:50051"')
     instance = environ.get("CROSSPLAN_EXECUTION_INSTANCE", cfg.instance)
+
+    def path(p: str | None) -> str | None:  # relative to plan.toml, ~ expanded
+        if p is None:
+            return None
+        expanded = os.path.expanduser(p)
+        if label and not os.path.isabs(expanded):
+            return os.path.join(os.path.dirname(os.path.abspath(label)), expanded)
+        return expanded
+
     return Endpoint(
-        url=url, instance=instance, server_cert=cfg.server_cert, client_cert=cfg.client_cert,
-        client_key=cfg.client_key, headers=resolve_headers(cfg.headers, environ),
+        url=url, instance=instance, server_cert=path(cfg.server_cert),
+        client_cert=path(cfg.client_cert), client_key=path(cfg.client_key),
+        headers=resolve_headers(cfg.headers, environ),
         retries=cfg.retries, queue_timeout=cfg.queue_timeout,
         properties={k: dict(v) for k, v in cfg.properties.items()},
         system_toolchains=cfg.system_toolchains,
