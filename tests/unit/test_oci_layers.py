@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -165,3 +166,32 @@ def test_entries_from_tree_normalizes_modes(tmp_path: Path) -> None:
     assert entries["/opt/app/bin/link"].linkname == "app"
     names = [m.name for m in _members(build_layer(entries.values(), mtime=0).blob)]
     assert names[:3] == ["opt", "opt/app", "opt/app/README"]
+
+
+def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """igzip's output depends on how its input is split: the layer re-blocks the tar stream,
+    so reading sources in other chunk sizes gives the same blob."""
+    import random
+
+    from crossplan.backends.oci import layers
+
+    payload = random.Random(7).randbytes(3 << 20) + bytes(1 << 20)  # > 1 block, compressible
+    (tmp_path / "big").write_bytes(payload)
+    entries = [LayerEntry("/big", source=tmp_path / "big"), LayerEntry("/a", data=b"1")]
+    one = build_layer(entries, mtime=0)
+    monkeypatch.setattr(layers, "_CHUNK", 4096 + 7)
+    other = build_layer(entries, mtime=0)
+    assert other.digest == one.digest
+    assert gzip.decompress(one.blob)[512:512 + len(b"1")] == b"1"  # /a comes first
+
+
+def test_layer_encoding_names_the_deflater_and_what_its_bytes_depend_on() -> None:
+    from crossplan.backends.oci.layers import layer_encoding
+
+    enc = layer_encoding()
+    import isal
+
+    assert enc.startswith(f"igzip-1-isal{isal.ISAL_VERSION}-")
+    assert enc.endswith(os.uname().machine) or f"{os.uname().machine}-" in enc
