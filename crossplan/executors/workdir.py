@@ -41,21 +41,28 @@ def new_workdir(store: Store, label: str) -> Path:
 def populate(
     workdir: Path, inputs: tuple[InputFile, ...], deps: dict[str, Entry], store: Store
 ) -> None:
-    """Copy the input root's files (only those digested) and deps' outputs (their dirs)."""
+    """Copy the input root's files (only those digested) and deps' outputs (their dirs).
+
+    Each file is hashed as it is copied and must hash to the digest its key was computed
+    from (``InputChanged`` otherwise): the key describes the staged bytes."""
+    root = str(workdir)
+    made: set[str] = set()
     for f in inputs:
-        dest = workdir / f.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = os.path.join(root, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         if f.link is not None:
             os.symlink(f.link, dest)
             continue
         assert f.origin is not None
         try:
-            staged = copy_hashing(f.origin, dest)
+            staged = copy_hashing(f.origin, dest, 0o755 if f.executable else 0o644)
         except FileNotFoundError:
             raise InputChanged(f.path, "removed") from None
         if staged != f.digest:
             raise InputChanged(f.path, f"planned blake3 {f.digest[:12]}, staged {staged[:12]}")
-        os.chmod(dest, 0o755 if f.executable else 0o644)
     for where, entry in deps.items():
         store.materialize(entry, workdir / where)
 
