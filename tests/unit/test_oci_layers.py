@@ -188,10 +188,28 @@ def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
 
 
 def test_layer_encoding_names_the_deflater_and_what_its_bytes_depend_on() -> None:
+    import isal  # a dependency (pyproject.toml): `pip install -e .` if this fails
+
     from crossplan.backends.oci.layers import layer_encoding
 
     enc = layer_encoding()
-    import isal
-
     assert enc.startswith(f"igzip-1-isal{isal.ISAL_VERSION}-")
     assert enc.endswith(os.uname().machine) or f"{os.uname().machine}-" in enc
+
+
+def test_without_isal_layers_are_zlib_gzip_1_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from crossplan.backends.oci import layers
+
+    igzip = build_layer(_entries(), mtime=EPOCH)
+    monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
+    layers.layer_encoding.cache_clear()
+    try:
+        assert layers.layer_encoding() == "gzip-1"
+        zlib_blob = build_layer(_entries(), mtime=EPOCH)
+    finally:
+        layers.layer_encoding.cache_clear()
+    assert zlib_blob.diff_id == igzip.diff_id  # the same tar
+    assert zlib_blob.digest != igzip.digest  # other bytes: hence the encoding in the key
+    assert gzip.decompress(zlib_blob.blob) == gzip.decompress(igzip.blob)
