@@ -36,6 +36,10 @@ ARGV: list[str] | None = None
 # environment (grpc's defaults), and the memo must be found by the next identical start.
 PATH: str | None = None
 STARTED_NS = time.time_ns()
+# The environment the process was started with: what a memo is keyed by, also when it is
+# written at the end of a run during which a module set a variable of its own (e.g.
+# executors/reapi's GRPC_VERBOSITY default), which would key it where no replay looks.
+STARTED_ENV = dict(os.environ)
 # Shell bookkeeping that says nothing about a run.
 _VOLATILE_ENV = frozenset({"_", "OLDPWD", "SHLVL", "PWD"})
 # The run's own total in the memoised text ("5 cached in 0.42s"), replaced by the replay's.
@@ -71,7 +75,7 @@ def _code_signature() -> list[object]:
 
 def memo_path(argv: list[str], environ: dict[str, str] | os._Environ[str] | None = None) -> str:
     """Where the memo of ``plan <argv>`` run here, now, lives (in the default store)."""
-    env = os.environ if environ is None else environ
+    env = STARTED_ENV if environ is None else environ
     tty = sys.stdout.isatty()
     width = os.get_terminal_size(sys.stdout.fileno()).columns if tty else None
     ident = [FORMAT, os.path.realpath(sys.executable), sys.prefix, sys.version, os.getcwd(),

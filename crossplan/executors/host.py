@@ -16,7 +16,7 @@ from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.sandbox import Sandbox
-from crossplan.executors.workdir import collect_outputs, new_workdir, populate
+from crossplan.executors.workdir import collect_outputs, discard, new_workdir, populate
 from crossplan.planner.actions import Action
 from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan.planner.graph import NodeId
@@ -128,7 +128,7 @@ class HostExecutor:
         except OSError as exc:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            discard(workdir)
 
     def _streaming(self, action: Action, log: Path, key: str) -> AbstractContextManager[None]:
         if not self.stream_logs:

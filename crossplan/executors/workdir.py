@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from crossplan.cache.failures import boundary
@@ -13,7 +16,8 @@ from crossplan.errors import StepFailed
 from crossplan.hashing import copy_hashing
 from crossplan.planner.actions import InputFile
 
-__all__ = ["InputChanged", "collect_outputs", "new_workdir", "populate"]
+__all__ = ["InputChanged", "collect_outputs", "discard", "new_workdir", "populate",
+           "wait_discarded"]
 
 
 class InputChanged(StepFailed):
@@ -38,24 +42,62 @@ def new_workdir(store: Store, label: str) -> Path:
                                      dir=store.root / "tmp"))
 
 
+_reaper: list[ThreadPoolExecutor] = []
+_pending: set[Future[None]] = set()
+_reaper_lock = threading.Lock()
+
+
+def discard(workdir: Path) -> None:
+    """Remove a finished work dir in a background thread: the node's result, and the nodes
+    waiting for it, need not wait for its thousands of unlinks. Every run waits for the
+    removals it started before it returns (``wait_discarded``, in the scheduler); a killed
+    run's dirs are swept as before, by the store's lease."""
+    with _reaper_lock:
+        if not _reaper:
+            _reaper.append(ThreadPoolExecutor(1, thread_name_prefix="workdir-reaper"))
+        fut = _reaper[0].submit(shutil.rmtree, workdir, ignore_errors=True)
+        _pending.add(fut)
+    fut.add_done_callback(_forget)
+
+
+def _forget(fut: Future[None]) -> None:
+    with _reaper_lock:
+        _pending.discard(fut)
+
+
+def wait_discarded() -> None:
+    """Block until every work dir handed to ``discard`` is gone."""
+    with _reaper_lock:
+        pending = list(_pending)
+    for fut in pending:
+        fut.result()
+
+
 def populate(
     workdir: Path, inputs: tuple[InputFile, ...], deps: dict[str, Entry], store: Store
 ) -> None:
-    """Copy the input root's files (only those digested) and deps' outputs (their dirs)."""
+    """Copy the input root's files (only those digested) and deps' outputs (their dirs).
+
+    Each file is hashed as it is copied and must hash to the digest its key was computed
+    from (``InputChanged`` otherwise): the key describes the staged bytes."""
+    root = str(workdir)
+    made: set[str] = set()
     for f in inputs:
-        dest = workdir / f.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = os.path.join(root, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         if f.link is not None:
             os.symlink(f.link, dest)
             continue
         assert f.origin is not None
         try:
-            staged = copy_hashing(f.origin, dest)
+            staged = copy_hashing(f.origin, dest, 0o755 if f.executable else 0o644)
         except FileNotFoundError:
             raise InputChanged(f.path, "removed") from None
         if staged != f.digest:
             raise InputChanged(f.path, f"planned blake3 {f.digest[:12]}, staged {staged[:12]}")
-        os.chmod(dest, 0o755 if f.executable else 0o644)
     for where, entry in deps.items():
         store.materialize(entry, workdir / where)
 

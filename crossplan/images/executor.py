@@ -12,7 +12,7 @@ from crossplan.errors import EnvironmentProblem, StepFailed
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.host import log_path
 from crossplan.executors.protocol import ActionResult, dep_outputs
-from crossplan.executors.workdir import collect_outputs, new_workdir
+from crossplan.executors.workdir import collect_outputs, discard, new_workdir
 from crossplan.images.protocol import ImageBackend
 from crossplan.planner.actions import Action
 from crossplan.planner.graph import NodeId
@@ -59,6 +59,6 @@ class ImageExecutor:
         except OSError as exc:
             raise StepFailed(f"{exc}", step=str(node)) from exc
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            discard(workdir)
 
 

@@ -21,7 +21,7 @@ from crossplan.backends.oci import (
 )
 from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.image import BuiltIndex
-from crossplan.backends.oci.layers import GZIP_LEVEL
+from crossplan.backends.oci.layers import layer_encoding
 from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import RecipeError, StepFailed
@@ -57,7 +57,7 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
     # so the same tree gives the same index with or without .git, whatever the remote.
     rev, src = recipe.project.revision, recipe.project.source
     # The layers' encoding: the same inputs compressed otherwise are other bytes.
-    return f"base={pin};layers=gzip-{GZIP_LEVEL};revision={rev or ''};source={src or ''}"
+    return f"base={pin};layers={layer_encoding()};revision={rev or ''};source={src or ''}"
 
 
 def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:

@@ -4,6 +4,7 @@ outputs, platform requirements, timeout), and its key."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -180,11 +181,12 @@ def _merge_env(toolchain: Mapping[str, str], step: Mapping[str, str]) -> dict[st
 def _inputs(tree: TreeDigest | None) -> tuple[InputFile, ...]:
     if tree is None:
         return ()
-    out = []
-    for f in tree.files:
-        origin = str(tree.root if tree.single else tree.root / f.path)
-        out.append(InputFile(f.path, f.digest, f.executable, f.link, origin))
-    return tuple(out)
+    root = str(tree.root)
+    if tree.single:
+        return tuple(InputFile(f.path, f.digest, f.executable, f.link, root) for f in tree.files)
+    # the digest's paths are clean relative posix paths: a string join (not a Path per file)
+    return tuple(InputFile(f.path, f.digest, f.executable, f.link, posixpath.join(root, f.path))
+                 for f in tree.files)
 
 
 def lower(

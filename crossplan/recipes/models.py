@@ -69,7 +69,7 @@ Exclude = Annotated[tuple[str, ...], AfterValidator(rules.exclude)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

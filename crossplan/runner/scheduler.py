@@ -8,7 +8,9 @@ import heapq
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from crossplan.cache.store import Entry
@@ -16,6 +18,7 @@ from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.protocol import Executor, Skip, dep_outputs
 from crossplan.executors.result import RunResult, StepResult
+from crossplan.executors.workdir import wait_discarded
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan, PlannedNode
 
@@ -61,7 +64,7 @@ def execute_plan(
 
     failed_any = False
     workers = max(1, jobs or os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _discarded_at_exit(), ThreadPoolExecutor(max_workers=workers) as pool:
         running: dict[Future[StepResult], NodeId] = {}
         while ready or running:
             # Submit no more than `workers`: a queued node would still run after a failure
@@ -87,6 +90,15 @@ def execute_plan(
                 settle(node, res)
     ordered = tuple(results[n] for n in plan.order)
     return RunResult(ordered, seconds=time.monotonic() - started), ctx.entries
+
+
+@contextmanager
+def _discarded_at_exit() -> Iterator[None]:
+    """A run returns once the work dirs its executors removed in the background are gone."""
+    try:
+        yield
+    finally:
+        wait_discarded()
 
 
 def _dep_entries(ctx: _Ctx, pn: PlannedNode) -> dict[NodeId, Entry]:

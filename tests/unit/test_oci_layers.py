@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,71 @@ def test_entries_from_tree_normalizes_modes(tmp_path: Path) -> None:
     assert entries["/opt/app/bin/link"].linkname == "app"
     names = [m.name for m in _members(build_layer(entries.values(), mtime=0).blob)]
     assert names[:3] == ["opt", "opt/app", "opt/app/README"]
+
+
+@pytest.fixture
+def igzip(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``CROSSPLAN_LAYER_DEFLATE=igzip`` for one test (the encoding is cached per process)."""
+    from crossplan.backends.oci import layers
+
+    monkeypatch.setenv(layers.DEFLATE_ENV, "igzip")
+    layers.layer_encoding.cache_clear()
+    yield
+    monkeypatch.delenv(layers.DEFLATE_ENV)
+    layers.layer_encoding.cache_clear()
+
+
+def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, igzip: None,
+) -> None:
+    """igzip's output depends on how its input is split: the layer re-blocks the tar stream,
+    so reading sources in other chunk sizes gives the same blob."""
+    import random
+
+    from crossplan.backends.oci import layers
+
+    payload = random.Random(7).randbytes(3 << 20) + bytes(1 << 20)  # > 1 block, compressible
+    (tmp_path / "big").write_bytes(payload)
+    entries = [LayerEntry("/big", source=tmp_path / "big"), LayerEntry("/a", data=b"1")]
+    one = build_layer(entries, mtime=0)
+    monkeypatch.setattr(layers, "_CHUNK", 4096 + 7)
+    other = build_layer(entries, mtime=0)
+    assert other.digest == one.digest
+    assert gzip.decompress(one.blob)[512:512 + len(b"1")] == b"1"  # /a comes first
+
+
+def test_the_default_encoding_is_zlib_the_same_on_every_machine() -> None:
+    from crossplan.backends.oci.layers import DEFLATE_ENV, layer_encoding
+
+    assert DEFLATE_ENV not in os.environ or os.environ[DEFLATE_ENV] != "igzip"
+    assert layer_encoding() == "gzip-1"
+
+
+def test_layer_encoding_names_the_deflater_and_what_its_bytes_depend_on(igzip: None) -> None:
+    import isal  # a dependency (pyproject.toml): `pip install -e .` if this fails
+
+    from crossplan.backends.oci.layers import layer_encoding
+
+    enc = layer_encoding()
+    assert enc.startswith(f"igzip-1-isal{isal.ISAL_VERSION}-")
+    assert enc.endswith(os.uname().machine) or f"{os.uname().machine}-" in enc
+
+
+def test_without_isal_layers_are_zlib_gzip_1_and_say_so(
+    monkeypatch: pytest.MonkeyPatch, igzip: None,
+) -> None:
+    import sys
+
+    from crossplan.backends.oci import layers
+
+    igzip = build_layer(_entries(), mtime=EPOCH)
+    monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
+    layers.layer_encoding.cache_clear()
+    try:
+        assert layers.layer_encoding() == "gzip-1"
+        zlib_blob = build_layer(_entries(), mtime=EPOCH)
+    finally:
+        layers.layer_encoding.cache_clear()
+    assert zlib_blob.diff_id == igzip.diff_id  # the same tar
+    assert zlib_blob.digest != igzip.digest  # other bytes: hence the encoding in the key
+    assert gzip.decompress(zlib_blob.blob) == gzip.decompress(igzip.blob)

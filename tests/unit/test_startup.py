@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from testkit import require_component
 
 import crossplan
@@ -147,3 +149,39 @@ def test_version_fast_path_prints_what_the_app_prints(tmp_path: Path) -> None:
     via_app = CliRunner().invoke(app, ["--version"])
     assert via_app.exit_code == 0 and fast["code"] == 0
     assert fast["out"] == via_app.stdout == "crossplan " + crossplan.__version__ + "\n"
+
+
+def test_run_app_parses_run_as_the_full_app_does() -> None:
+    """`plan run` is parsed by an app holding only run's modules: its `run` (options, help)
+    and its top-level options are those of the app with every command."""
+    import typer.main
+
+    from crossplan.cli import commands
+
+    slim = typer.main.get_command(commands.run_app)
+    full = typer.main.get_command(commands.app)
+
+    def params(cmd: Any) -> list[tuple[object, ...]]:
+        return [(p.name, p.opts, p.secondary_opts, p.default, getattr(p, "help", None),
+                 repr(getattr(p, "type", None)), p.multiple, p.nargs, p.required,
+                 getattr(p, "is_flag", None))
+                for p in cmd.params]
+
+    slim_run, full_run = slim.commands["run"], full.commands["run"]  # type: ignore[attr-defined]
+    assert params(slim_run) == params(full_run) and len(params(full_run)) > 10
+    assert slim_run.help == full_run.help and slim_run.name == full_run.name == "run"
+    assert params(slim) == params(full) and slim.help == full.help
+    assert set(slim.commands) < set(full.commands)  # type: ignore[attr-defined]
+
+
+def test_memo_key_is_the_environment_the_run_started_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A module setting a variable during the run (executors/reapi: GRPC_VERBOSITY) must not
+    key the memo where the next run's replay does not look."""
+    from crossplan.cli import noop
+
+    before = noop.memo_path(["run", "x"])
+    monkeypatch.setenv("CROSSPLAN_TEST_SET_DURING_RUN", "1")
+    assert noop.memo_path(["run", "x"]) == before
+    assert noop.memo_path(["run", "x"], dict(os.environ)) != before

