@@ -12,8 +12,22 @@ trap 'bash scripts/reapi-env.sh down || true; bash scripts/ci-env.sh stop || tru
 # The REAPI cluster (BuildGrid + two buildbox workers) for tests/integration/test_reapi_*.
 bash scripts/reapi-env.sh up
 
-if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+# The virtualenv is a cache keyed by pyproject.toml's bytes (as CI systems cache one by
+# their lock file): the same dependencies keep the same files at the same paths run after
+# run, so the toolchain caches the tests share (zig's, Go's, the REAPI workers') stay warm;
+# a changed pyproject.toml gets a new venv from scratch. `.venv` links to it.
+if [ ! -e .venv ]; then
+  cache=${CROSSPLAN_CI_VENVS:-/var/cache/crossplan-ci/venvs}
+  venv=$cache/$(sha256sum pyproject.toml | cut -c1-16)-py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  mkdir -p "$cache"
+  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  ln -s "$venv" .venv
+fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,toolchains,bench]'
+touch .venv/.complete
 
 .venv/bin/ruff check crossplan tests benchmarks
 .venv/bin/mypy
