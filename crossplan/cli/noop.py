@@ -24,7 +24,7 @@ import sqlite3
 import sys
 import time
 
-__all__ = ["ARGV", "FORMAT", "PATH", "RACY_NS", "SECONDS_MARK", "STARTED_NS", "enabled",
+__all__ = ["ARGV", "FORMAT", "RACY_NS", "SECONDS_MARK", "STARTED_NS", "enabled",
            "index_times", "memo_path", "replay"]
 
 FORMAT = "crossplan-noop-1"
@@ -32,9 +32,6 @@ RACY_NS = 2_000_000_000  # as probe/digest.py's stat memo
 # Set by main() for a `plan run` the memo did not answer: the argv to key a new memo by and
 # when the process started (nothing modified after it, or just before, is memoised).
 ARGV: list[str] | None = None
-# The memo's path, computed when the process starts: the run itself may change the
-# environment (grpc's defaults), and the memo must be found by the next identical start.
-PATH: str | None = None
 STARTED_NS = time.time_ns()
 # The environment the process was started with: what a memo is keyed by, also when it is
 # written at the end of a run during which a module set a variable of its own (e.g.
@@ -92,11 +89,9 @@ def replay(argv: list[str]) -> bool:
     """Print the memoised output of ``plan <argv>`` if nothing it depended on changed."""
     if not enabled():
         return False
-    global PATH
     t0 = time.perf_counter()
-    PATH = memo_path(argv)
     try:
-        with open(PATH, "rb") as f:
+        with open(memo_path(argv), "rb") as f:
             memo = json.loads(f.read())
         if memo.get("format") != FORMAT or not _unchanged(memo):
             return False

