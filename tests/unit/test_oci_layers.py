@@ -200,11 +200,47 @@ def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
     assert gzip.decompress(one.blob)[512:512 + len(b"1")] == b"1"  # /a comes first
 
 
-def test_the_default_encoding_is_zlib_the_same_on_every_machine() -> None:
+def test_the_default_encoding_is_zlib_blocks_named_with_zlibs_version() -> None:
+    """zlib's bytes depend on its version (and zlib-ng builds of libz write others): the
+    encoding, hence every image key, names the libz this process deflates with."""
+    import zlib
+
     from crossplan.backends.oci.layers import DEFLATE_ENV, layer_encoding
 
     assert DEFLATE_ENV not in os.environ or os.environ[DEFLATE_ENV] != "igzip"
-    assert layer_encoding() == "gzip-1"
+    assert layer_encoding() == f"gzip-1-zlib{zlib.ZLIB_RUNTIME_VERSION}-b1024k"
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 700, 1 << 20, (3 << 20) + 5])
+def test_zlib_blocks_make_one_valid_gzip_member_whatever_the_threads(
+    size: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tar is deflated in 1 MiB blocks on a pool of threads: the blob is one gzip member
+    (what registries and runtimes read), its bytes the same with one thread or four."""
+    import random
+    import subprocess
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crossplan.backends.oci import deflate
+
+    rnd = random.Random(size)
+    payload = b"".join(rnd.choice((rnd.randbytes(4096), b"crossplan " * 400))
+                       for _ in range(size // 4000 + 1))[:size]
+    entries = [LayerEntry("/big", data=payload)]
+    digests = set()
+    for workers in (1, 4):
+        monkeypatch.setattr(deflate, "_pool", ThreadPoolExecutor(workers))
+        layer = build_layer(entries, mtime=0)
+        digests.add(layer.digest)
+        assert layer.blob[:3] == b"\x1f\x8b\x08"
+        tar = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert tar.decompress(layer.blob) == gzip.decompress(layer.blob)
+        assert tar.eof and not tar.unused_data  # one member, nothing after it
+        assert subprocess.run(["gzip", "-t"], input=layer.blob).returncode == 0
+    assert len(digests) == 1
+    (member,) = _members(layer.blob)
+    assert member.size == size
 
 
 def test_layer_encoding_names_the_deflater_and_what_its_bytes_depend_on(igzip: None) -> None:
@@ -228,7 +264,7 @@ def test_without_isal_layers_are_zlib_gzip_1_and_say_so(
     monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
     layers.layer_encoding.cache_clear()
     try:
-        assert layers.layer_encoding() == "gzip-1"
+        assert layers.layer_encoding().startswith("gzip-1-zlib")
         zlib_blob = build_layer(_entries(), mtime=EPOCH)
     finally:
         layers.layer_encoding.cache_clear()

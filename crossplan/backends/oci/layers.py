@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-import gzip
 import hashlib
-import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from crossplan.backends.oci._tar import TarWriter
 from crossplan.backends.oci.blobs import Blob, MemoryBlobs
+from crossplan.backends.oci.deflate import (
+    BLOCK,
+    DEFLATE_ENV,
+    GZIP_LEVEL,
+    layer_encoding,
+    new_deflater,
+)
 from crossplan.backends.oci.descriptor import Descriptor
 from crossplan.backends.oci.mediatypes import OCI_LAYER_GZIP
 from crossplan.errors import RecipeError, StepFailed
@@ -23,73 +27,10 @@ __all__ = [
     "layer_encoding",
 ]
 
-# Layers are deflated by zlib at GZIP_LEVEL: the same bytes on every machine, so an image's
-# digest does not depend on who built it. ``CROSSPLAN_LAYER_DEFLATE=igzip`` (python-isal)
-# is ~17x faster on a 15 MB Go binary, blobs ~1% bigger (docs/benchmarks.md), but its bytes
-# depend on the CPU's SIMD tier: for dev loops, not releases. Which one, and what its bytes
-# depend on, is part of every oci image's key (``layer_encoding()``, in images/oci.py).
-GZIP_LEVEL = 1
-ISAL_LEVEL = 1
-DEFLATE_ENV = "CROSSPLAN_LAYER_DEFLATE"  # zlib (default) | igzip
-_CHUNK = 1 << 20
-# The compressor is fed fixed blocks of the tar stream: igzip's output depends on how its
-# input is split (zlib's does not), so the blob must be a function of the tar bytes alone.
-_BLOCK = 1 << 20
-
-
-@functools.cache
-def layer_encoding() -> str:
-    """What a layer blob's bytes depend on besides its tar: the deflate implementation, its
-    level and version, and for igzip the CPU class whose code path it dispatches to (its
-    assembly kernels differ per instruction-set tier and architecture). igzip only when
-    ``CROSSPLAN_LAYER_DEFLATE=igzip`` and isal imports."""
-    if os.environ.get(DEFLATE_ENV, "zlib").lower() != "igzip":
-        return f"gzip-{GZIP_LEVEL}"
-    try:
-        import isal
-    except ImportError:
-        return f"gzip-{GZIP_LEVEL}"
-    return f"igzip-{ISAL_LEVEL}-isal{isal.ISAL_VERSION}-{_cpu_class()}"
-
-
-def _cpu_class() -> str:
-    """The machine, and on x86-64 the highest SIMD tier ISA-L's dispatchers choose from."""
-    machine = os.uname().machine
-    if machine not in ("x86_64", "amd64"):
-        return machine
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.partition(":")[2].split())
-                    break
-    except OSError:
-        return f"{machine}-unknown"
-    tiers = (("avx512", {"avx512f", "avx512bw", "avx512vl", "avx512dq"}), ("avx2", {"avx2"}),
-             ("avx", {"avx"}), ("sse42", {"sse4_2"}))
-    tier = next((name for name, need in tiers if need <= flags), "base")
-    return f"{machine}-{tier}"
-
-
-def _deflater(out: io.BytesIO) -> tuple[Callable[[memoryview], object], Callable[[], object]]:
-    """(write, close) of a gzip stream into ``out`` (mtime 0, no file name), as
-    ``layer_encoding()`` names it."""
-    if layer_encoding().startswith("gzip-"):
-        gz = gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=out,
-                           mtime=0)
-        return gz.write, gz.close
-    from isal import isal_zlib
-
-    comp = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
-
-    def write(data: memoryview) -> None:
-        out.write(comp.compress(data))
-
-    def close() -> None:
-        out.write(comp.flush())
-
-    return write, close
+_CHUNK = 1 << 20  # how much of a source file is read at once
+# The deflater is fed fixed blocks (deflate.BLOCK) of the tar stream, whatever the reads:
+# the blob must be a function of the tar bytes alone (the zlib encoding deflates each block
+# on its own, and igzip's output depends on how its input is split).
 
 
 @dataclass(frozen=True)
@@ -132,18 +73,17 @@ def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
     """
     members = _plan(entries)
     tar_hash = hashlib.sha256()
-    out = io.BytesIO()
-    deflate, finish = _deflater(out)
+    deflater = new_deflater()
     pending = bytearray()
 
     def write(data: bytes) -> None:
         tar_hash.update(data)
         pending.extend(data)
-        if len(pending) >= _BLOCK:
+        if len(pending) >= BLOCK:
             view = memoryview(pending)
-            whole = len(pending) - len(pending) % _BLOCK
-            for start in range(0, whole, _BLOCK):
-                deflate(view[start:start + _BLOCK])
+            whole = len(pending) - len(pending) % BLOCK
+            for start in range(0, whole, BLOCK):
+                deflater.write(view[start:start + BLOCK])
             view.release()
             del pending[:whole]
 
@@ -155,10 +95,7 @@ def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
         else:
             tar.add(name, kind=entry.type, mode=entry.mode, linkname=entry.linkname)
     tar.close()
-    if pending:
-        deflate(memoryview(bytes(pending)))
-    finish()
-    blob = out.getvalue()
+    blob = deflater.finish(memoryview(bytes(pending)))
     return Layer(
         diff_id="sha256:" + tar_hash.hexdigest(),
         digest="sha256:" + hashlib.sha256(blob).hexdigest(),
