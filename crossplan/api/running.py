@@ -104,7 +104,7 @@ def run(
             )
             if settings is not None and not opts.check:  # look-ups now, downloads meanwhile
                 remote = RemoteRun.start(p, store, settings, on_event)
-        from crossplan.images import backends_for
+        from crossplan.images import backends_for, close_backends, prepare_images
 
         attest = None
         if (opts.output or opts.push) and not opts.check:  # a bad key fails before building
@@ -125,9 +125,13 @@ def run(
         notes = p.facts.notes if p.facts else ()
         for note in notes:
             emit(StepEvent("warning", NodeId("plan", ANY), message=note))
-        result, entries = execute_plan(
-            p, executor, jobs=opts.jobs, keep_going=opts.keep_going, on_event=emit
-        )
+        try:
+            result, entries = execute_plan(
+                p, executor, jobs=opts.jobs, keep_going=opts.keep_going, on_event=emit,
+                prepare=prepare_images(backends),
+            )
+        finally:
+            close_backends(backends)
         if opts.export:
             export_entries(store, entries, Path(opts.export))
         if opts.smoke:

@@ -3,13 +3,18 @@ protocol, chosen per image step by the planner's pure rule (``planner.container`
 
 from __future__ import annotations
 
-from crossplan.cache.store import Store
+from collections.abc import Callable, Mapping
+
+from crossplan.cache.store import Entry, Store
 from crossplan.images.protocol import LAYOUT_DIR, ImageBackend
 from crossplan.planner.container import choose_backend
+from crossplan.planner.graph import NodeId
+from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, Recipe
 
-__all__ = ["LAYOUT_DIR", "ImageBackend", "backends_for", "pin_base"]
+__all__ = ["LAYOUT_DIR", "ImageBackend", "backends_for", "close_backends", "pin_base",
+           "prepare_images"]
 
 
 class _Backends(dict[str, ImageBackend]):
@@ -43,6 +48,26 @@ def backends_for(recipe: Recipe, store: Store, source_date_epoch: int, *,
     """One instance of each backend for a run, made when first asked for (buildx probes its
     engine only when used); ``offline``: nothing that needs a registry (exit 3)."""
     return _Backends(recipe, store, source_date_epoch, offline)
+
+
+def prepare_images(
+    backends: Mapping[str, ImageBackend],
+) -> Callable[[PlannedNode, Mapping[NodeId, Entry]], None]:
+    """The scheduler's ``prepare`` hook: an image node some of whose dependencies were just
+    built is handed to its backend's ``prepare``."""
+
+    def prepare(pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
+        action = pn.action
+        if action is not None and action.kind == "image":
+            backends[action.backend or "oci"].prepare(pn, deps)
+
+    return prepare
+
+
+def close_backends(backends: Mapping[str, ImageBackend]) -> None:
+    """Each backend the run made drops the early work no build used."""
+    for backend in list(backends.values()):
+        backend.close()
 
 
 def pin_base(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:

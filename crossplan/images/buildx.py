@@ -266,6 +266,12 @@ class BuildxBackend:
         shutil.rmtree(scratch, ignore_errors=True)
         return outputs
 
+    def prepare(self, pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
+        """buildx builds every platform in one buildkit call: nothing to start early."""
+
+    def close(self) -> None:
+        """Nothing was started early."""
+
     def publish(
         self, node: NodeId, entry: Entry, entries: Mapping[NodeId, Entry], *,
         output: str | None, push: bool, count: int,

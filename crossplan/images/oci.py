@@ -8,7 +8,9 @@ cache hit and ``--output``/``--push`` just re-export the stored layout.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from crossplan.backends.oci import (
@@ -20,11 +22,11 @@ from crossplan.backends.oci import (
     write_layout,
 )
 from crossplan.backends.oci.descriptor import sha256_digest
-from crossplan.backends.oci.image import BuiltIndex
-from crossplan.backends.oci.layers import layer_encoding
+from crossplan.backends.oci.image import BuiltIndex, LayerKey
+from crossplan.backends.oci.layers import Layer, build_layer, layer_encoding
 from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.store import Entry, OutputFile, Store
-from crossplan.errors import RecipeError, StepFailed
+from crossplan.errors import CrossplanError, RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
 from crossplan.images.binaries import base_runtime, check_image_binaries
 from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
@@ -100,6 +102,9 @@ class OciBackend:
         self.store = store
         self.sde = source_date_epoch
         self.offline = offline  # no registry: no base pull, pushes answered from records
+        self._early: dict[LayerKey, Future[Layer]] = {}  # layers started by ``prepare``
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
         return oci_pin(self.recipe, sid, step, platforms)
@@ -124,15 +129,10 @@ class OciBackend:
         }, file=self.recipe.label_of(sid))
         specs: dict[Platform, ImageSpec] = {}
         for plat in pn.platforms:
-            layers = []
-            for c in step.copy_:
-                dep = deps.get(NodeId(c.from_, str(plat))) or deps.get(NodeId(c.from_, ANY))
-                if dep is None:
-                    raise StepFailed(f"no output of '{c.from_}' for {plat}", step=sid)
-                what = f"COPY --from={c.from_}{' ' + c.src if c.src else ''} {c.dest}"
-                layers.append(LayerSpec(
-                    tuple(_copy_entries(c, dep, self.store, sid)), what, comment=f"crossplan {sid}"
-                ))
+            layers = self._copy_layers(pn, plat, deps)
+            if layers is None:
+                missing = next(c.from_ for c in step.copy_ if _dep(deps, c.from_, plat) is None)
+                raise StepFailed(f"no output of '{missing}' for {plat}", step=sid)
             specs[plat] = ImageSpec(
                 base=bases.get(plat), layers=layers, entrypoint=step.entrypoint, cmd=step.cmd,
                 env=dict(step.env), workdir=step.workdir, user=step.user,
@@ -140,12 +140,69 @@ class OciBackend:
                     "source_date_epoch"],
             )
         rev, src = self.recipe.project.revision, self.recipe.project.source
+        with self._lock:
+            started = {k: self._early.pop(k) for k in self._early.keys() & _keys(specs)}
         built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
-                            source=src)
+                            source=src, started=started)
         name = ref_name(step)
         write_layout(built, workdir / LAYOUT_DIR, ref_name=name, platform_refs=(
             {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None))
         return (LAYOUT_DIR,)
+
+    def prepare(self, pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
+        """Some of the image's dependencies were just built, others are still running: start
+        compressing the copy layers of each platform whose dependencies are all here (the
+        layers of the first platform to link are ready when the last one has linked). The
+        image node takes them by content (``build_index``'s ``started``); one whose inputs
+        turn out otherwise is simply not used. Never raises: ``build`` reports errors."""
+        step = pn.step
+        assert isinstance(step, ImageStep)
+        for plat in pn.platforms:
+            try:
+                layers = self._copy_layers(pn, plat, deps)
+            except CrossplanError:
+                continue
+            mtime = pn.components["source_date_epoch"]
+            for layer in layers or ():
+                key = (layer.entries, mtime)
+                with self._lock:
+                    if layer.entries and key not in self._early:
+                        self._early[key] = self._early_pool().submit(
+                            build_layer, layer.entries, mtime=mtime)
+
+    def _early_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="early-layer")
+        return self._pool
+
+    def close(self) -> None:
+        """Layers started early and never used are not waited for."""
+        with self._lock:
+            for future in self._early.values():
+                future.cancel()
+            self._early.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _copy_layers(
+        self, pn: PlannedNode, plat: Platform, deps: Mapping[NodeId, Entry]
+    ) -> list[LayerSpec] | None:
+        """The image's copy layers for ``plat`` from its deps' entries; None while one of
+        those deps has no entry yet."""
+        step = pn.step
+        assert isinstance(step, ImageStep)
+        sid = pn.id.step
+        layers = []
+        for c in step.copy_:
+            dep = _dep(deps, c.from_, plat)
+            if dep is None:
+                return None
+            what = f"COPY --from={c.from_}{' ' + c.src if c.src else ''} {c.dest}"
+            layers.append(LayerSpec(
+                tuple(_copy_entries(c, dep, self.store, sid)), what, comment=f"crossplan {sid}"
+            ))
+        return layers
 
     def publish(
         self, node: NodeId, entry: Entry, entries: Mapping[NodeId, Entry], *,
@@ -211,6 +268,14 @@ def _progress(
         say(f"blobs {done}/{total}, {sent / 1e6:.1f} MB uploaded to {repo}")
 
     return on_blob
+
+
+def _dep(deps: Mapping[NodeId, Entry], step: str, plat: Platform) -> Entry | None:
+    return deps.get(NodeId(step, str(plat))) or deps.get(NodeId(step, ANY))
+
+
+def _keys(specs: Mapping[Platform, ImageSpec]) -> set[LayerKey]:
+    return {(layer.entries, spec.created) for spec in specs.values() for layer in spec.layers}
 
 
 def _from_registry(base: str) -> bool:

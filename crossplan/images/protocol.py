@@ -1,5 +1,6 @@
-"""The image backend protocol: pin (what of the world enters the key), build (an OCI layout
-into the work dir), publish (``--output`` and ``--push``)."""
+"""The image backend protocol: pin (what of the world enters the key), prepare (early work
+while some dependencies still run), build (an OCI layout into the work dir), publish
+(``--output`` and ``--push``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,16 @@ class ImageBackend(Protocol):
     ) -> tuple[str, ...]:
         """Build the image node into ``workdir`` (its layout under ``oci/``, from the deps'
         entries); returns the paths to collect into the store."""
+        ...
+
+    def prepare(self, pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
+        """Some of the image node's dependencies are built (``deps``), others still run:
+        start whatever work they allow (oci: compressing layers). Returns at once, never
+        raises; ``build`` must give the same bytes whether or not this was called."""
+        ...
+
+    def close(self) -> None:
+        """The run is over: drop work ``prepare`` started that no build used."""
         ...
 
     def publish(

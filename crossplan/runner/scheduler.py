@@ -8,7 +8,7 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +22,9 @@ from crossplan.executors.workdir import wait_discarded
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan, PlannedNode
 
-__all__ = ["execute_plan"]
+__all__ = ["Prepare", "execute_plan"]
+
+Prepare = Callable[[PlannedNode, Mapping[NodeId, Entry]], None]
 
 
 @dataclass
@@ -40,9 +42,12 @@ def execute_plan(
     jobs: int | None = None,
     keep_going: bool = False,
     on_event: OnEvent | None = None,
+    prepare: Prepare | None = None,
 ) -> tuple[RunResult, dict[NodeId, Entry]]:
     """Run every node of ``plan`` through ``executor``; returns the result and each
-    successful node's store entry."""
+    successful node's store entry. ``prepare(node, deps so far)`` hears of each node one of
+    whose dependencies was just built while others still run (an image backend starts
+    compressing the layers it can); it must return at once and never raise."""
     started = time.monotonic()
     ctx = _Ctx(executor, on_event or (lambda e: None))
     results: dict[NodeId, StepResult] = {}
@@ -88,8 +93,21 @@ def execute_plan(
                 if res.status == "failed":
                     failed_any = True
                 settle(node, res)
+                if prepare is not None and res.status == "built":
+                    _prepare_waiting(ctx, plan, node, waiting, prepare)
     ordered = tuple(results[n] for n in plan.order)
     return RunResult(ordered, seconds=time.monotonic() - started), ctx.entries
+
+
+def _prepare_waiting(ctx: _Ctx, plan: Plan, built: NodeId, waiting: dict[NodeId, int],
+                     prepare: Prepare) -> None:
+    """Tell ``prepare`` of each dependent of ``built`` still waiting for other deps."""
+    for succ in plan.graph.successors(built):
+        if waiting[succ] > 0:
+            pn = plan.nodes[succ]
+            with ctx.lock:
+                have = {d: ctx.entries[d] for d in pn.deps if d in ctx.entries}
+            prepare(pn, have)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from crossplan.backends.oci.spec import ImageSpec
 from crossplan.errors import RecipeError
 from crossplan.platforms import Platform
 
-__all__ = ["BuiltImage", "BuiltIndex", "build_image", "build_index"]
+__all__ = ["BuiltImage", "BuiltIndex", "LayerKey", "build_image", "build_index"]
 
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_REVISION = "org.opencontainers.image.revision"
@@ -30,7 +31,8 @@ ANNOTATION_SOURCE = "org.opencontainers.image.source"
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 
-_LayerCache = dict[tuple[tuple[LayerEntry, ...], int], Layer]
+LayerKey = tuple[tuple[LayerEntry, ...], int]  # a layer's entries and mtime: its bytes
+_LayerCache = dict[LayerKey, Layer]
 
 
 @dataclass(frozen=True)
@@ -137,20 +139,41 @@ def _build_image(
     return image, blobs
 
 
-def _layers_in_parallel(images: Mapping[Platform, ImageSpec]) -> _LayerCache:
+def _layers_in_parallel(
+    images: Mapping[Platform, ImageSpec], started: Mapping[LayerKey, Future[Layer]],
+) -> _LayerCache:
     """Every distinct layer of ``images`` built at once, one thread each (zlib and sha256
-    release the GIL: a two-platform image compresses its two binaries on two cores). The
-    bytes are those of building them one by one."""
+    release the GIL: a two-platform image compresses its two binaries on two cores), or
+    taken from ``started`` (layers a backend began before the image node ran, by the same
+    function of the same entries). The bytes are those of building them one by one."""
     wanted = list(dict.fromkeys(
         (tuple(layer.entries), spec.created)
         for spec in images.values() for layer in spec.layers if layer.entries))
-    if len(wanted) < 2:
-        return {}
+    cache: _LayerCache = {}
+    missing = [k for k in wanted if k not in started]
+    if len(missing) < 2 and not started:
+        return cache
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(min(len(wanted), os.cpu_count() or 1)) as pool:
-        built = pool.map(lambda k: build_layer(k[0], mtime=k[1]), wanted)
-        return dict(zip(wanted, built, strict=True))
+    with ThreadPoolExecutor(max(1, min(len(missing), os.cpu_count() or 1))) as pool:
+        built = pool.map(lambda k: build_layer(k[0], mtime=k[1]), missing)
+        for key in wanted:
+            future = started.get(key)
+            if future is not None:
+                layer = _result(future)
+                if layer is not None:
+                    cache[key] = layer
+        cache.update(zip(missing, built, strict=True))
+    return cache
+
+
+def _result(future: Future[Layer]) -> Layer | None:
+    """A layer started early, or None if building it failed (building it again reports
+    why, as the image node's own failure)."""
+    try:
+        return future.result()
+    except Exception:  # the image node builds it again and reports the error
+        return None
 
 
 def build_index(
@@ -160,15 +183,17 @@ def build_index(
     revision: str | None = None,
     source: str | None = None,
     annotations: Mapping[str, str] | None = None,
+    started: Mapping[LayerKey, Future[Layer]] | None = None,
 ) -> BuiltIndex:
     """Build every platform and the index over them (platforms sorted, so order is irrelevant).
 
     ``created`` defaults to the newest spec's ``created``; ``revision`` and ``source`` become
-    ``org.opencontainers.image.revision``/``.source`` annotations when given.
+    ``org.opencontainers.image.revision``/``.source`` annotations when given. ``started``:
+    layers already being built (``LayerKey`` -> future), used instead of building them again.
     """
     if not images:
         raise RecipeError("an image needs at least one platform")
-    cache: _LayerCache = _layers_in_parallel(images)
+    cache: _LayerCache = _layers_in_parallel(images, started or {})
     built: dict[Platform, BuiltImage] = {}
     blobs: dict[str, Blob] = {}
     for platform in sorted(images):
