@@ -200,20 +200,88 @@ def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
     assert gzip.decompress(one.blob)[512:512 + len(b"1")] == b"1"  # /a comes first
 
 
-def test_the_default_encoding_is_zlib_blocks_named_with_zlibs_version() -> None:
-    """zlib's bytes depend on its version (and zlib-ng builds of libz write others): the
-    encoding, hence every image key, names the libz this process deflates with."""
+def test_the_default_encoding_is_libdeflate_named_by_version_and_output() -> None:
+    """Compressors' bytes change between versions: the encoding, hence every image key, names
+    the binding's version, a fingerprint of libdeflate's output, the size past which zlib
+    blocks take over, and that zlib's version (zlib-ng builds of libz write other bytes)."""
     import zlib
+
+    import deflate
 
     from crossplan.backends.oci.layers import DEFLATE_ENV, layer_encoding
 
-    assert DEFLATE_ENV not in os.environ or os.environ[DEFLATE_ENV] != "igzip"
-    assert layer_encoding() == f"gzip-1-zlib{zlib.ZLIB_RUNTIME_VERSION}-b1024k"
+    assert os.environ.get(DEFLATE_ENV, "libdeflate") == "libdeflate"
+    enc = layer_encoding()
+    assert enc.startswith(f"gzip-1-libdeflate{deflate.__version__}.fp")
+    assert enc.endswith(f".upto64m+zlib{zlib.ZLIB_RUNTIME_VERSION}.b1024k")
+    assert ";" not in enc and "=" not in enc  # it sits in the image's pin string
+
+
+def test_another_libdeflate_shows_in_the_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same binding version, other output (a binding built against another libdeflate):
+    another encoding, so no key names bytes it did not describe."""
+    import deflate
+
+    from crossplan.backends.oci import deflate as ours
+
+    ours.layer_encoding.cache_clear()
+    try:
+        ours_now = ours.layer_encoding()
+        real = deflate.gzip_compress
+        monkeypatch.setattr(deflate, "gzip_compress",
+                            lambda data, level: real(bytes(data) + b"!", level))
+        ours.layer_encoding.cache_clear()
+        assert ours.layer_encoding() != ours_now
+    finally:
+        monkeypatch.undo()
+        ours.layer_encoding.cache_clear()
+
+
+@pytest.fixture
+def zlib_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``CROSSPLAN_LAYER_DEFLATE=zlib`` for one test."""
+    from crossplan.backends.oci import layers
+
+    monkeypatch.setenv(layers.DEFLATE_ENV, "zlib")
+    layers.layer_encoding.cache_clear()
+    yield
+    monkeypatch.delenv(layers.DEFLATE_ENV)
+    layers.layer_encoding.cache_clear()
+
+
+def test_libdeflate_layers_are_one_member_and_past_the_limit_zlib_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Up to the limit, the blob is libdeflate's gzip of the whole tar; a tar over it (here a
+    limit of 2 MiB) gives exactly the zlib-blocks blob of the same tar."""
+    import random
+
+    import deflate
+
+    from crossplan.backends.oci import deflate as ours
+    from crossplan.backends.oci import layers
+
+    payload = random.Random(3).randbytes(1 << 20) + b"layer " * 500_000  # ~3.9 MiB
+    small = build_layer([LayerEntry("/small", data=payload[:5000])], mtime=0)
+    tar = gzip.decompress(small.blob)
+    assert small.blob == bytes(deflate.gzip_compress(tar, 1))
+    monkeypatch.setattr(ours, "WHOLE_LIMIT", 2 << 20)
+    for cut in (len(payload), (2 << 20) + 3000):  # crossing in a whole block, or the last
+        entries = [LayerEntry("/big", data=payload[:cut])]
+        spilled = build_layer(entries, mtime=0)
+        monkeypatch.setenv(layers.DEFLATE_ENV, "zlib")
+        layers.layer_encoding.cache_clear()
+        try:
+            assert build_layer(entries, mtime=0).blob == spilled.blob
+        finally:
+            monkeypatch.delenv(layers.DEFLATE_ENV)
+            layers.layer_encoding.cache_clear()
+        assert _members(spilled.blob)[0].size == cut
 
 
 @pytest.mark.parametrize("size", [0, 1, (1 << 20) - 700, 1 << 20, (3 << 20) + 5])
 def test_zlib_blocks_make_one_valid_gzip_member_whatever_the_threads(
-    size: int, monkeypatch: pytest.MonkeyPatch,
+    size: int, monkeypatch: pytest.MonkeyPatch, zlib_blocks: None,
 ) -> None:
     """The tar is deflated in 1 MiB blocks on a pool of threads: the blob is one gzip member
     (what registries and runtimes read), its bytes the same with one thread or four."""
@@ -253,7 +321,7 @@ def test_layer_encoding_names_the_deflater_and_what_its_bytes_depend_on(igzip: N
     assert enc.endswith(os.uname().machine) or f"{os.uname().machine}-" in enc
 
 
-def test_without_isal_layers_are_zlib_gzip_1_and_say_so(
+def test_without_isal_layers_are_the_default_encoding_and_say_so(
     monkeypatch: pytest.MonkeyPatch, igzip: None,
 ) -> None:
     import sys
@@ -264,10 +332,28 @@ def test_without_isal_layers_are_zlib_gzip_1_and_say_so(
     monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
     layers.layer_encoding.cache_clear()
     try:
-        assert layers.layer_encoding().startswith("gzip-1-zlib")
-        zlib_blob = build_layer(_entries(), mtime=EPOCH)
+        assert layers.layer_encoding().startswith("gzip-1-libdeflate")
+        default = build_layer(_entries(), mtime=EPOCH)
     finally:
         layers.layer_encoding.cache_clear()
-    assert zlib_blob.diff_id == igzip.diff_id  # the same tar
-    assert zlib_blob.digest != igzip.digest  # other bytes: hence the encoding in the key
-    assert gzip.decompress(zlib_blob.blob) == gzip.decompress(igzip.blob)
+    assert default.diff_id == igzip.diff_id  # the same tar
+    assert default.digest != igzip.digest  # other bytes: hence the encoding in the key
+    assert gzip.decompress(default.blob) == gzip.decompress(igzip.blob)
+
+
+def test_without_libdeflate_layers_are_zlib_blocks_and_say_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from crossplan.backends.oci import layers
+
+    whole = build_layer(_entries(), mtime=EPOCH)
+    monkeypatch.setitem(sys.modules, "deflate", None)
+    layers.layer_encoding.cache_clear()
+    try:
+        assert layers.layer_encoding().startswith("gzip-1-zlib")
+        blocks = build_layer(_entries(), mtime=EPOCH)
+    finally:
+        layers.layer_encoding.cache_clear()
+    assert blocks.diff_id == whole.diff_id and blocks.digest != whole.digest
