@@ -145,8 +145,11 @@ class OciBackend:
         built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
                             source=src, started=started)
         name = ref_name(step)
+        # Not flushed here: collecting the outputs moves each file into the store, which
+        # flushes it there (one fsync per blob, not two).
         write_layout(built, workdir / LAYOUT_DIR, ref_name=name, platform_refs=(
-            {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None))
+            {p: f"{name}-{p.arch_variant}" for p in built.images} if name else None),
+            sync=False)
         return (LAYOUT_DIR,)
 
     def prepare(self, pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:

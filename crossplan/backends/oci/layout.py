@@ -68,11 +68,14 @@ def write_layout(
     *,
     ref_name: str | None = None,
     platform_refs: Mapping[Platform, str] | None = None,
+    sync: bool = True,
 ) -> Path:
     """Write an OCI layout directory at ``path``, replacing any previous one atomically.
 
     ``index.json`` points at the image index, annotated with ``ref_name`` if given;
     ``platform_refs`` adds single-platform names (tools like umoci unpack one manifest).
+    ``sync=False``: files are not flushed to disk (a work dir whose files the store moves
+    in and flushes itself).
     """
     files = _files(built, ref_name, platform_refs)
     tmp = temp_dir_beside(path)
@@ -80,7 +83,10 @@ def write_layout(
         for name, read in files:
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            fsync_write(target, read())
+            if sync:
+                fsync_write(target, read())
+            else:
+                target.write_bytes(read())
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
