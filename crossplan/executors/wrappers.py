@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from crossplan.backends.elf import check_elf
 from crossplan.cache.store import CorruptEntry, Entry, Store
 from crossplan.errors import StepFailed
 from crossplan.executors.events import OnEvent, StepEvent
@@ -101,6 +100,8 @@ class Verified:
         platform = self.platforms.get(action.node)
         if platform is None or not action.executables:
             return result
+        from crossplan.backends.elf import check_elf  # pyelftools: only with executables
+
         by_path = {f.path: f for f in result.entry.files}
         step = action.components.get("step")
         floor = libc_floor(step.get("libc") if isinstance(step, dict) else None)

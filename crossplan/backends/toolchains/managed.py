@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from filelock import FileLock
-
 from crossplan.errors import EnvironmentProblem
 from crossplan.network import is_offline, refuse
 from crossplan.platforms import build_platform
@@ -105,6 +103,8 @@ def install_one(
     expected = KNOWN_WHEELS.get((dist, version, arch)) or _trusted(root).get(key)
     if expected and _final(root, name, version, expected).is_dir():
         return Installed(name, version, expected, _final(root, name, version, expected))
+    from filelock import FileLock  # only when it must install (12 ms of every start)
+
     with FileLock(str(root / f".{name}-{version}.lock")):
         if expected and _final(root, name, version, expected).is_dir():
             return Installed(name, version, expected, _final(root, name, version, expected))
