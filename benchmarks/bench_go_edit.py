@@ -1,7 +1,8 @@
 """A one-line edit in a public Go project, the two-platform image rebuilt by `plan run`,
 against the toolchain's own incremental `go build` of both architectures run in parallel
 (same `go`, its own warm GOCACHE, the same edit), interleaved in one run: the ratio is the
-figure (goal <= 1.5x). With ``CROSSPLAN_BENCH_BEFORE=DIR`` (an older tree's ``crossplan``
+figure (goal <= 1.5x). ``CROSSPLAN_LAYER_DEFLATE`` is passed on to `plan run` (the layer
+encoding: libdeflate by default, zlib or igzip). With ``CROSSPLAN_BENCH_BEFORE=DIR`` (an older tree's ``crossplan``
 package extracted there), that tree's `plan run` is timed too, in the same rounds, on its own
 copy and store: the before/after of docs/benchmarks.md.
 
@@ -137,7 +138,8 @@ def test_one_line_go_edit_vs_go_build(
     package, edited = _source(proj / "src", full_size)
     (proj / "plan.toml").write_text(RECIPE.format(package=package))
     shutil.copytree(proj / "src", ref / "src")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPLAN_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CROSSPLAN_") or k == "CROSSPLAN_LAYER_DEFLATE"}
     env.update(CROSSPLAN_CACHE_DIR=str(tmp_path / "store"), XDG_CACHE_HOME=str(tmp_path / "x"),
                PATH=path, CROSSPLAN_TOOLCACHE_DIR=str(CI_CACHE / "go-edit" / "toolcache"))
     go_env = _go_env(CI_CACHE / "go-edit" / "reference")
