@@ -169,16 +169,25 @@ def test_entries_from_tree_normalizes_modes(tmp_path: Path) -> None:
     assert names[:3] == ["opt", "opt/app", "opt/app/README"]
 
 
-@pytest.fixture
-def igzip(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``CROSSPLAN_LAYER_DEFLATE=igzip`` for one test (the encoding is cached per process)."""
+def _deflate_env(monkeypatch: pytest.MonkeyPatch, value: str) -> Iterator[None]:
+    """``CROSSPLAN_LAYER_DEFLATE=value`` for one test (the encoding is cached per process)."""
     from crossplan.backends.oci import layers
 
-    monkeypatch.setenv(layers.DEFLATE_ENV, "igzip")
+    monkeypatch.setenv(layers.DEFLATE_ENV, value)
     layers.layer_encoding.cache_clear()
     yield
     monkeypatch.delenv(layers.DEFLATE_ENV)
     layers.layer_encoding.cache_clear()
+
+
+@pytest.fixture
+def igzip(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from _deflate_env(monkeypatch, "igzip")
+
+
+@pytest.fixture
+def zlib_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from _deflate_env(monkeypatch, "zlib")
 
 
 def test_blob_depends_on_the_tar_bytes_not_on_how_files_were_read(
@@ -235,18 +244,6 @@ def test_another_libdeflate_shows_in_the_encoding(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.undo()
         ours.layer_encoding.cache_clear()
-
-
-@pytest.fixture
-def zlib_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``CROSSPLAN_LAYER_DEFLATE=zlib`` for one test."""
-    from crossplan.backends.oci import layers
-
-    monkeypatch.setenv(layers.DEFLATE_ENV, "zlib")
-    layers.layer_encoding.cache_clear()
-    yield
-    monkeypatch.delenv(layers.DEFLATE_ENV)
-    layers.layer_encoding.cache_clear()
 
 
 def test_libdeflate_layers_are_one_member_and_past_the_limit_zlib_blocks(
