@@ -3,8 +3,8 @@ against the toolchain's own incremental `go build` of both architectures run in 
 (same `go`, its own warm GOCACHE, the same edit), interleaved in one run: the ratio is the
 figure (goal <= 1.5x). ``CROSSPLAN_LAYER_DEFLATE`` is passed on to `plan run` (the layer
 encoding: libdeflate by default, zlib or igzip). With ``CROSSPLAN_BENCH_BEFORE=DIR`` (an
-older tree's ``crossplan`` package extracted there), that tree's `plan run` is timed too, in the same rounds, on its own
-copy and store: the before/after of docs/benchmarks.md.
+older tree's ``crossplan`` package extracted there), that tree's `plan run` is timed too, in
+the same rounds, on its own copy and store: the before/after of docs/benchmarks.md.
 
 The project is esbuild as Debian ships it (`golang-github-evanw-esbuild-dev`, under
 /usr/share/gocode, with its one dependency golang.org/x/sys replaced by the packaged
