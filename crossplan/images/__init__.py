@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from crossplan.cache.store import Entry, Store
+from crossplan.errors import CrossplanError
 from crossplan.images.protocol import LAYOUT_DIR, ImageBackend
 from crossplan.planner.container import choose_backend
 from crossplan.planner.graph import NodeId
@@ -58,8 +59,12 @@ def prepare_images(
 
     def prepare(pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
         action = pn.action
-        if action is not None and action.kind == "image":
+        if action is None or action.kind != "image":
+            return
+        try:
             backends[action.backend or "oci"].prepare(pn, deps)
+        except CrossplanError:
+            return  # early work only: the image node's build reports any problem
 
     return prepare
 
