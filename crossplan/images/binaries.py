@@ -16,7 +16,8 @@ from crossplan.backends.elf_base import (
 )
 from crossplan.backends.oci.spec import BaseImage
 from crossplan.cache.store import Entry, Store
-from crossplan.planner.graph import ANY, NodeId
+from crossplan.images.protocol import dep_entry
+from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep
@@ -59,7 +60,7 @@ def check_image_binaries(
     checked = 0
     for plat in pn.platforms:
         for c in step.copy_:
-            dep = deps.get(NodeId(c.from_, str(plat))) or deps.get(NodeId(c.from_, ANY))
+            dep = dep_entry(deps, c.from_, plat)
             if dep is None:
                 continue
             for f in dep.files:

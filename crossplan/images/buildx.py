@@ -39,9 +39,9 @@ from crossplan.images.binaries import check_image_binaries
 from crossplan.images.buildx_base import buildx_base_runtimes
 from crossplan.images.buildx_pin import buildx_pin, check_emulation
 from crossplan.images.naming import layout_ref, output_for, tag_names
-from crossplan.images.protocol import LAYOUT_DIR
+from crossplan.images.protocol import LAYOUT_DIR, dep_entry
 from crossplan.planner.container import container_compiled
-from crossplan.planner.graph import ANY, NodeId
+from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
@@ -110,10 +110,6 @@ def predicted_files(recipe: Recipe, sid: str) -> dict[str, tuple[str, ...] | Non
     return out
 
 
-def _dep_entry(deps: Mapping[NodeId, Entry], step: str, p: Platform) -> Entry | None:
-    return deps.get(NodeId(step, str(p))) or deps.get(NodeId(step, ANY))
-
-
 def _copy_tree(tree: TreeDigest, dest: Path) -> None:
     for f in tree.files:
         src = tree.root / f.path if tree.root.is_dir() else tree.root
@@ -151,7 +147,7 @@ def write_context(
     files: dict[str, tuple[str, ...] | None] = {}
     for dep in sorted(host_steps):
         for p in platforms:
-            entry = _dep_entry(deps, dep, p)
+            entry = dep_entry(deps, dep, p)
             if entry is None:
                 raise StepFailed(f"no output of '{dep}' for {p}", step=sid)
             store.materialize(entry, ctx / "out" / p.arch_variant / dep)

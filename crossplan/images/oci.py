@@ -31,8 +31,8 @@ from crossplan.executors.result import ImageResult
 from crossplan.images.binaries import base_runtime, check_image_binaries
 from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
 from crossplan.images.offline import is_offline, last_pushed, record_push, refuse
-from crossplan.images.protocol import LAYOUT_DIR
-from crossplan.planner.graph import ANY, NodeId
+from crossplan.images.protocol import LAYOUT_DIR, dep_entry
+from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import CopySpec, ImageStep, Recipe
@@ -131,7 +131,8 @@ class OciBackend:
         for plat in pn.platforms:
             layers = self._copy_layers(pn, plat, deps)
             if layers is None:
-                missing = next(c.from_ for c in step.copy_ if _dep(deps, c.from_, plat) is None)
+                missing = next(c.from_ for c in step.copy_
+                               if dep_entry(deps, c.from_, plat) is None)
                 raise StepFailed(f"no output of '{missing}' for {plat}", step=sid)
             specs[plat] = ImageSpec(
                 base=bases.get(plat), layers=layers, entrypoint=step.entrypoint, cmd=step.cmd,
@@ -198,7 +199,7 @@ class OciBackend:
         sid = pn.id.step
         layers = []
         for c in step.copy_:
-            dep = _dep(deps, c.from_, plat)
+            dep = dep_entry(deps, c.from_, plat)
             if dep is None:
                 return None
             what = f"COPY --from={c.from_}{' ' + c.src if c.src else ''} {c.dest}"
@@ -271,10 +272,6 @@ def _progress(
         say(f"blobs {done}/{total}, {sent / 1e6:.1f} MB uploaded to {repo}")
 
     return on_blob
-
-
-def _dep(deps: Mapping[NodeId, Entry], step: str, plat: Platform) -> Entry | None:
-    return deps.get(NodeId(step, str(plat))) or deps.get(NodeId(step, ANY))
 
 
 def _keys(specs: Mapping[Platform, ImageSpec]) -> set[LayerKey]:

@@ -10,12 +10,12 @@ from typing import Protocol
 
 from crossplan.cache.store import Entry
 from crossplan.executors.result import ImageResult
-from crossplan.planner.graph import NodeId
+from crossplan.planner.graph import ANY, NodeId
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep
 
-__all__ = ["LAYOUT_DIR", "ImageBackend"]
+__all__ = ["LAYOUT_DIR", "ImageBackend", "dep_entry"]
 
 LAYOUT_DIR = "oci"  # an image node's store entry holds its OCI layout here
 
@@ -52,3 +52,9 @@ class ImageBackend(Protocol):
         """Write the stored image to ``output`` (oci:DIR | oci-archive:FILE) and/or push it
         to the step's tags; ``count`` image steps are published by this run."""
         ...
+
+
+def dep_entry(deps: Mapping[NodeId, Entry], step: str, platform: Platform) -> Entry | None:
+    """The entry of ``step`` an image copies for ``platform``: its node for that platform,
+    or its one platform-independent node; None while it has none (yet)."""
+    return deps.get(NodeId(step, str(platform))) or deps.get(NodeId(step, ANY))
