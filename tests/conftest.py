@@ -28,6 +28,7 @@ def cli_env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
     env["CROSSPLAN_CACHE_DIR"] = str(cache_dir)
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     env["COLUMNS"] = "400"  # rich wraps at 80 columns when not on a terminal
+    env["CROSSPLAN_DAEMON"] = "0"  # a developer's `plan daemon` serves no test (test_daemon)
     return env
 
 

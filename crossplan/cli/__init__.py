@@ -1,5 +1,7 @@
-"""The `plan` entry point: `--version` and a memoised no-op `plan run` are answered before
-Typer or the planner load; everything else goes to the Typer app (cli/commands.py)."""
+"""The `plan` entry point: `--version` is answered before anything loads; a command goes to
+the crossplan daemon when one runs (cli/client.py, cli/daemon.py); a memoised no-op
+`plan run` is answered before Typer or the planner load; everything else goes to the Typer
+app (cli/commands.py)."""
 
 from __future__ import annotations
 
@@ -24,11 +26,19 @@ def version_text() -> str:
     return f"crossplan {__version__}"
 
 
-def main() -> None:
+def main(served: bool = False) -> None:
+    """`plan`: in a running daemon's fork when there is one (cli/client.py), else here.
+    ``served``: this process is that fork (cli/daemon.py)."""
     argv = sys.argv[1:]
     if argv in _VERSION_ARGV:  # what the app's eager --version prints (test_startup)
         print(version_text())
         return
+    if not served and argv[:1] != ["daemon"]:
+        from crossplan.cli import client
+
+        code = client.delegate(argv)
+        if code is not None:
+            sys.exit(code)
     if argv[:1] == ["run"]:
         from crossplan.cli import noop
 

@@ -76,7 +76,16 @@ def _app() -> typer.Typer:
     """The app with every command (built once)."""
     if _full:
         return _full[0]
-    from crossplan.cli import bench, buildx, cache, inspect, lock, release, toolchains
+    from crossplan.cli import (
+        bench,
+        buildx,
+        cache,
+        daemon_cmds,
+        inspect,
+        lock,
+        release,
+        toolchains,
+    )
 
     app = _base(_typer())
     # The order of registration is the order of `plan --help` (commands, then groups).
@@ -87,6 +96,7 @@ def _app() -> typer.Typer:
     lock.register(app)
     toolchains.register(app)
     bench.register(app)
+    daemon_cmds.register(app)
     app.command("version")(version_cmd)
     _full.append(app)
     return app

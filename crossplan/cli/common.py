@@ -30,6 +30,7 @@ __all__ = [
     "out",
     "plan_and_rest",
     "plan_path",
+    "reset_consoles",
     "warn",
 ]
 
@@ -45,6 +46,15 @@ def _console(stderr: bool) -> Console:
 
 err = _console(stderr=True)
 out = _console(stderr=False)
+
+
+def reset_consoles() -> None:
+    """``err`` and ``out`` made again, in place, for the process's streams and environment
+    as they are now (a daemon's fork that became a caller: cli/daemon.py)."""
+    for console, stderr in ((err, True), (out, False)):
+        fresh = _console(stderr)
+        console.__dict__.clear()
+        console.__dict__.update(fresh.__dict__)
 
 PlanArg = Annotated[
     Path, typer.Option("--file", "-f", help="plan.toml or its directory")

@@ -1,0 +1,295 @@
+"""The crossplan daemon: a process with crossplan and its libraries imported that forks one
+child per `plan` command (cli/client.py hands it over), so a command starts warm instead of
+paying ~0.4 s of imports. The child becomes the caller: its descriptors, argv, directory,
+environment and umask; what it computes is what `plan` run directly computes.
+
+Nothing is shared between commands but imported code: the daemon never plans or runs
+anything itself (no caches filled, no threads), and each command runs in a fresh fork of
+it. A daemon whose code changed on disk (crossplan upgraded or edited, a library
+reinstalled) declines the next command (which then runs without it) and exits."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import pkgutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from crossplan.cli import client
+
+__all__ = ["PRELOAD", "code_snapshot", "main", "preload", "serve"]
+
+# Besides every crossplan module: libraries crossplan imports only when a run needs them.
+PRELOAD = ("deflate", "elftools.elf.elffile", "elftools.elf.dynamic", "filelock", "isal.isal_zlib")
+# Not preloaded: the REAPI client (it sets GRPC_VERBOSITY for grpc, whose threads must not
+# exist in a process that forks) and `python -m` entry points.
+_SKIP = ("crossplan.executors.reapi", "crossplan_protos")
+IDLE_SECONDS = 3 * 3600
+
+
+def preload() -> int:
+    """Import crossplan's modules and the libraries its runs use; how many modules."""
+    import crossplan
+
+    def walk(path: list[str], prefix: str) -> None:
+        for info in pkgutil.iter_modules(path, prefix):
+            if info.name.startswith(_SKIP) or info.name.endswith(".__main__"):
+                continue
+            module = importlib.import_module(info.name)
+            if info.ispkg:
+                walk(list(module.__path__), info.name + ".")
+
+    walk(list(crossplan.__path__), "crossplan.")
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    return len(sys.modules)
+
+
+def code_snapshot() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every imported module's file: what the daemon's code is."""
+    snap: dict[str, tuple[int, int]] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        snap[path] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+def _changed(snap: dict[str, tuple[int, int]]) -> str | None:
+    for path, sig in snap.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if (st.st_mtime_ns, st.st_size) != sig:
+            return path
+    return None
+
+
+def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) -> None:
+    """Listen on ``path`` until idle for ``idle`` seconds, SIGTERM, or stale code. ``ready``:
+    a descriptor to write this process's pid to once it accepts commands."""
+    enabled = gc.isenabled()
+    gc.disable()
+    modules = preload()
+    gc.freeze()  # imported objects are never collected: forks share their pages
+    if enabled:
+        gc.enable()
+    if threading.active_count() != 1:
+        raise RuntimeError(f"threads running after the imports: {threading.enumerate()}")
+    snap = code_snapshot()
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not client.private(directory):
+        raise PermissionError(f"{directory} is not private to this user (mode 0700, owned)")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{path}.{os.getpid()}"
+    listener.bind(tmp)
+    inode = os.stat(tmp).st_ino
+    os.rename(tmp, path)  # replaces a socket a dead daemon left
+    listener.listen(64)
+    listener.settimeout(idle)
+    state: dict[str, Any] = {
+        "pid": os.getpid(), "socket": path, "started": time.time(), "served": 0,
+        "modules": modules, "python": sys.executable,
+        "package": str(Path(__file__).resolve().parents[1])}
+    stop: list[str] = []
+    # each command's process writes a byte here: what `served` counts (not status requests)
+    served_r, served_w = os.pipe()
+    os.set_blocking(served_r, False)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        stop.append("SIGTERM")
+        listener.close()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    if ready is not None:
+        os.write(ready, f"{os.getpid()}\n".encode())
+        os.close(ready)
+    try:
+        while not stop:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                break
+            except OSError:
+                if stop:
+                    break
+                raise
+            state["served"] = int(state["served"]) + _drain(served_r)
+            if os.fork() == 0:
+                try:
+                    os.close(served_r)
+                    _child(conn, listener, snap, state, served_w)
+                except BaseException:  # a bug: on the caller's stderr once it is the caller's
+                    import traceback
+
+                    traceback.print_exc()
+                finally:
+                    os._exit(70)  # _child never returns
+            conn.close()
+    finally:
+        try:
+            if os.stat(path).st_ino == inode:  # not a newer daemon's
+                os.unlink(path)
+        except OSError:
+            pass
+        listener.close()
+
+
+def main(argv: list[str]) -> None:
+    """``python -c 'from crossplan.cli.daemon import main; main(...)' SOCKET IDLE READY_FD``
+    (what `plan daemon start` runs, detached)."""
+    path, idle, ready = argv
+    serve(path, idle=float(idle), ready=int(ready))
+
+
+def _drain(fd: int) -> int:
+    count = 0
+    while True:
+        try:
+            got = os.read(fd, 4096)
+        except BlockingIOError:
+            return count
+        if not got:
+            return count
+        count += len(got)
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def _read(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    head, fds, _flags, _addr = socket.recv_fds(conn, 4, 3)
+    if len(head) != 4:
+        raise ValueError("short request")
+    size = int.from_bytes(head, "big")
+    body = bytearray()
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("truncated request")
+        body += chunk
+    doc = json.loads(body)
+    if not isinstance(doc, dict):
+        raise ValueError("not a request")
+    return doc, fds
+
+
+def _send(conn: socket.socket, doc: dict[str, Any]) -> None:
+    conn.sendall(json.dumps(doc).encode() + b"\n")
+
+
+def _child(conn: socket.socket, listener: socket.socket, snap: dict[str, tuple[int, int]],
+           state: dict[str, Any], served: int) -> None:
+    """One command, in a fresh fork: become the caller and run `plan`."""
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    listener.close()
+    try:
+        if _peer_uid(conn) != os.getuid():
+            os._exit(0)
+        request, fds = _read(conn)
+    except (OSError, ValueError):
+        os._exit(0)
+    cmd = request.get("cmd")
+    if cmd == "status":
+        _send(conn, {**state, "uptime": round(time.time() - float(state["started"]), 1)})
+        os._exit(0)
+    stale = _changed(snap)
+    if cmd == "stop" or stale:
+        _send(conn, {"stopping": True, "stale": stale})
+        os.kill(int(state["pid"]), signal.SIGTERM)
+        os._exit(0)
+    if cmd != "run" or len(fds) != 3:
+        os._exit(0)
+    os.write(served, b"+")
+    os.close(served)
+    _send(conn, {"pid": os.getpid()})
+    code = _become_and_run(request, fds)
+    with contextlib.suppress(OSError):
+        _send(conn, {"exit": code})
+    os._exit(code)
+
+
+def _become_and_run(request: dict[str, Any], fds: list[int]) -> int:
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.umask(int(request["umask"]))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = list(request["argv"])
+    _reopen_stdio()
+    _reset_process_state()
+    from crossplan.cli import main
+
+    try:
+        main(served=True)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    return code
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _reopen_stdio() -> None:
+    """sys.stdin/stdout/stderr on the caller's descriptors, as Python opens them at start:
+    stdout line-buffered on a terminal, stderr always; the encoding from PYTHONIOENCODING,
+    else UTF-8 (what these machines' locales give)."""
+    spec = os.environ.get("PYTHONIOENCODING", "")
+    encoding, _, errors = spec.partition(":")
+    enc = encoding or "utf-8"
+    sys.stdin = open(0, encoding=enc, errors=errors or "strict", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding=enc, errors=errors or "strict",  # noqa: SIM115
+                      closefd=False, buffering=1 if os.isatty(1) else -1)
+    sys.stderr = open(2, "w", encoding=enc, errors="backslashreplace",  # noqa: SIM115
+                      closefd=False, buffering=1)
+
+
+def _reset_process_state() -> None:
+    """What modules captured when the daemon imported them and must be the caller's."""
+    import tempfile
+
+    from crossplan.cli import common, noop
+
+    tempfile.tempdir = None  # from TMPDIR, on first use
+    noop.STARTED_NS = time.time_ns()
+    noop.STARTED_ENV = dict(os.environ)
+    common.reset_consoles()

@@ -1,0 +1,308 @@
+"""`plan daemon`: a resident process that runs `plan` commands warm. A command handed to it
+is the caller's command: its cwd, environment, descriptors (a terminal stays a terminal),
+exit code and signals; the same keys and results as without it. A daemon whose code
+changed declines (the command runs without it) and exits; a socket directory others can
+write to is never used."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit import REPO, ProjectFactory, plan_argv
+
+pytestmark = pytest.mark.integration
+
+PLAN = """\
+[project]
+name = "warm"
+platforms = ["linux/amd64", "linux/arm64"]
+
+[steps.gen]
+kind = "shell"
+src = "src/"
+command = ["sh", "-c", "cat a.txt a.txt > twice.txt"]
+outputs = ["twice.txt"]
+platform_independent = true
+
+[steps.report]
+kind = "shell"
+src = "src/"
+deps = ["gen"]
+command = ["sh", "-c", "wc -c < twice.txt > size.txt; echo $TARGETARCH >> size.txt"]
+outputs = ["size.txt"]
+
+[steps.image]
+kind = "image"
+base = "scratch"
+copy = [{ from = "report", src = "size.txt", dest = "/size.txt" }]
+"""
+
+SLOW = """\
+[project]
+name = "slow"
+platforms = ["linux/amd64"]
+
+[steps.slow]
+kind = "shell"
+src = "src/"
+command = ["sh", "-c", "echo begun; sleep {sleep}; echo ok > out.txt"]
+outputs = ["out.txt"]
+"""
+
+
+def _plan(*args: str, env: dict[str, str], cwd: Path | None = None,
+          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(plan_argv(*args), env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    proc = _plan("daemon", "status", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
+
+
+@pytest.fixture
+def warm_env(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """cli_env with a daemon of its own running (a short socket directory: AF_UNIX paths
+    are limited to 108 bytes), stopped afterwards."""
+    directory = tempfile.mkdtemp(prefix="cpd-", dir="/tmp")
+    env = {k: v for k, v in cli_env.items() if k != "CROSSPLAN_DAEMON"}
+    env["CROSSPLAN_DAEMON_DIR"] = directory
+    try:
+        yield env
+    finally:
+        _plan("daemon", "stop", env=env)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start(env: dict[str, str]) -> dict[str, Any]:
+    proc = _plan("daemon", "start", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    assert doc["running"] is True
+    return doc
+
+
+def _keys(stdout: str) -> dict[str, str]:
+    return {f"{s['id']}@{s['platform']}": s["key"] for s in json.loads(stdout)["steps"]}
+
+
+def test_commands_run_in_the_daemon_with_the_same_results(
+    warm_env: dict[str, str], cli_env: dict[str, str], make_project: ProjectFactory,
+    tmp_path: Path,
+) -> None:
+    proj = make_project(PLAN, files={"src/a.txt": "warm\n"})
+    first = _start(warm_env)
+    assert first["started_now"] is True
+    again = _start(warm_env)
+    assert again["started_now"] is False and again["pid"] == first["pid"]
+    assert _status(warm_env)["served"] == 0
+
+    # no PLAN argument: the daemon's process finds plan.toml from the caller's directory
+    warm = _plan("run", "--json", env={**warm_env, "CROSSPLAN_CACHE_DIR": str(tmp_path / "a")},
+                 cwd=proj)
+    assert warm.returncode == 0, warm.stderr
+    assert _status(warm_env)["served"] == 1  # it did go through the daemon
+    cold = _plan("run", "--json", env={**cli_env, "CROSSPLAN_CACHE_DIR": str(tmp_path / "b")},
+                 cwd=proj)
+    assert cold.returncode == 0, cold.stderr
+    assert _keys(warm.stdout) == _keys(cold.stdout)
+    assert {s["status"] for s in json.loads(warm.stdout)["steps"]} == {"built"}
+    # the caller's CROSSPLAN_CACHE_DIR: the daemon's run filled store a, not another
+    for store in ("a", "b"):
+        ls = _plan("cache", "ls", "--json", env={**cli_env,
+                                                 "CROSSPLAN_CACHE_DIR": str(tmp_path / store)})
+        assert len(json.loads(ls.stdout)) == 4, (store, ls.stdout)
+    # once more through the daemon: everything cached, same keys
+    cached = _plan("run", str(proj), "--json",
+                   env={**warm_env, "CROSSPLAN_CACHE_DIR": str(tmp_path / "a")})
+    assert cached.returncode == 0, cached.stderr
+    assert {s["status"] for s in json.loads(cached.stdout)["steps"]} == {"cached"}
+    assert _keys(cached.stdout) == _keys(cold.stdout)
+
+    # the no-op memo works as without a daemon: a repeated cached run is replayed (no
+    # "planning" line), and one with another environment is planned
+    memo_env = {**warm_env, "CROSSPLAN_CACHE_DIR": str(tmp_path / "a")}
+    runs = [_plan("run", str(proj), "--progress", "plain", env=e)
+            for e in (memo_env, memo_env, {**memo_env, "SOME_VAR": "1"})]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert "planning" in runs[0].stderr, runs[0].stderr
+    assert "planning" not in runs[1].stderr, runs[1].stderr  # replayed
+    assert "planning" in runs[2].stderr, runs[2].stderr  # the environment keys the memo
+
+    # exit codes and stderr are the command's: a broken recipe is exit 2, named
+    (proj / "plan.toml").write_text(PLAN.replace('deps = ["gen"]', 'deps = ["nope"]'))
+    bad = _plan("run", str(proj), env=warm_env)
+    assert bad.returncode == 2, bad.stderr
+    assert "nope" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    served = _status(warm_env)["served"]
+    assert served == 6, served
+
+    stop = _plan("daemon", "stop", "--json", env=warm_env)
+    assert stop.returncode == 0 and json.loads(stop.stdout)["stopped"] is True, stop.stderr
+    assert _status(warm_env)["running"] is False
+    assert not list(Path(warm_env["CROSSPLAN_DAEMON_DIR"]).glob("*.sock"))
+    after = _plan("run", str(proj), env=warm_env)  # no daemon: runs here, same error
+    assert after.returncode == 2 and "nope" in after.stderr, after.stderr
+
+
+def test_a_terminal_stays_a_terminal(
+    warm_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+) -> None:
+    """The daemon's process writes to the caller's terminal itself: rich sees a terminal
+    (colours, the live display) as `plan` run directly does."""
+    proj = make_project(PLAN, files={"src/a.txt": "tty\n"})
+    _start(warm_env)
+    env = {k: v for k, v in warm_env.items() if k not in ("COLUMNS", "NO_COLOR", "CI")}
+    env["TERM"] = "xterm-256color"
+    outputs = {}
+    for how, extra in (("daemon", {}), ("direct", {"CROSSPLAN_DAEMON": "0"})):
+        outputs[how] = _in_pty(plan_argv("run", str(proj)), {
+            **env, **extra, "CROSSPLAN_CACHE_DIR": str(tmp_path / how)})
+    assert _status(warm_env)["served"] == 1
+    for how, (code, text) in outputs.items():
+        assert code == 0, (how, text)
+        assert "\x1b[32mbuilt\x1b[0m" in text, (how, text)  # the result table, styled
+
+
+def _in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    main, child = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=child, stdout=child, stderr=child,
+                            start_new_session=True)
+    os.close(child)
+    chunks = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+
+
+def test_ctrl_c_reaches_the_command(
+    warm_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+) -> None:
+    sleep = f"300.{uuid.uuid4().int % 10**9}"  # a unique `sleep` argument to find it by
+    proj = make_project(SLOW.format(sleep=sleep), files={"src/a.txt": "a\n"})
+    _start(warm_env)
+    proc = subprocess.Popen(plan_argv("run", str(proj), "--progress", "plain"), env=warm_env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _until(lambda: bool(_processes(f"sleep {sleep}")) or proc.poll() is not None, 60)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)  # to the client only, as a terminal's Ctrl-C is
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr.rstrip().endswith("interrupted"), stderr
+    _until(lambda: not _processes(f"sleep {sleep}"), 10)
+    assert _status(warm_env)["running"] is True  # the daemon itself goes on
+
+
+def test_changed_code_is_never_served(
+    cli_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+) -> None:
+    """A daemon serving a copy of crossplan: after a file of that copy changes, the next
+    command runs without it (and succeeds), and the daemon is gone."""
+    copy = tmp_path / "site"
+    shutil.copytree(REPO / "crossplan", copy / "crossplan",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    directory = tempfile.mkdtemp(prefix="cpd-", dir="/tmp")
+    env = {k: v for k, v in cli_env.items() if k != "CROSSPLAN_DAEMON"}
+    env.update(CROSSPLAN_DAEMON_DIR=directory, PYTHONPATH=str(copy))
+    try:
+        started = _start(env)
+        status = _status(env)
+        assert Path(status["package"]) == copy / "crossplan", status
+        proj = make_project(PLAN, files={"src/a.txt": "stale\n"})
+        assert _plan("run", str(proj), env=env).returncode == 0
+        assert _status(env)["served"] == 1
+        run_py = copy / "crossplan" / "cli" / "run.py"
+        run_py.write_text(run_py.read_text() + "\n# edited after the daemon started\n")
+        again = _plan("run", str(proj), "--json", env=env)
+        assert again.returncode == 0, again.stderr
+        assert {s["status"] for s in json.loads(again.stdout)["steps"]} == {"cached"}
+        _until(lambda: not _status(env)["running"], 10)
+        _until(lambda: not _alive(int(started["pid"])), 10)
+    finally:
+        _plan("daemon", "stop", env=env)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_socket_directory_others_can_enter_is_not_used(
+    warm_env: dict[str, str], make_project: ProjectFactory,
+) -> None:
+    proj = make_project(PLAN, files={"src/a.txt": "open\n"})
+    _start(warm_env)
+    directory = Path(warm_env["CROSSPLAN_DAEMON_DIR"])
+    directory.chmod(0o755)
+    try:
+        proc = _plan("run", str(proj), "--json", env=warm_env)
+        assert proc.returncode == 0, proc.stderr  # ran here
+    finally:
+        directory.chmod(0o700)
+    assert _status(warm_env)["served"] == 0
+
+
+def _until(pred: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _processes(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline and "pytest" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+assert sys.platform == "linux"  # AF_UNIX descriptor passing, /proc

@@ -1,0 +1,86 @@
+"""The daemon's parts without a daemon: where its socket goes, when the client will not use
+one, stale-code detection, and that preloading leaves a process safe to fork (one thread,
+no grpc, the environment untouched)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from crossplan.cli import client, daemon
+
+
+def test_socket_path_follows_the_environment(tmp_path: Path) -> None:
+    mine = client.socket_path({"CROSSPLAN_DAEMON_DIR": str(tmp_path)})
+    assert Path(mine).parent == tmp_path and mine.endswith(".sock")
+    assert mine == client.socket_path({"CROSSPLAN_DAEMON_DIR": str(tmp_path)})  # stable
+    runtime = client.socket_path({"XDG_RUNTIME_DIR": "/run/user/7"})
+    assert Path(runtime).parent == Path("/run/user/7/crossplan")
+    assert Path(client.socket_path({})).parent == Path(f"/tmp/crossplan-{os.getuid()}")
+    assert Path(client.socket_path({"XDG_RUNTIME_DIR": "relative"})).parent == Path(
+        f"/tmp/crossplan-{os.getuid()}")  # only an absolute runtime dir counts
+
+
+def test_private_directories_only(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    assert not client.private(str(d))  # missing
+    d.mkdir(mode=0o700)
+    d.chmod(0o700)
+    assert client.private(str(d))
+    for mode in (0o755, 0o770, 0o701):
+        d.chmod(mode)
+        assert not client.private(str(d)), oct(mode)
+
+
+def test_delegate_runs_nothing_without_a_daemon(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir(mode=0o700)
+    d.chmod(0o700)
+    env = {"CROSSPLAN_DAEMON_DIR": str(d)}
+    assert client.delegate(["run"], env) is None  # no socket
+    Path(client.socket_path(env)).write_text("")  # a file where the socket would be
+    assert client.delegate(["run"], env) is None
+    for off in ("0", "off", "NO", "false"):
+        assert client.disabled({"CROSSPLAN_DAEMON": off})
+        assert client.delegate(["run"], {**env, "CROSSPLAN_DAEMON": off}) is None
+    assert not client.disabled({}) and not client.disabled({"CROSSPLAN_DAEMON": "1"})
+
+
+def test_changed_code_is_seen(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    st = f.stat()
+    snap = {str(f): (st.st_mtime_ns, st.st_size)}
+    assert daemon._changed(snap) is None
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert daemon._changed(snap) == str(f)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    f.write_text("x = 22\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert daemon._changed(snap) == str(f)  # same mtime, other size
+    f.unlink()
+    assert daemon._changed(snap) == str(f)
+
+
+def test_preloading_leaves_a_process_safe_to_fork() -> None:
+    code = """if True:
+        import json, os, sys, threading
+        before = dict(os.environ)
+        from crossplan.cli import daemon
+        n = daemon.preload()
+        print(json.dumps({"threads": threading.active_count(), "modules": n,
+                          "grpc": "grpc" in sys.modules,
+                          "env": sorted(k for k in os.environ if before.get(k) != os.environ[k]),
+                          "loaded": [m for m in ("crossplan.api.running", "crossplan.images.oci",
+                                                 "crossplan.backends.elf", "elftools.elf.elffile")
+                                     if m in sys.modules]}))
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["threads"] == 1 and doc["grpc"] is False and doc["env"] == [], doc
+    assert len(doc["loaded"]) == 4 and doc["modules"] > 500, doc
