@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,7 +13,7 @@ from crossplan.cli import dev, run, version_text
 from crossplan.cli.common import JsonOpt, err
 from crossplan.errors import CrossplanError
 
-__all__ = ["app", "main", "run_app"]
+__all__ = ["app", "click_command", "main", "run_app"]
 
 
 def _typer() -> typer.Typer:
@@ -112,12 +113,21 @@ if TYPE_CHECKING:
     app: typer.Typer
 
 
+_clicked: dict[bool, Callable[..., Any]] = {}
+
+
+def click_command(full: bool) -> Callable[..., Any]:
+    """The Click command Typer makes of the app (``full``) or of `run`'s app: made once per
+    process (a daemon makes both before it forks: cli/daemon.py), as calling the Typer app
+    would make it again on every call."""
+    if full not in _clicked:
+        _clicked[full] = typer.main.get_command(_app() if full else run_app)
+    return _clicked[full]
+
+
 def main() -> None:
     try:
-        if sys.argv[1:2] == ["run"]:
-            run_app()
-        else:
-            _app()()
+        click_command(sys.argv[1:2] != ["run"])()
     except CrossplanError as exc:  # pragma: no cover - commands catch their own
         err.print(f"error: {exc.render()}")
         sys.exit(exc.exit_code)

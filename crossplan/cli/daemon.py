@@ -37,7 +37,8 @@ IDLE_SECONDS = 3 * 3600
 
 
 def preload() -> int:
-    """Import crossplan's modules and the libraries its runs use; how many modules."""
+    """Import crossplan's modules and the libraries its runs use, and make the CLI's Click
+    commands; how many modules."""
     import crossplan
 
     def walk(path: list[str], prefix: str) -> None:
@@ -52,6 +53,10 @@ def preload() -> int:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    from crossplan.cli import commands
+
+    for full in (False, True):  # the Click commands every command would otherwise make
+        commands.click_command(full)
     return len(sys.modules)
 
 
