@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sysroot_kit import shared_toolcache
 from testkit import EXAMPLES, Cli, require_component
 
 from crossplan.cache.store import Store
@@ -71,8 +72,10 @@ def tree_digests(root: Path) -> dict[str, str]:
 
 def run_json(cli: Cli, project: Path, store: Path, *args: str, timeout: float = 600,
              remote: bool = True) -> dict[str, dict[str, object]]:
+    # a local build shares the machine's toolchain cache (Go's std, zig's libc: compiled
+    # once per machine, not per run; speed only, never in keys: sysroot_kit)
     env = {**REMOTE, "CROSSPLAN_CACHE_DIR": str(store)} if remote else {
-        "CROSSPLAN_CACHE_DIR": str(store)}
+        "CROSSPLAN_CACHE_DIR": str(store), **shared_toolcache(store.parent / "toolcache")}
     argv = ["run", str(project / "plan.toml"), "--json", *args]
     if remote:
         argv += ["--executor", "remote"]
