@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,3 +123,30 @@ def require_component(ok: bool, reason: str) -> None:
     if os.environ.get("CROSSPLAN_REQUIRE_ALL"):
         pytest.fail(f"{reason} (CI installs it: scripts/ci-env.sh install)")
     pytest.skip(reason)
+
+
+def processes(needle: str) -> list[int]:
+    """Pids whose command line contains ``needle`` (a scan of /proc; pytest's own excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline and "pytest" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(pred: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``pred`` every 0.1 s until it is true; fail naming ``what`` after ``timeout``."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")

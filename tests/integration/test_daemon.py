@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import REPO, ProjectFactory, plan_argv
+from testkit import REPO, ProjectFactory, plan_argv, processes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -214,7 +214,8 @@ def test_ctrl_c_reaches_the_command(
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        _until(lambda: bool(_processes(f"sleep {sleep}")) or proc.poll() is not None, 60)
+        wait_until(lambda: processes(f"sleep {sleep}") or proc.poll() is not None, 60,
+                   "the step's sleep")
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)  # to the client only, as a terminal's Ctrl-C is
         _, stderr = proc.communicate(timeout=30)
@@ -224,7 +225,7 @@ def test_ctrl_c_reaches_the_command(
             proc.wait()
     assert proc.returncode == 130, stderr
     assert stderr.rstrip().endswith("interrupted"), stderr
-    _until(lambda: not _processes(f"sleep {sleep}"), 10)
+    wait_until(lambda: not processes(f"sleep {sleep}"), 10, f"no `sleep {sleep}` left")
     assert _status(warm_env)["running"] is True  # the daemon itself goes on
 
 
@@ -251,8 +252,8 @@ def test_changed_code_is_never_served(
         again = _plan("run", str(proj), "--json", env=env)
         assert again.returncode == 0, again.stderr
         assert {s["status"] for s in json.loads(again.stdout)["steps"]} == {"cached"}
-        _until(lambda: not _status(env)["running"], 10)
-        _until(lambda: not _alive(int(started["pid"])), 10)
+        wait_until(lambda: not _status(env)["running"], 10, "the stale daemon to decline")
+        wait_until(lambda: not _alive(int(started["pid"])), 10, "the stale daemon to exit")
     finally:
         _plan("daemon", "stop", env=env)
         shutil.rmtree(directory, ignore_errors=True)
@@ -273,15 +274,6 @@ def test_a_socket_directory_others_can_enter_is_not_used(
     assert _status(warm_env)["served"] == 0
 
 
-def _until(pred: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s")
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -289,20 +281,6 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _processes(needle: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if needle in cmdline and "pytest" not in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 assert sys.platform == "linux"  # AF_UNIX descriptor passing, /proc

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from testkit import Cli, ProjectFactory, plan_argv
+from testkit import Cli, ProjectFactory, plan_argv, processes, wait_until
 
 # Sleeps until DEADLINE (a fixed epoch second: the same key in both runs), then finishes.
 SLOW = """
@@ -33,30 +33,6 @@ mode = "{sandbox}"
 """
 
 
-def _processes(needle: str) -> list[int]:
-    """Pids whose command line contains ``needle`` (a scan of /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if needle in cmdline and "pytest" not in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _wait(pred: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize(("sig", "sandbox"), [
     (signal.SIGINT, "bwrap"), (signal.SIGTERM, "bwrap"), (signal.SIGINT, "off"),
 ], ids=["SIGINT", "SIGTERM", "SIGINT-no-sandbox"])
@@ -74,7 +50,7 @@ def test_interrupt_kills_the_step_exits_130_and_the_next_run_is_clean(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        _wait(lambda: _processes(f"sleep {sleep}") or proc.poll() is not None, 60,
+        wait_until(lambda: processes(f"sleep {sleep}") or proc.poll() is not None, 60,
               "the step's sleep")
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.3)  # -v: the tail thread polls the log every 0.2 s
@@ -89,8 +65,8 @@ def test_interrupt_kills_the_step_exits_130_and_the_next_run_is_clean(
     assert "failed" not in stderr and "Traceback" not in stderr, stderr
     assert f"slow@linux/amd64 | begun-{tag}" in stderr, stderr  # -v streamed the log
     assert "slow@linux/amd64: running" in stderr
-    _wait(lambda: not _processes(f"sleep {sleep}"), 5, f"no `sleep {sleep}` left")
-    assert not _processes(f"begun-{tag}")  # nor its shell, nor its bwrap
+    wait_until(lambda: not processes(f"sleep {sleep}"), 5, f"no `sleep {sleep}` left")
+    assert not processes(f"begun-{tag}")  # nor its shell, nor its bwrap
 
     ls = cli("cache", "ls", "--json")
     assert ls.code == 0 and json.loads(ls.stdout) == [], ls.stdout  # the killed node: not cached
