@@ -42,11 +42,13 @@ def socket_dir(environ: Mapping[str, str]) -> str:
 
 
 def socket_path(environ: Mapping[str, str]) -> str:
-    """The socket of the daemon serving this interpreter's crossplan package."""
+    """The socket of the daemon serving this Python environment's crossplan package."""
     import zlib
 
     package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    ident = f"{os.path.realpath(sys.executable)}\0{package}".encode()
+    # the environment (a venv's prefix: two venvs of one checkout are two installations),
+    # the interpreter and the package
+    ident = f"{sys.prefix}\0{sys.executable}\0{package}".encode()
     return os.path.join(socket_dir(environ), f"daemon-{zlib.crc32(ident):08x}.sock")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from crossplan.cli import client
+from crossplan.errors import EXIT_ENVIRONMENT
 
 __all__ = ["PRELOAD", "code_snapshot", "main", "preload", "serve"]
 
@@ -247,17 +248,39 @@ def _child(conn: socket.socket, listener: socket.socket, snap: dict[str, tuple[i
     os.write(served, b"+")
     os.close(served)
     _send(conn, {"pid": os.getpid()})
+    done = threading.Event()
+    threading.Thread(target=_stop_when_caller_gone, args=(conn, done), daemon=True,
+                     name="caller-watch").start()
     code = _become_and_run(request, fds)
+    done.set()
     with contextlib.suppress(OSError):
         _send(conn, {"exit": code})
     os._exit(code)
+
+
+def _stop_when_caller_gone(conn: socket.socket, done: threading.Event) -> None:
+    """The caller (`plan`) closed its end before the command ended: it was killed with
+    nothing to pass on (SIGKILL). Stop the command as Ctrl-C would."""
+    import select
+
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+    with contextlib.suppress(OSError, ValueError):
+        poller.poll()
+    if not done.is_set():
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _become_and_run(request: dict[str, Any], fds: list[int]) -> int:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    os.chdir(request["cwd"])
+    try:
+        os.chdir(request["cwd"])
+    except OSError as exc:
+        os.write(2, f"error: cannot enter the working directory {request['cwd']}: "
+                    f"{exc.strerror}\n".encode())
+        return EXIT_ENVIRONMENT
     os.umask(int(request["umask"]))
     os.environ.clear()
     os.environ.update(request["env"])

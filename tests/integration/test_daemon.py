@@ -204,9 +204,14 @@ def _in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_ctrl_c_reaches_the_command(
-    warm_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+    sig: signal.Signals, warm_env: dict[str, str], make_project: ProjectFactory,
+    tmp_path: Path,
 ) -> None:
+    """Ctrl-C (SIGINT to `plan` only, as a terminal sends it) is passed on: the step is
+    killed, "interrupted", exit 130. A `plan` killed outright (SIGKILL: nothing to pass on)
+    stops the command too, when its socket closes. The daemon goes on."""
     sleep = f"300.{uuid.uuid4().int % 10**9}"  # a unique `sleep` argument to find it by
     proj = make_project(SLOW.format(sleep=sleep), files={"src/a.txt": "a\n"})
     _start(warm_env)
@@ -217,16 +222,22 @@ def test_ctrl_c_reaches_the_command(
         wait_until(lambda: processes(f"sleep {sleep}") or proc.poll() is not None, 60,
                    "the step's sleep")
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)  # to the client only, as a terminal's Ctrl-C is
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, stderr
-    assert stderr.rstrip().endswith("interrupted"), stderr
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, stderr
+        assert stderr.rstrip().endswith("interrupted"), stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
     wait_until(lambda: not processes(f"sleep {sleep}"), 10, f"no `sleep {sleep}` left")
-    assert _status(warm_env)["running"] is True  # the daemon itself goes on
+    status = _status(warm_env)
+    assert status["running"] is True and status["served"] == 1  # the daemon goes on
+    ls = _plan("cache", "ls", "--json", env={**warm_env, "CROSSPLAN_DAEMON": "0"})
+    assert json.loads(ls.stdout) == [], ls.stdout  # the stopped step: nothing stored
 
 
 def test_changed_code_is_never_served(
