@@ -84,6 +84,10 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
             first = _reply(replies)
         except OSError:
             return None  # not running (a socket left behind), or a descriptor closed here
+        if first is not None and first.get("stale"):
+            sys.stderr.write(f"plan: the crossplan daemon stopped: {first['stale']} changed "
+                             "since it started; this command runs without it (`plan daemon "
+                             "start` starts a new one)\n")
         if first is None or "pid" not in first:
             return None  # stale (crossplan changed since it started) or gone: nothing ran
         return _wait(replies, int(first["pid"]))  # type: ignore[call-overload]

@@ -262,6 +262,7 @@ def test_changed_code_is_never_served(
         run_py.write_text(run_py.read_text() + "\n# edited after the daemon started\n")
         again = _plan("run", str(proj), "--json", env=env)
         assert again.returncode == 0, again.stderr
+        assert f"{run_py} changed since it started" in again.stderr, again.stderr
         assert {s["status"] for s in json.loads(again.stdout)["steps"]} == {"cached"}
         wait_until(lambda: not _status(env)["running"], 10, "the stale daemon to decline")
         wait_until(lambda: not _alive(int(started["pid"])), 10, "the stale daemon to exit")
