@@ -139,6 +139,7 @@ def test_commands_run_in_the_daemon_with_the_same_results(
     # the no-op memo works as without a daemon: a repeated cached run is replayed (no
     # "planning" line), and one with another environment is planned
     memo_env = {**warm_env, "CROSSPLAN_CACHE_DIR": str(tmp_path / "a")}
+    time.sleep(2.1)  # the memo's racy rule: nothing written within 2 s of a run is memoised
     runs = [_plan("run", str(proj), "--progress", "plain", env=e)
             for e in (memo_env, memo_env, {**memo_env, "SOME_VAR": "1"})]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
