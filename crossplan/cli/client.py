@@ -15,10 +15,11 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Mapping
     from io import BufferedReader
 
-__all__ = ["OFF", "delegate", "disabled", "socket_dir", "socket_path"]
+__all__ = ["OFF", "delegate", "disabled", "private", "send", "socket_dir", "socket_path"]
 
 OFF = ("0", "off", "no", "false")
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
@@ -77,10 +78,7 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
     try:
         try:
             sock.connect(path)
-            request = _request(argv, env)
-            socket.send_fds(sock, [len(request).to_bytes(_HEADER, "big")], [0, 1, 2])
-            sock.sendall(request)
-            replies = sock.makefile("rb")
+            replies = send(sock, _request(argv, env), [0, 1, 2])
             first = _reply(replies)
         except OSError:
             return None  # not running (a socket left behind), or a descriptor closed here
@@ -95,13 +93,23 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
         sock.close()
 
 
-def _request(argv: list[str], env: dict[str, str]) -> bytes:
+def send(sock: socket.socket, request: dict[str, object], fds: list[int]) -> BufferedReader:
+    """Send ``request`` (its length first, with ``fds`` attached) on a connected socket;
+    returns the reader of the daemon's replies (one JSON object per line)."""
     import json
+    import socket
 
+    body = json.dumps(request).encode()
+    socket.send_fds(sock, [len(body).to_bytes(_HEADER, "big")], fds)
+    sock.sendall(body)
+    return sock.makefile("rb")
+
+
+def _request(argv: list[str], env: dict[str, str]) -> dict[str, object]:
     mask = os.umask(0o022)
     os.umask(mask)
-    return json.dumps({"cmd": "run", "argv": [sys.argv[0], *argv], "cwd": os.getcwd(),
-                       "env": env, "umask": mask}).encode()
+    return {"cmd": "run", "argv": [sys.argv[0], *argv], "cwd": os.getcwd(), "env": env,
+            "umask": mask}
 
 
 def _reply(replies: BufferedReader) -> dict[str, object] | None:

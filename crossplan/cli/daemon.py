@@ -5,8 +5,9 @@ environment and umask; what it computes is what `plan` run directly computes.
 
 Nothing is shared between commands but imported code: the daemon never plans or runs
 anything itself (no caches filled, no threads), and each command runs in a fresh fork of
-it. A daemon whose code changed on disk (crossplan upgraded or edited, a library
-reinstalled) declines the next command (which then runs without it) and exits."""
+it. A daemon whose code changed on disk (crossplan's files or the installed distributions:
+the no-op memo's code signature) declines the next command (which then runs without it)
+and exits."""
 
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crossplan.cli import client
+from crossplan.cli import client, noop
 from crossplan.errors import EXIT_ENVIRONMENT
 
-__all__ = ["PRELOAD", "code_snapshot", "main", "preload", "serve"]
+__all__ = ["PRELOAD", "main", "preload", "serve"]
 
 # Besides every crossplan module: libraries crossplan imports only when a run needs them.
 PRELOAD = ("deflate", "elftools.elf.elffile", "elftools.elf.dynamic", "filelock", "isal.isal_zlib")
@@ -76,30 +77,20 @@ def _build_models() -> None:
                 obj.model_rebuild(force=True)
 
 
-def code_snapshot() -> dict[str, tuple[int, int]]:
-    """(mtime, size) of every imported module's file: what the daemon's code is."""
-    snap: dict[str, tuple[int, int]] = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        snap[path] = (st.st_mtime_ns, st.st_size)
-    return snap
-
-
-def _changed(snap: dict[str, tuple[int, int]]) -> str | None:
-    for path, sig in snap.items():
-        try:
-            st = os.stat(path)
-        except OSError:
-            return path
-        if (st.st_mtime_ns, st.st_size) != sig:
-            return path
-    return None
+def _changed(snap: list[object], now: list[object]) -> str | None:
+    """What differs between two code signatures (``noop.code_signature``: crossplan's
+    files, the installed distributions): a path, or None when they are the same."""
+    if snap == now:
+        return None
+    files_then, dists_then = snap
+    files_now, dists_now = now
+    before = {f[0]: f for f in files_then}  # type: ignore[attr-defined]
+    after = {f[0]: f for f in files_now}  # type: ignore[attr-defined]
+    for path in sorted(before.keys() | after.keys()):
+        if before.get(path) != after.get(path):
+            return str(path)
+    added = sorted(set(dists_now) ^ set(dists_then))  # type: ignore[call-overload]
+    return f"the installed distributions ({', '.join(added)})"
 
 
 def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) -> None:
@@ -113,7 +104,7 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
         gc.enable()
     if threading.active_count() != 1:
         raise RuntimeError(f"threads running after the imports: {threading.enumerate()}")
-    snap = code_snapshot()
+    snap = noop.code_signature()  # what the no-op memo calls the code, too
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if not client.private(directory):
@@ -221,7 +212,7 @@ def _send(conn: socket.socket, doc: dict[str, Any]) -> None:
     conn.sendall(json.dumps(doc).encode() + b"\n")
 
 
-def _child(conn: socket.socket, listener: socket.socket, snap: dict[str, tuple[int, int]],
+def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
            state: dict[str, Any], served: int) -> None:
     """One command, in a fresh fork: become the caller and run `plan`."""
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
@@ -238,7 +229,7 @@ def _child(conn: socket.socket, listener: socket.socket, snap: dict[str, tuple[i
     if cmd == "status":
         _send(conn, {**state, "uptime": round(time.time() - float(state["started"]), 1)})
         os._exit(0)
-    stale = _changed(snap)
+    stale = _changed(snap, noop.code_signature())
     if cmd == "stop" or stale:
         _send(conn, {"stopping": True, "stale": stale})
         os.kill(int(state["pid"]), signal.SIGTERM)

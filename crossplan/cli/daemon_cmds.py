@@ -43,10 +43,7 @@ def _talk(cmd: str, environ: dict[str, str] | None = None) -> dict[str, Any] | N
     try:
         sock.settimeout(10)
         sock.connect(path)
-        body = json.dumps({"cmd": cmd}).encode()
-        socket.send_fds(sock, [len(body).to_bytes(4, "big")], [])
-        sock.sendall(body)
-        line = sock.makefile("rb").readline()
+        line = client.send(sock, {"cmd": cmd}, []).readline()
     except OSError:
         return None
     finally:

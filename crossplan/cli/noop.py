@@ -24,8 +24,8 @@ import sqlite3
 import sys
 import time
 
-__all__ = ["ARGV", "FORMAT", "RACY_NS", "SECONDS_MARK", "STARTED_NS", "enabled",
-           "index_times", "memo_path", "replay"]
+__all__ = ["ARGV", "FORMAT", "RACY_NS", "SECONDS_MARK", "STARTED_NS", "code_signature",
+           "enabled", "index_times", "memo_path", "replay"]
 
 FORMAT = "crossplan-noop-1"
 RACY_NS = 2_000_000_000  # as probe/digest.py's stat memo
@@ -48,7 +48,7 @@ def enabled(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
     return env.get("CROSSPLAN_NOOP_MEMO", "").lower() not in ("0", "off", "no", "false")
 
 
-def _code_signature() -> list[object]:
+def code_signature() -> list[object]:
     """crossplan's own files (path, mtime, size) and the installed distributions."""
     files: list[object] = []
     stack = [os.path.dirname(os.path.dirname(os.path.realpath(__file__)))]
@@ -77,7 +77,7 @@ def memo_path(argv: list[str], environ: dict[str, str] | os._Environ[str] | None
     width = os.get_terminal_size(sys.stdout.fileno()).columns if tty else None
     ident = [FORMAT, os.path.realpath(sys.executable), sys.prefix, sys.version, os.getcwd(),
              argv, tty, width, sorted((k, v) for k, v in env.items() if k not in _VOLATILE_ENV),
-             _code_signature()]
+             code_signature()]
     key = hashlib.sha256(json.dumps(ident).encode("utf-8", "surrogateescape")).hexdigest()
     store = env.get("CROSSPLAN_CACHE_DIR") or os.path.join(  # as cache.store.default_store_dir
         env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crossplan.cli import client, daemon
+from crossplan.cli import client, daemon, noop
 
 
 def test_socket_path_follows_the_environment(tmp_path: Path) -> None:
@@ -50,19 +50,35 @@ def test_delegate_runs_nothing_without_a_daemon(tmp_path: Path) -> None:
 
 
 def test_changed_code_is_seen(tmp_path: Path) -> None:
+    """The daemon compares code signatures as the no-op memo computes them: (path, mtime,
+    size) of crossplan's files and the installed distributions' names."""
     f = tmp_path / "m.py"
     f.write_text("x = 1\n")
+
+    def sig(dists: tuple[str, ...] = ("a-1.dist-info",)) -> list[object]:
+        files = [[str(f), f.stat().st_mtime_ns, f.stat().st_size]] if f.exists() else []
+        return [files, list(dists)]
+
     st = f.stat()
-    snap = {str(f): (st.st_mtime_ns, st.st_size)}
-    assert daemon._changed(snap) is None
+    snap = sig()
+    assert daemon._changed(snap, sig()) is None
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
-    assert daemon._changed(snap) == str(f)
+    assert daemon._changed(snap, sig()) == str(f)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     f.write_text("x = 22\n")
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert daemon._changed(snap) == str(f)  # same mtime, other size
+    assert daemon._changed(snap, sig()) == str(f)  # same mtime, other size
     f.unlink()
-    assert daemon._changed(snap) == str(f)
+    assert daemon._changed(snap, sig()) == str(f)
+    f.write_text("x = 1\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert daemon._changed(snap, sig()) is None
+    changed = daemon._changed(snap, sig(("a-2.dist-info",)))  # a library upgraded
+    assert changed is not None and "a-2.dist-info" in changed
+    real = noop.code_signature()  # the shape the daemon relies on
+    assert daemon._changed(real, noop.code_signature()) is None
+    files: list[list[object]] = real[0]  # type: ignore[assignment]
+    assert any(str(p[0]).endswith("cli/daemon.py") for p in files)
 
 
 def test_preloading_leaves_a_process_safe_to_fork() -> None:
