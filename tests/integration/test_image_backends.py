@@ -22,6 +22,7 @@ import io
 import json
 import os
 import tarfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def base_copy() -> str:
     engine_digest = sh("docker", "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE).stdout
     sh("docker", "tag", BASE_IMAGE, BASE_COPY)
     try:
-        sh("docker", "push", BASE_COPY)
+        push_with_retry(BASE_COPY)
     finally:
         sh("docker", "image", "rm", BASE_COPY, check=False)  # the tag only
     digest = registry_digest(BASE_COPY)
@@ -179,6 +180,24 @@ def registry_source(ref: str) -> Source:
         return resp.content
 
     return Source(ref, lambda d: get("manifests", d), lambda d: get("blobs", d))
+
+
+def push_with_retry(ref: str, attempts: int = 3) -> None:
+    """``docker push`` of a multi-platform image, retried only on the registry's 500 for the
+    tag: the engine PUTs each platform's manifest and then the index under the same tag while
+    it HEADs that tag, and distribution 2.8's filesystem driver truncates and rewrites the tag's
+    link file in place, so a concurrent HEAD can read it half-written ("invalid checksum digest
+    format", 500). Seen once in CI (the push of an unchanged image whose tag existed); any
+    other failure fails at once."""
+    for attempt in range(1, attempts + 1):
+        proc = sh("docker", "push", ref, check=False)
+        if proc.returncode == 0:
+            return
+        transient = "500 Internal Server Error" in proc.stdout + proc.stderr
+        if not transient or attempt == attempts:
+            pytest.fail(f"`docker push {ref}` exited {proc.returncode} (attempt {attempt}):\n"
+                        f"{proc.stdout}\n{proc.stderr}")
+        time.sleep(1.0)
 
 
 def registry_digest(ref: str) -> str:
