@@ -4,7 +4,9 @@ GLIBC_* version it requires) and check it matches a platform."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,11 +134,30 @@ def parse_elf(data: bytes) -> ElfHeader:
 
 
 def read_elf(path: Path) -> ElfHeader:
-    """Read ``path`` (streamed: only the headers and dynamic sections are loaded)."""
+    """Read ``path`` (streamed: only the headers and dynamic sections are loaded). The
+    headers of a file unchanged since it was last read (same inode, size, mtime, ctime) are
+    remembered: a binary checked when its step collected it is not parsed again when the
+    image that copies it checks it in the same run (pyelftools holds the GIL)."""
     with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        ident = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with _read_lock:
+            known = _headers.get(ident)
+        if known is not None:
+            return known
         _magic(f.read(20))
         f.seek(0)
-        return _read(f)
+        header = _read(f)
+    with _read_lock:
+        _headers[ident] = header
+        while len(_headers) > _REMEMBERED:
+            del _headers[next(iter(_headers))]
+    return header
+
+
+_REMEMBERED = 256
+_headers: dict[tuple[object, ...], ElfHeader] = {}
+_read_lock = threading.Lock()
 
 
 def _magic(data: bytes) -> None:

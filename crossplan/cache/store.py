@@ -307,8 +307,11 @@ class Store:
             yield
 
     # -- materializing -------------------------------------------------------------------
-    def materialize(self, entry: Entry, dest: Path) -> None:
-        """Copy an entry's outputs into ``dest`` with their recorded modes."""
+    def materialize(self, entry: Entry, dest: Path, *, read_only: bool = False) -> None:
+        """Copy an entry's outputs into ``dest`` with their recorded modes. ``read_only``:
+        files are hard links to the store's blobs where the file system allows (mode 0444,
+        the recorded mode not applied), for a reader that deletes ``dest`` when done, never
+        writes to it and never hands it to a step."""
         self._register((entry.key,), entry.blobs())
         with self._guard(f"copying outputs of {entry.node} to {dest}"):
             for f in entry.files:
@@ -319,6 +322,12 @@ class Store:
                         target.unlink()
                     os.symlink(f.link, target)
                     continue
+                if read_only and not target.exists():
+                    try:
+                        os.link(self.blob_path(f.digest), target)
+                        continue
+                    except OSError:  # another file system, or links refused: a copy
+                        pass
                 if target.exists():
                     os.chmod(target, 0o644)
                 shutil.copyfile(self.blob_path(f.digest), target)

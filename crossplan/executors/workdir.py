@@ -58,7 +58,7 @@ def discard(workdir: Path) -> None:
     as before, by the store's lease."""
     try:
         proc = subprocess.Popen(
-            ["rm", "-rf", "--", str(workdir)], stdin=subprocess.DEVNULL,
+            [*_LOW_PRIORITY, "rm", "-rf", "--", str(workdir)], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         proc = None
@@ -71,6 +71,11 @@ def discard(workdir: Path) -> None:
         fut = _reaper[0].submit(shutil.rmtree, workdir, ignore_errors=True)
         _pending.add(fut)
     fut.add_done_callback(_forget)
+
+
+# at the lowest CPU priority when `nice` is there: the nodes still running (an image's
+# layers compressing on every core) go first; the run waits for the removals at its end
+_LOW_PRIORITY = ("nice", "-n", "19") if shutil.which("nice") else ()
 
 
 def _forget(fut: Future[None]) -> None:
@@ -123,8 +128,10 @@ def populate(
 def collect_outputs(
     workdir: Path, outputs: tuple[str, ...], store: Store, *, step: str
 ) -> tuple[OutputFile, ...]:
-    """Move each declared output (file or directory tree) into the store as blobs."""
-    files: list[OutputFile] = []
+    """Move each declared output (file or directory tree) into the store as blobs (hashed
+    and flushed there; the large ones on threads of their own: blake3 and fsync release the
+    GIL, and an image's layers are flushed at once rather than one after the other)."""
+    found: list[tuple[Path, str]] = []
     for out in outputs:
         path = workdir / out
         if not os.path.lexists(path):
@@ -140,11 +147,28 @@ def collect_outputs(
                 links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
                 for name in sorted(filenames + links):
                     full = Path(dirpath) / name
-                    rel = full.relative_to(workdir).as_posix()
-                    files.append(_collect_one(full, rel, store))
+                    found.append((full, full.relative_to(workdir).as_posix()))
         else:
-            files.append(_collect_one(path, Path(out).as_posix(), store))
+            found.append((path, Path(out).as_posix()))
+    large = [f for f in found if _size(f[0]) >= _LARGE]
+    files: list[OutputFile] = []
+    if len(large) > 1:
+        with ThreadPoolExecutor(min(len(large), _COLLECTORS),
+                                thread_name_prefix="collect") as pool:
+            files += pool.map(lambda f: _collect_one(f[0], f[1], store), large)
+        done = set(large)
+        found = [f for f in found if f not in done]
+    files += (_collect_one(full, rel, store) for full, rel in found)
     return tuple(sorted(files, key=lambda f: f.path))
+
+
+_LARGE = 1 << 20  # outputs from this size are collected on threads when there are several
+_COLLECTORS = 4
+
+
+def _size(path: Path) -> int:
+    st = path.lstat()
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def _collect_one(full: Path, rel: str, store: Store) -> OutputFile:

@@ -7,6 +7,7 @@ cache hit and ``--output``/``--push`` just re-export the stored layout.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -154,11 +155,12 @@ class OciBackend:
         return (LAYOUT_DIR,)
 
     def prepare(self, pn: PlannedNode, deps: Mapping[NodeId, Entry]) -> None:
-        """Some of the image's dependencies were just built, others are still running: start
+        """One of the image's dependencies was just built (others may still run): start
         compressing the copy layers of each platform whose dependencies are all here (the
-        layers of the first platform to link are ready when the last one has linked). The
-        image node takes them by content (``build_index``'s ``started``); one whose inputs
-        turn out otherwise is simply not used. Never raises: ``build`` reports errors."""
+        first platform's while the last one links; the last one's while the node waits for
+        a worker, resolves its base and checks the binaries). The image node takes them by
+        content (``build_index``'s ``started``); one whose inputs turn out otherwise is
+        simply not used. Never raises: ``build`` reports errors."""
         step = pn.step
         assert isinstance(step, ImageStep)
         for plat in pn.platforms:
@@ -176,7 +178,8 @@ class OciBackend:
 
     def _early_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="early-layer")
+            # a thread per CPU: the last platform's layer must not queue behind the first's
+            self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="early-layer")
         return self._pool
 
     def close(self) -> None:
@@ -218,7 +221,7 @@ class OciBackend:
         step = self.recipe.steps[node.step]
         assert isinstance(step, ImageStep)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp") as tmp:
-            self.store.materialize(entry, Path(tmp))
+            self.store.materialize(entry, Path(tmp), read_only=True)  # read, exported, pushed
             layout = Path(tmp) / LAYOUT_DIR
             built = read_layout_index(layout)
             written: Path | None = None

@@ -46,8 +46,10 @@ def execute_plan(
 ) -> tuple[RunResult, dict[NodeId, Entry]]:
     """Run every node of ``plan`` through ``executor``; returns the result and each
     successful node's store entry. ``prepare(node, deps so far)`` hears of each node one of
-    whose dependencies was just built while others still run (an image backend starts
-    compressing the layers it can); it must return at once and never raise."""
+    whose dependencies was just built, before that node is started (an image backend starts
+    compressing the layers it can: those of a platform whose deps are all here, the last
+    one's too, while the node waits for a worker and checks its inputs); it must return at
+    once and never raise."""
     started = time.monotonic()
     ctx = _Ctx(executor, on_event or (lambda e: None))
     results: dict[NodeId, StepResult] = {}
@@ -94,20 +96,19 @@ def execute_plan(
                     failed_any = True
                 settle(node, res)
                 if prepare is not None and res.status == "built":
-                    _prepare_waiting(ctx, plan, node, waiting, prepare)
+                    _prepare_dependents(ctx, plan, node, prepare)
     ordered = tuple(results[n] for n in plan.order)
     return RunResult(ordered, seconds=time.monotonic() - started), ctx.entries
 
 
-def _prepare_waiting(ctx: _Ctx, plan: Plan, built: NodeId, waiting: dict[NodeId, int],
-                     prepare: Prepare) -> None:
-    """Tell ``prepare`` of each dependent of ``built`` still waiting for other deps."""
+def _prepare_dependents(ctx: _Ctx, plan: Plan, built: NodeId, prepare: Prepare) -> None:
+    """Tell ``prepare`` of each dependent of ``built`` (none has started: a node starts once
+    its last dependency has settled, after this), with the deps it has so far."""
     for succ in plan.graph.successors(built):
-        if waiting[succ] > 0:
-            pn = plan.nodes[succ]
-            with ctx.lock:
-                have = {d: ctx.entries[d] for d in pn.deps if d in ctx.entries}
-            prepare(pn, have)
+        pn = plan.nodes[succ]
+        with ctx.lock:
+            have = {d: ctx.entries[d] for d in pn.deps if d in ctx.entries}
+        prepare(pn, have)
 
 
 @contextmanager

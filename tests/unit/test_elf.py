@@ -125,3 +125,32 @@ def test_truncated_program_headers_are_tolerated() -> None:
     data = elf(EM_AARCH64, interp="/lib/ld.so")
     header = parse_elf(data[:70])
     assert header.machine == EM_AARCH64 and header.interpreter is None
+
+
+def test_headers_are_remembered_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A binary checked by its step is not parsed again by the image that copies it; a file
+    rewritten in place (same size, its mtime put back) is read again."""
+    import os
+    import time
+
+    from crossplan.backends import elf as elf_module
+
+    parsed: list[int] = []
+    real = elf_module._read
+
+    def counting(stream: object) -> object:
+        parsed.append(1)
+        return real(stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(elf_module, "_read", counting)
+    path = tmp_path / "bin"
+    path.write_bytes(elf(EM_X86_64))
+    first = read_elf(path)
+    assert check_elf(path, P("linux/amd64")) == first and len(parsed) == 1
+    before = path.stat()
+    time.sleep(0.05)  # past the kernel's coarse clock tick: the change time moves
+    path.write_bytes(elf(EM_AARCH64))  # same size, another machine
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert read_elf(path).machine == EM_AARCH64 and len(parsed) == 2

@@ -354,3 +354,29 @@ def test_without_libdeflate_layers_are_zlib_blocks_and_say_so(
     finally:
         layers.layer_encoding.cache_clear()
     assert blocks.diff_id == whole.diff_id and blocks.digest != whole.digest
+
+
+def test_a_built_layer_is_not_hashed_again_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layer's digest was computed from its bytes: writing it into a layout does not
+    hash 15 MB a second time; any other in-memory blob is still verified."""
+    import hashlib
+
+    from crossplan.backends.oci import blobs as blobs_module
+    from crossplan.backends.oci.descriptor import Descriptor
+
+    verified: list[str] = []
+    real = blobs_module.verify_digest
+
+    def counting(data: bytes, digest: str, *, what: str) -> bytes:
+        verified.append(digest)
+        return real(data, digest, what=what)
+
+    monkeypatch.setattr(blobs_module, "verify_digest", counting)
+    layer = build_layer([LayerEntry("/a", data=b"x" * 1000)], mtime=0)
+    blob = layer.as_blob()
+    assert gzip.decompress(blob.read())[512:1512] == b"x" * 1000 and verified == []
+    data = b"config"
+    other = blobs_module.Blob(
+        Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), 6),
+        blobs_module.MemoryBlobs({"sha256:" + hashlib.sha256(data).hexdigest(): data}))
+    assert other.read() == data and len(verified) == 1

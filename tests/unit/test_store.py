@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import threading
 import time
@@ -164,6 +165,21 @@ def test_materialize_restores_modes_and_symlinks(store: Store, tmp_path: Path) -
     assert (dest / "bin/tool").read_bytes() == b"#!/bin/sh\n"
     assert stat.S_IMODE((dest / "bin/tool").stat().st_mode) == 0o755
     assert os.readlink(dest / "bin/alias") == "tool"
+
+
+def test_materialize_read_only_links_and_a_step_gets_copies(store: Store, tmp_path: Path) -> None:
+    """A reader's view shares the blob's inode (nothing copied); a work dir never does (a
+    step writing to its input would change the store's blob)."""
+    blob = store.put_bytes(b"layer bytes")
+    e = Entry("k", "n", (OutputFile("oci/blob", blob, 0o644, 11),), None, 0.0, 0.0, {})
+    view, work = tmp_path / "view", tmp_path / "work"
+    store.materialize(e, view, read_only=True)
+    store.materialize(e, work)
+    stored = store.blob_path(blob).stat()
+    assert (view / "oci/blob").stat().st_ino == stored.st_ino
+    assert (work / "oci/blob").stat().st_ino != stored.st_ino
+    shutil.rmtree(view)
+    assert store.blob_path(blob).read_bytes() == b"layer bytes"
 
 
 def test_entries_survive_reopening(store: Store, tmp_path: Path) -> None:

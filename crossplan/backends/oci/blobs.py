@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 from crossplan.backends.oci.descriptor import Descriptor, verify_digest
 from crossplan.errors import EnvironmentProblem
 
-__all__ = ["Blob", "BlobSource", "FileBlobSource", "MemoryBlobs", "Origin"]
+__all__ = ["Blob", "BlobSource", "FileBlobSource", "HashedBlobs", "MemoryBlobs", "Origin"]
 
 
 class BlobSource(Protocol):
@@ -57,6 +57,12 @@ class MemoryBlobs:
 
 
 @dataclass(frozen=True)
+class HashedBlobs(MemoryBlobs):
+    """Blobs held in memory whose digests were computed from these very bytes by this
+    process (a layer just compressed): ``Blob.read`` does not hash them a second time."""
+
+
+@dataclass(frozen=True)
 class Blob:
     """A descriptor plus a lazy way to get its bytes; ``read()`` always verifies the digest."""
 
@@ -70,4 +76,6 @@ class Blob:
 
     def read(self) -> bytes:
         data = self.source.read_blob(self.descriptor.digest)
+        if isinstance(self.source, HashedBlobs):
+            return data
         return verify_digest(data, self.descriptor.digest, what=f"blob {self.descriptor.digest}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from crossplan.backends.oci._tar import TarWriter
-from crossplan.backends.oci.blobs import Blob, MemoryBlobs
+from crossplan.backends.oci.blobs import Blob, HashedBlobs
 from crossplan.backends.oci.deflate import (
     BLOCK,
     DEFLATE_ENV,
@@ -60,7 +60,7 @@ class Layer:
         return Descriptor(self.media_type, self.digest, self.size)
 
     def as_blob(self) -> Blob:
-        return Blob(self.descriptor, MemoryBlobs({self.digest: self.blob}))
+        return Blob(self.descriptor, HashedBlobs({self.digest: self.blob}))
 
 
 def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:

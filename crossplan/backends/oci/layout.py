@@ -6,6 +6,7 @@ import json
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,8 @@ __all__ = [
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-_Files = list[tuple[str, Callable[[], bytes]]]
+# (name in the layout, its bytes, whether they are held in memory already)
+_Files = list[tuple[str, Callable[[], bytes], bool]]
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,28 @@ def write_layout(
     """
     files = _files(built, ref_name, platform_refs)
     tmp = temp_dir_beside(path)
+
+    def write(name: str, read: Callable[[], bytes]) -> None:
+        target = tmp / name
+        if sync:
+            fsync_write(target, read())
+        else:
+            target.write_bytes(read())
+
     try:
-        for name, read in files:
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if sync:
-                fsync_write(target, read())
-            else:
-                target.write_bytes(read())
+        for parent in {(tmp / name).parent for name, _, _ in files}:
+            parent.mkdir(parents=True, exist_ok=True)
+        # What is held in memory (a built image's layers) is verified and written on a few
+        # threads (sha256, writes and fsync release the GIL): an image's layers at once
+        # rather than one after the other. Blobs read from elsewhere are read one at a
+        # time: memory stays one blob.
+        held = [(name, read) for name, read, in_memory in files if in_memory]
+        with ThreadPoolExecutor(min(4, max(1, len(held))), thread_name_prefix="layout") as pool:
+            for future in [pool.submit(write, name, read) for name, read in held]:
+                future.result()
+        for name, read, in_memory in files:
+            if not in_memory:
+                write(name, read)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -109,7 +125,7 @@ def write_archive(
             tar = TarWriter(fh.write, mtime=0)
             for directory in ("blobs", "blobs/sha256"):
                 tar.add(directory, kind="dir", mode=0o755)
-            for name, read in sorted(files):
+            for name, read, _ in sorted(files):
                 data = read()
                 tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
             tar.close()
@@ -128,13 +144,13 @@ def _files(
         entries.append(_annotated(built.images[platform].descriptor, name))
     top = {"schemaVersion": 2, "mediaType": built.descriptor.media_type, "manifests": entries}
     files: _Files = [
-        ("oci-layout", lambda: _OCI_LAYOUT),
-        ("index.json", lambda: canonical_json(top)),
+        ("oci-layout", lambda: _OCI_LAYOUT, True),
+        ("index.json", lambda: canonical_json(top), True),
     ]
     for digest, doc in built.documents().items():
-        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest)))
+        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True))
     for digest, blob in sorted(built.blobs.items()):
-        files.append((_blob_path(digest), blob.read))
+        files.append((_blob_path(digest), blob.read, isinstance(blob.source, MemoryBlobs)))
     return files
 
 
