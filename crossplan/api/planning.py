@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crossplan.cache.store import Store, default_store_dir
 from crossplan.planner.facts import Facts
@@ -16,6 +18,8 @@ from crossplan.probe.digest import StatMemo
 from crossplan.recipes import from_dict
 from crossplan.recipes import load as _load
 from crossplan.recipes.models import ImageStep, Recipe
+
+_T = TypeVar("_T")
 
 __all__ = ["facts", "load", "plan", "recipe_from_dict", "store_for"]
 
@@ -61,13 +65,29 @@ def facts(
     def pin(sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
         return pin_base(recipe, sid, step, platforms)
 
+    # bubblewrap's probe (a process, ~5 ms) runs while the input trees are read
+    sandbox = _in_background(resolve_sandbox, recipe, env) if with_toolchains else None
     return gather(
         recipe, platforms, environ=env, memo=StatMemo(store_dir / "statmemo") if memo else None,
         toolchains=resolve, bases=pin if with_toolchains else None,
-        sandbox=resolve_sandbox(recipe, env) if with_toolchains else ("off", None),
+        sandbox=sandbox.result if sandbox is not None else ("off", None),
         sysroots=provider_for(recipe, store_dir, env, _say, frozen=locked)
         if recipe.sysroots else None,
     )
+
+
+def _in_background(fn: Callable[..., _T], *args: object) -> Future[_T]:
+    """``fn(*args)`` on a thread of its own; its result (or exception) from ``.result()``."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by .result() in the planning thread
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="probe", daemon=True).start()
+    return future
 
 
 def _say(message: str) -> None:

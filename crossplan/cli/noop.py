@@ -20,9 +20,12 @@ import fcntl
 import hashlib
 import json
 import os
-import sqlite3
 import sys
 import time
+
+TYPE_CHECKING = False  # typing is not imported: this module runs before anything else
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["ARGV", "FORMAT", "RACY_NS", "SECONDS_MARK", "STARTED_NS", "code_signature",
            "enabled", "index_times", "memo_path", "replay"]
@@ -95,7 +98,7 @@ def replay(argv: list[str]) -> bool:
             memo = json.loads(f.read())
         if memo.get("format") != FORMAT or not _unchanged(memo):
             return False
-    except (OSError, ValueError, KeyError, TypeError, IndexError, sqlite3.Error):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False
     sys.stdout.write(_output(memo, time.perf_counter() - t0))
     sys.stdout.flush()
@@ -158,9 +161,20 @@ def _still_pushed(scheme: str, host: str, path: str, accept: str, digest: str) -
 
 def index_times(store: str, keys: list[str]) -> dict[str, float]:
     """Each key's ``store_time`` in the store's index (diskcache's SQLite table), read in
-    one read-only transaction: a key removed or published again reads differently."""
+    one read-only transaction: a key removed or published again reads differently. A
+    store SQLite cannot read is an OSError. (sqlite3 is imported here: a memo that misses
+    on a changed file, the edit loop, never pays for it.)"""
+    import sqlite3
+
     db = os.path.join(store, "index", "cache.db").replace("%", "%25").replace("?", "%3f")
-    con = sqlite3.connect(f"file:{db.replace('#', '%23')}?mode=ro", uri=True)
+    try:
+        return _index_times(sqlite3.connect(f"file:{db.replace('#', '%23')}?mode=ro", uri=True),
+                            keys)
+    except sqlite3.Error as exc:
+        raise OSError(f"{db}: {exc}") from exc
+
+
+def _index_times(con: sqlite3.Connection, keys: list[str]) -> dict[str, float]:
     try:
         found: dict[str, float] = {}
         with con:

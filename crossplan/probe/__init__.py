@@ -46,14 +46,15 @@ def gather(
     memo: StatMemo | None = None,
     toolchains: Resolver | None = None,
     bases: BasePinner | None = None,
-    sandbox: tuple[str, str | None] = ("off", None),
+    sandbox: tuple[str, str | None] | Callable[[], tuple[str, str | None]] = ("off", None),
     sysroots: Callable[[str, Platform], SysrootFact] | None = None,
 ) -> Facts:
     """Facts for planning ``recipe`` for ``platforms``. Without ``toolchains`` (a resolver)
     compile nodes have no identity and no commands; without ``bases`` image nodes have no
     base pin: such a plan is for printing only. ``sandbox`` is how local steps will run
-    (``probe.sandbox.resolve_sandbox``) and a warning for the user. The stat memo is saved
-    here."""
+    (``probe.sandbox.resolve_sandbox``) and a warning for the user, or a function answering
+    it (asked once the input trees are read: a probe started earlier runs meanwhile). The
+    stat memo is saved here."""
     env = os.environ if environ is None else environ
     targets = target_platforms(recipe, platforms)
     graph = expand_for(recipe, targets)
@@ -84,6 +85,8 @@ def gather(
                 identities[n] = _pin(recipe, n.step, step, graph.nodes[n]["platforms"], bases)
     backends = {sid: choose_backend(recipe, s) for sid, s in recipe.steps.items()
                 if isinstance(s, ImageStep)}
+    if callable(sandbox):
+        sandbox = sandbox()
     return Facts(
         build_platform=build_platform(),
         source_date_epoch=source_date_epoch(recipe, env),

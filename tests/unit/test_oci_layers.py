@@ -169,15 +169,23 @@ def test_entries_from_tree_normalizes_modes(tmp_path: Path) -> None:
     assert names[:3] == ["opt", "opt/app", "opt/app/README"]
 
 
+def _forget_encoding() -> None:
+    """The encoding and libdeflate's fingerprint are computed once per process."""
+    from crossplan.backends.oci import deflate
+
+    deflate.layer_encoding.cache_clear()
+    deflate.libdeflate_identity.cache_clear()
+
+
 def _deflate_env(monkeypatch: pytest.MonkeyPatch, value: str) -> Iterator[None]:
     """``CROSSPLAN_LAYER_DEFLATE=value`` for one test (the encoding is cached per process)."""
     from crossplan.backends.oci import layers
 
     monkeypatch.setenv(layers.DEFLATE_ENV, value)
-    layers.layer_encoding.cache_clear()
+    _forget_encoding()
     yield
     monkeypatch.delenv(layers.DEFLATE_ENV)
-    layers.layer_encoding.cache_clear()
+    _forget_encoding()
 
 
 @pytest.fixture
@@ -234,16 +242,19 @@ def test_another_libdeflate_shows_in_the_encoding(monkeypatch: pytest.MonkeyPatc
     from crossplan.backends.oci import deflate as ours
 
     ours.layer_encoding.cache_clear()
+    ours.libdeflate_identity.cache_clear()
     try:
         ours_now = ours.layer_encoding()
         real = deflate.gzip_compress
         monkeypatch.setattr(deflate, "gzip_compress",
                             lambda data, level: real(bytes(data) + b"!", level))
         ours.layer_encoding.cache_clear()
+        ours.libdeflate_identity.cache_clear()
         assert ours.layer_encoding() != ours_now
     finally:
         monkeypatch.undo()
         ours.layer_encoding.cache_clear()
+        ours.libdeflate_identity.cache_clear()
 
 
 def test_libdeflate_layers_are_one_member_and_past_the_limit_zlib_blocks(
@@ -267,12 +278,12 @@ def test_libdeflate_layers_are_one_member_and_past_the_limit_zlib_blocks(
         entries = [LayerEntry("/big", data=payload[:cut])]
         spilled = build_layer(entries, mtime=0)
         monkeypatch.setenv(layers.DEFLATE_ENV, "zlib")
-        layers.layer_encoding.cache_clear()
+        _forget_encoding()
         try:
             assert build_layer(entries, mtime=0).blob == spilled.blob
         finally:
             monkeypatch.delenv(layers.DEFLATE_ENV)
-            layers.layer_encoding.cache_clear()
+            _forget_encoding()
         assert _members(spilled.blob)[0].size == cut
 
 
@@ -327,12 +338,12 @@ def test_without_isal_layers_are_the_default_encoding_and_say_so(
 
     igzip = build_layer(_entries(), mtime=EPOCH)
     monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
-    layers.layer_encoding.cache_clear()
+    _forget_encoding()
     try:
         assert layers.layer_encoding().startswith("gzip-1-libdeflate")
         default = build_layer(_entries(), mtime=EPOCH)
     finally:
-        layers.layer_encoding.cache_clear()
+        _forget_encoding()
     assert default.diff_id == igzip.diff_id  # the same tar
     assert default.digest != igzip.digest  # other bytes: hence the encoding in the key
     assert gzip.decompress(default.blob) == gzip.decompress(igzip.blob)
@@ -347,12 +358,12 @@ def test_without_libdeflate_layers_are_zlib_blocks_and_say_so(
 
     whole = build_layer(_entries(), mtime=EPOCH)
     monkeypatch.setitem(sys.modules, "deflate", None)
-    layers.layer_encoding.cache_clear()
+    _forget_encoding()
     try:
         assert layers.layer_encoding().startswith("gzip-1-zlib")
         blocks = build_layer(_entries(), mtime=EPOCH)
     finally:
-        layers.layer_encoding.cache_clear()
+        _forget_encoding()
     assert blocks.diff_id == whole.diff_id and blocks.digest != whole.digest
 
 

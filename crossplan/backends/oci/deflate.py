@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-__all__ = ["BLOCK", "DEFLATE_ENV", "GZIP_LEVEL", "Deflater", "layer_encoding", "new_deflater"]
+__all__ = ["BLOCK", "DEFLATE_ENV", "GZIP_LEVEL", "Deflater", "layer_encoding",
+           "libdeflate_identity", "new_deflater"]
 
 # Every encoding writes one gzip member (what every runtime and registry tool reads), its
 # bytes a function of the tar and of what ``layer_encoding()`` names, never of the CPU or of
@@ -56,15 +57,17 @@ def layer_encoding() -> str:
         else:
             return f"igzip-{ISAL_LEVEL}-isal{isal.ISAL_VERSION}-{_cpu_class()}"
     if choice != "zlib":
-        whole = _libdeflate()
+        whole = libdeflate_identity()
         if whole is not None:
             return f"gzip-{GZIP_LEVEL}-{whole}.upto{WHOLE_LIMIT >> 20}m+{zlib_blocks}"
     return f"gzip-{GZIP_LEVEL}-{zlib_blocks}"
 
 
-def _libdeflate() -> str | None:
+@functools.cache
+def libdeflate_identity() -> str | None:
     """libdeflate's identity: the binding's version and a fingerprint of its output on a
-    fixed probe; None without the binding."""
+    fixed probe; None without the binding. (Computed once per process: a daemon computes
+    it before forking its commands.)"""
     try:
         import deflate
     except ImportError:
