@@ -85,14 +85,23 @@ def test_preloading_leaves_a_process_safe_to_fork() -> None:
     code = """if True:
         import json, os, sys, threading
         before = dict(os.environ)
-        from crossplan.cli import daemon
+        from crossplan.cli import commands, daemon
+        from crossplan.backends.oci import deflate
         n = daemon.preload()
+
+        def cold(command):  # options whose converter a fork would still build
+            subs = getattr(command, "commands", {}).values()
+            return sum(getattr(p, "_runtime_param", 0) is None for p in command.params) + sum(
+                cold(s) for s in subs)
+
         print(json.dumps({"threads": threading.active_count(), "modules": n,
                           "grpc": "grpc" in sys.modules,
                           "env": sorted(k for k in os.environ if before.get(k) != os.environ[k]),
                           "loaded": [m for m in ("crossplan.api.running", "crossplan.images.oci",
                                                  "crossplan.backends.elf", "elftools.elf.elffile")
-                                     if m in sys.modules]}))
+                                     if m in sys.modules],
+                          "cold": cold(commands.click_command(True)),
+                          "fingerprint": deflate.libdeflate_identity.cache_info().currsize}))
     """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
@@ -100,3 +109,4 @@ def test_preloading_leaves_a_process_safe_to_fork() -> None:
     doc = json.loads(proc.stdout)
     assert doc["threads"] == 1 and doc["grpc"] is False and doc["env"] == [], doc
     assert len(doc["loaded"]) == 4 and doc["modules"] > 500, doc
+    assert doc["cold"] == 0 and doc["fingerprint"] == 1, doc  # what each fork would redo
