@@ -86,6 +86,10 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
             sys.stderr.write(f"plan: the crossplan daemon stopped: {first['stale']} changed "
                              "since it started; this command runs without it (`plan daemon "
                              "start` starts a new one)\n")
+        if first is not None and first.get("declined"):
+            sys.stderr.write(f"plan: the crossplan daemon cannot run this command as this "
+                             f"shell would ({first['declined']}); it runs without it (`plan "
+                             "daemon stop`, then `plan daemon start` from this shell)\n")
         if first is None or "pid" not in first:
             return None  # stale (crossplan changed since it started) or gone: nothing ran
         return _wait(replies, int(first["pid"]))  # type: ignore[call-overload]
@@ -109,7 +113,22 @@ def _request(argv: list[str], env: dict[str, str]) -> dict[str, object]:
     mask = os.umask(0o022)
     os.umask(mask)
     return {"cmd": "run", "argv": [sys.argv[0], *argv], "cwd": os.getcwd(), "env": env,
-            "umask": mask}
+            "umask": mask, "limits": limits()}
+
+
+def limits() -> dict[str, list[int]]:
+    """This process's resource limits (`ulimit`): the daemon's process for the command takes
+    them (the build's processes inherit them), or declines the command."""
+    import resource
+
+    return {name: list(resource.getrlimit(getattr(resource, name)))
+            for name in LIMITS if hasattr(resource, name)}
+
+
+# What `ulimit` sets that a build's processes feel: open files, core files, stack, file
+# size, CPU time, processes, locked memory, and the memory limits (-v, -d).
+LIMITS = ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_STACK", "RLIMIT_FSIZE", "RLIMIT_CPU",
+          "RLIMIT_NPROC", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_DATA")
 
 
 def _reply(replies: BufferedReader) -> dict[str, object] | None:

@@ -250,6 +250,10 @@ def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
         os._exit(0)
     if cmd != "run" or len(fds) != 3:
         os._exit(0)
+    declined = _take_limits(request.get("limits") or {})
+    if declined:
+        _send(conn, {"declined": declined})
+        os._exit(0)
     os.write(served, b"+")
     os.close(served)
     _send(conn, {"pid": os.getpid()})
@@ -261,6 +265,37 @@ def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
     with contextlib.suppress(OSError):
         _send(conn, {"exit": code})
     os._exit(code)
+
+
+def _take_limits(limits: dict[str, list[int]]) -> str | None:
+    """Set the caller's resource limits on this process (its children, the build's
+    processes, inherit them); why not, when one cannot be: a hard limit above the daemon's
+    (only a privileged process raises it), or a memory limit (-v, -d) other than the
+    daemon's (this process is a fork of a large one: a limit a fresh `plan` starts under
+    could already be exceeded here)."""
+    import resource
+
+    for name, (soft, hard) in sorted(limits.items()):
+        res = getattr(resource, name, None)
+        if res is None or name not in client.LIMITS:
+            continue
+        now = resource.getrlimit(res)
+        if (soft, hard) == now:
+            continue
+        if name in ("RLIMIT_AS", "RLIMIT_DATA"):
+            return f"its memory limit {name} differs: {_limit(soft)}/{_limit(hard)}"
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (ValueError, OSError):
+            return (f"{name} {_limit(soft)}/{_limit(hard)} is above the daemon's hard limit "
+                    f"{_limit(now[1])}")
+    return None
+
+
+def _limit(value: int) -> str:
+    import resource
+
+    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
 
 
 def _stop_when_caller_gone(conn: socket.socket, done: threading.Event) -> None:

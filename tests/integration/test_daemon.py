@@ -297,3 +297,74 @@ def _alive(pid: int) -> bool:
 
 
 assert sys.platform == "linux"  # AF_UNIX descriptor passing, /proc
+
+
+ULIMIT = """\
+[project]
+name = "limits"
+platforms = ["linux/amd64"]
+
+[steps.limits]
+kind = "shell"
+src = "src/"
+command = ["sh", "-c", "ulimit -n > n.txt"]
+outputs = ["n.txt"]
+"""
+
+
+def _limited(soft: int, hard: int) -> Any:
+    """A preexec_fn giving the process (and so `plan` and its children) these open-file
+    limits."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return apply
+
+
+def _seen_limit(argv: list[str], env: dict[str, str], store: Path,
+                preexec: Any) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """The open-file limit the step's command saw (``ulimit -n``, from its stored output)."""
+    proc = subprocess.run(argv, env={**env, "CROSSPLAN_CACHE_DIR": str(store)},
+                          capture_output=True, text=True, timeout=120, check=False,
+                          preexec_fn=preexec)
+    assert proc.returncode == 0, proc.stderr
+    digest = json.loads(proc.stdout)["steps"][0]["outputs"]["n.txt"]
+    return int((store / "blobs" / digest[:2] / digest).read_text()), proc
+
+
+def test_the_callers_resource_limits_are_the_commands(
+    warm_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+) -> None:
+    """`ulimit -n` in the caller's shell is what the build's processes get through the
+    daemon; limits the daemon cannot take (a hard limit above its own) are declined: the
+    command runs without it, saying so, with the caller's limits."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft > 300, "the test lowers the open-file limit below the current one"
+    proj = make_project(ULIMIT, files={"src/keep.txt": "x\n"})
+    argv = plan_argv("run", str(proj), "--json")
+    # the daemon started with the caller's limits; a command run with a lower soft limit
+    _start(warm_env)
+    seen, proc = _seen_limit(argv, warm_env, tmp_path / "a", _limited(256, hard))
+    assert seen == 256, proc.stderr
+    assert _status(warm_env)["served"] == 1
+    seen, proc = _seen_limit(argv, warm_env, tmp_path / "b", None)  # the shell's own again
+    assert seen == soft and _status(warm_env)["served"] == 2
+    _plan("daemon", "stop", env=warm_env)
+
+    # a daemon started under a lower hard limit cannot raise a command's: declined
+    start = subprocess.run(plan_argv("daemon", "start", "--json"), env=warm_env,
+                           capture_output=True, text=True, timeout=120, check=False,
+                           preexec_fn=_limited(200, 200))
+    assert start.returncode == 0, start.stderr
+    seen, proc = _seen_limit(argv, warm_env, tmp_path / "c", None)
+    assert seen == soft  # as without a daemon
+    if _status(warm_env)["served"] == 1:  # a daemon allowed to raise hard limits took them
+        assert os.geteuid() == 0 and not proc.stderr.count("cannot run this command")
+        return
+    assert _status(warm_env)["served"] == 0
+    assert "cannot run this command as this shell would" in proc.stderr, proc.stderr
+    assert "RLIMIT_NOFILE" in proc.stderr and "200" in proc.stderr, proc.stderr

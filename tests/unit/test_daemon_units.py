@@ -110,3 +110,32 @@ def test_preloading_leaves_a_process_safe_to_fork() -> None:
     assert doc["threads"] == 1 and doc["grpc"] is False and doc["env"] == [], doc
     assert len(doc["loaded"]) == 4 and doc["modules"] > 500, doc
     assert doc["cold"] == 0 and doc["fingerprint"] == 1, doc  # what each fork would redo
+
+
+def test_a_command_takes_the_callers_limits_or_is_declined() -> None:
+    """In a child process (limits are the process's): a lower open-file limit is taken; a
+    hard limit above the current one, or another memory limit, declines the command."""
+    code = """if True:
+        import json, resource
+        from crossplan.cli import client, daemon
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        mine = client.limits()
+        out = {"same": daemon._take_limits(mine)}
+        out["lower"] = daemon._take_limits({**mine, "RLIMIT_NOFILE": [64, 128]})
+        out["now"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
+        out["above"] = daemon._take_limits({**mine, "RLIMIT_NOFILE": [64, 4096]})
+        out["after"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
+        out["memory"] = daemon._take_limits({**mine, "RLIMIT_AS": [1 << 40, 1 << 40]})
+        print(json.dumps(out))
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["same"] is None and doc["lower"] is None and doc["now"] == [64, 128], doc
+    if doc["above"] is None:  # a process allowed to raise hard limits (CAP_SYS_RESOURCE)
+        assert doc["after"] == [64, 4096], doc
+    else:
+        assert "RLIMIT_NOFILE 64/4096 is above the daemon's hard limit 128" in doc["above"]
+        assert doc["after"] == [64, 128], doc
+    assert "RLIMIT_AS" in doc["memory"], doc
