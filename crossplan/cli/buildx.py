@@ -139,9 +139,9 @@ def doctor(
         help="also check this registry (host[:port])")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check Docker, buildx, the builder, QEMU binfmt, registries and toolchains; explain
-    each problem with its fix (and the recipe's platforms and registries: PLAN, else the
-    nearest plan.toml, if any). Exit 3 if something required is missing: Docker and buildx
+    """Check Docker, buildx, the builder, QEMU binfmt, registries and toolchains, and say
+    whether a `plan daemon` serves this installation; explain each problem with its fix
+    (and the recipe's platforms and registries: PLAN, else the nearest plan.toml, if any). Exit 3 if something required is missing: Docker and buildx
     only when an image step builds through buildx."""
     from crossplan.api import buildx as buildx_api
 
@@ -152,6 +152,9 @@ def doctor(
             found = None  # no plan here: check the machine only
         recipe = api.load(found) if found is not None else None
         checks = buildx_api.doctor(recipe, registries=tuple(registry or ()))
+    from crossplan.cli import daemon_cmds
+
+    checks.append(daemon_cmds.check())
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [c.as_json() for c in checks]}, indent=2))

@@ -241,7 +241,8 @@ def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
         os._exit(0)
     cmd = request.get("cmd")
     if cmd == "status":
-        _send(conn, {**state, "uptime": round(time.time() - float(state["started"]), 1)})
+        _send(conn, {**state, "uptime": round(time.time() - float(state["started"]), 1),
+                     "stale": _changed(snap, noop.code_signature())})
         os._exit(0)
     stale = _changed(snap, noop.code_signature())
     if cmd == "stop" or stale:

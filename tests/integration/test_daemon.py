@@ -259,8 +259,10 @@ def test_changed_code_is_never_served(
         proj = make_project(PLAN, files={"src/a.txt": "stale\n"})
         assert _plan("run", str(proj), env=env).returncode == 0
         assert _status(env)["served"] == 1
+        assert _status(env)["stale"] is None
         run_py = copy / "crossplan" / "cli" / "run.py"
         run_py.write_text(run_py.read_text() + "\n# edited after the daemon started\n")
+        assert _status(env)["stale"] == str(run_py)  # status says so, and serves nothing
         again = _plan("run", str(proj), "--json", env=env)
         assert again.returncode == 0, again.stderr
         assert f"{run_py} changed since it started" in again.stderr, again.stderr
@@ -347,12 +349,16 @@ def test_the_callers_resource_limits_are_the_commands(
     proj = make_project(ULIMIT, files={"src/keep.txt": "x\n"})
     argv = plan_argv("run", str(proj), "--json")
     # the daemon started with the caller's limits; a command run with a lower soft limit
-    _start(warm_env)
+    started = _start(warm_env)
     seen, proc = _seen_limit(argv, warm_env, tmp_path / "a", _limited(256, hard))
     assert seen == 256, proc.stderr
     assert _status(warm_env)["served"] == 1
+    doctor = _plan("doctor", "--json", env=warm_env)  # served too: it reports the daemon
+    line = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "plan daemon")
+    assert line["status"] == "ok" and f"pid {started['pid']}" in line["detail"], line
+    assert _status(warm_env)["served"] == 2
     seen, proc = _seen_limit(argv, warm_env, tmp_path / "b", None)  # the shell's own again
-    assert seen == soft and _status(warm_env)["served"] == 2
+    assert seen == soft and _status(warm_env)["served"] == 3
     _plan("daemon", "stop", env=warm_env)
 
     # a daemon started under a lower hard limit cannot raise a command's: declined

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crossplan.cli import client, daemon, noop
 
 
@@ -139,3 +141,23 @@ def test_a_command_takes_the_callers_limits_or_is_declined() -> None:
         assert "RLIMIT_NOFILE 64/4096 is above the daemon's hard limit 128" in doc["above"]
         assert doc["after"] == [64, 128], doc
     assert "RLIMIT_AS" in doc["memory"], doc
+
+
+def test_doctor_says_whether_a_daemon_serves_and_whether_it_is_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crossplan.cli import daemon_cmds
+
+    answers: list[dict[str, object]] = [
+        {"running": False, "socket": "/run/x.sock"},
+        {"running": True, "pid": 7, "uptime": 12.0, "served": 3, "stale": None},
+        {"running": True, "pid": 7, "uptime": 12.0, "served": 3, "stale": "/p/crossplan/x.py"},
+    ]
+    monkeypatch.setattr(daemon_cmds, "status", lambda env: answers.pop(0))
+    cold, warm, stale = (daemon_cmds.check({}) for _ in range(3))
+    assert (cold.status, "not running" in cold.detail, cold.fix) == (
+        "ok", True, "`plan daemon start` keeps one warm")
+    assert (warm.status, warm.detail) == ("ok", "pid 7, up 12s, 3 command(s) served")
+    assert stale.status == "warn" and "/p/crossplan/x.py changed" in stale.detail, stale
+    off = daemon_cmds.check({"CROSSPLAN_DAEMON": "0"})  # never asks
+    assert off.status == "ok" and "CROSSPLAN_DAEMON=0" in off.detail
