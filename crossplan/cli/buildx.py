@@ -141,8 +141,9 @@ def doctor(
 ) -> None:
     """Check Docker, buildx, the builder, QEMU binfmt, registries and toolchains, and say
     whether a `plan daemon` serves this installation; explain each problem with its fix
-    (and the recipe's platforms and registries: PLAN, else the nearest plan.toml, if any). Exit 3 if something required is missing: Docker and buildx
-    only when an image step builds through buildx."""
+    (and the recipe's platforms and registries: PLAN, else the nearest plan.toml, if any).
+    Exit 3 if something required is missing: Docker and buildx only when an image step
+    builds through buildx."""
     from crossplan.api import buildx as buildx_api
 
     with handles_errors(as_json):
