@@ -131,7 +131,7 @@ def collect_outputs(
     """Move each declared output (file or directory tree) into the store as blobs (hashed
     and flushed there; the large ones on threads of their own: blake3 and fsync release the
     GIL, and an image's layers are flushed at once rather than one after the other)."""
-    found: list[tuple[Path, str]] = []
+    found: list[tuple[Path, str, os.stat_result]] = []  # each output's lstat, taken once
     for out in outputs:
         path = workdir / out
         if not os.path.lexists(path):
@@ -147,18 +147,18 @@ def collect_outputs(
                 links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
                 for name in sorted(filenames + links):
                     full = Path(dirpath) / name
-                    found.append((full, full.relative_to(workdir).as_posix()))
+                    found.append((full, full.relative_to(workdir).as_posix(), full.lstat()))
         else:
-            found.append((path, Path(out).as_posix()))
-    large = [f for f in found if _size(f[0]) >= _LARGE]
+            found.append((path, Path(out).as_posix(), path.lstat()))
+    large = [f for f in found if stat.S_ISREG(f[2].st_mode) and f[2].st_size >= _LARGE]
     files: list[OutputFile] = []
     if len(large) > 1:
         with ThreadPoolExecutor(min(len(large), _COLLECTORS),
                                 thread_name_prefix="collect") as pool:
-            files += pool.map(lambda f: _collect_one(f[0], f[1], store), large)
-        done = set(large)
-        found = [f for f in found if f not in done]
-    files += (_collect_one(full, rel, store) for full, rel in found)
+            files += pool.map(lambda f: _collect_one(f[0], f[1], f[2], store), large)
+        taken = {id(f) for f in large}
+        found = [f for f in found if id(f) not in taken]
+    files += (_collect_one(full, rel, st, store) for full, rel, st in found)
     return tuple(sorted(files, key=lambda f: f.path))
 
 
@@ -166,13 +166,7 @@ _LARGE = 1 << 20  # outputs from this size are collected on threads when there a
 _COLLECTORS = 4
 
 
-def _size(path: Path) -> int:
-    st = path.lstat()
-    return st.st_size if stat.S_ISREG(st.st_mode) else 0
-
-
-def _collect_one(full: Path, rel: str, store: Store) -> OutputFile:
-    st = full.lstat()
+def _collect_one(full: Path, rel: str, st: os.stat_result, store: Store) -> OutputFile:
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(full)
         digest = store.put_bytes(target.encode())

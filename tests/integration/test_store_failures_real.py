@@ -9,12 +9,19 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from testkit import Cli, CliResult, ProjectFactory, plan_argv, require_component
+from testkit import (
+    Cli,
+    CliResult,
+    ProjectFactory,
+    plan_argv,
+    processes,
+    require_component,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,29 +108,6 @@ def test_full_disk_exits_3_and_leaves_a_clean_store(
     assert json.loads(verify.stdout)["ok"] is True
 
 
-def _procs_with(arg: str) -> list[int]:
-    """Pids whose command line has ``arg`` (like ``pgrep -f``), zombies excluded."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if arg.encode() in cmd:
-            found.append(int(d.name))
-    return found
-
-
-def _wait_for(cond: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _start_run(proj: Path, env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(plan_argv("run", str(proj), *args), env=dict(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -156,7 +140,7 @@ def test_gc_during_a_build_never_deletes_what_it_uses(
     assert first.code == 0, first.stderr
     run = _start_run(proj, cli_env, "--json", "-j", "2")
     try:
-        _wait_for(lambda: _procs_with("3.217"), 30, "the slow step")
+        wait_until(lambda: processes("3.217"), 30, "the slow step")
         gc = cli("cache", "gc", "--max-size", "0", "--json")
         assert gc.code == 0, gc.stderr
         doc = json.loads(gc.stdout)
@@ -191,15 +175,15 @@ def test_kill_9_of_plan_run_leaves_no_step_process_and_its_tmp_is_swept(
     """))
     run = _start_run(proj, cli_env)
     try:
-        _wait_for(lambda: _procs_with("300.123"), 30, "the step's sleep")
+        wait_until(lambda: processes("300.123"), 30, "the step's sleep")
         assert any(p.name.startswith("work-forever") for p in (cache_dir / "tmp").iterdir())
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=10)
-        _wait_for(lambda: not _procs_with("300.123"), 5, "the sleep to die with plan")
+        wait_until(lambda: not processes("300.123"), 5, "the sleep to die with plan")
     finally:
         run.kill()
         run.communicate()
-        for pid in _procs_with("300.123"):
+        for pid in processes("300.123"):
             os.kill(pid, signal.SIGKILL)
     assert list((cache_dir / "leases").iterdir())  # the dead run's lease is still there
     ls = cli("cache", "ls", "--json")  # opening the store sweeps it
