@@ -11,8 +11,8 @@ import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 __all__ = ["BLOCK", "DEFLATE_ENV", "GZIP_LEVEL", "Deflater", "layer_encoding",
            "libdeflate_identity", "new_deflater"]
@@ -102,24 +102,23 @@ def _cpu_class() -> str:
     return f"{machine}-{tier}"
 
 
-class Deflater:
-    """A gzip stream fed whole ``BLOCK``-byte blocks (``write``) and one last, shorter or
-    empty block (``finish``, which returns the blob)."""
+class Deflater(Protocol):
+    """A gzip stream of a tar: ``write`` takes the tar in pieces of any size, ``finish``
+    returns the blob and the tar's sha256 (hex)."""
 
-    def __init__(self, write: Callable[[memoryview], None],
-                 finish: Callable[[memoryview], bytes]) -> None:
-        self.write = write
-        self.finish = finish
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> tuple[bytes, str]: ...
 
 
 def new_deflater() -> Deflater:
     """A deflater of the encoding ``layer_encoding()`` names."""
     encoding = layer_encoding()
     if encoding.startswith("igzip-"):
-        return _igzip()
+        return _Igzip()
     if "libdeflate" in encoding:
-        return _Whole().deflater()
-    return _ZlibBlocks().deflater()
+        return _Whole()
+    return _ZlibBlocks()
 
 
 _pool_lock = threading.Lock()
@@ -143,10 +142,44 @@ def _deflate_block(block: bytes, primer: bytes, last: bool) -> bytes:
     return comp.compress(block) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-class _ZlibBlocks:
+class _Aligned:
+    """Hashes the tar as it comes and hands it on in whole ``BLOCK``-byte blocks and one
+    last, shorter or empty block, whatever the sizes written: the blob must be a function
+    of the tar's bytes alone (zlib blocks are deflated each on its own, and igzip's output
+    depends on how its input is split)."""
+
+    def __init__(self) -> None:
+        self._tar_hash = hashlib.sha256()
+        self._pending = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._tar_hash.update(data)
+        self._pending += data
+        if len(self._pending) >= BLOCK:
+            view = memoryview(self._pending)
+            whole = len(self._pending) - len(self._pending) % BLOCK
+            for start in range(0, whole, BLOCK):
+                self._block(view[start:start + BLOCK], last=False)
+            view.release()
+            del self._pending[:whole]
+
+    def finish(self) -> tuple[bytes, str]:
+        self._block(memoryview(bytes(self._pending)), last=True)
+        self._pending = bytearray()
+        return self._blob(), self._tar_hash.hexdigest()
+
+    def _block(self, data: memoryview, last: bool) -> None:
+        raise NotImplementedError
+
+    def _blob(self) -> bytes:
+        raise NotImplementedError
+
+
+class _ZlibBlocks(_Aligned):
     """pigz's scheme with zlib: blocks deflated in parallel, joined in order."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.crc = 0
         self.size = 0
         self.primer = b""
@@ -154,10 +187,7 @@ class _ZlibBlocks:
         self.pending: deque[Future[bytes]] = deque()
         self.limit = 2 * (os.cpu_count() or 1)  # blocks in flight: memory stays bounded
 
-    def deflater(self) -> Deflater:
-        return Deflater(self.write, self.finish)
-
-    def _submit(self, data: memoryview, last: bool) -> None:
+    def _block(self, data: memoryview, last: bool) -> None:
         block = bytes(data)
         self.crc = zlib.crc32(block, self.crc)
         self.size += len(block)
@@ -166,11 +196,7 @@ class _ZlibBlocks:
         while len(self.pending) > self.limit:
             self.parts.append(self.pending.popleft().result())
 
-    def write(self, data: memoryview) -> None:
-        self._submit(data, last=False)
-
-    def finish(self, data: memoryview) -> bytes:
-        self._submit(data, last=True)
+    def _blob(self) -> bytes:
         self.parts.extend(f.result() for f in self.pending)
         self.pending.clear()
         self.parts.append(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
@@ -178,58 +204,55 @@ class _ZlibBlocks:
 
 
 class _Whole:
-    """The tar held (up to WHOLE_LIMIT) and compressed at once by libdeflate (it releases
-    the GIL: two platforms' layers compress on two cores); past the limit, what was held
+    """The tar held (up to WHOLE_LIMIT) and compressed at once by libdeflate while another
+    thread hashes it (both release the GIL: the layer takes the time of the compression
+    alone, and two platforms' layers compress on two cores); past the limit, what was held
     goes to zlib blocks and the rest streams there."""
 
     def __init__(self) -> None:
         self.tar = bytearray()
         self.blocks: _ZlibBlocks | None = None
 
-    def deflater(self) -> Deflater:
-        return Deflater(self.write, self.finish)
-
-    def write(self, data: memoryview) -> None:
+    def write(self, data: bytes) -> None:
         if self.blocks is not None:
             self.blocks.write(data)
             return
         self.tar += data
         if len(self.tar) > WHOLE_LIMIT:
-            self._spill()
+            self.blocks = _ZlibBlocks()
+            held = memoryview(self.tar)
+            for start in range(0, len(held), BLOCK):
+                self.blocks.write(held[start:start + BLOCK])
+            held.release()
+            self.tar = bytearray()
 
-    def finish(self, data: memoryview) -> bytes:
-        if self.blocks is None and len(self.tar) + len(data) <= WHOLE_LIMIT:
-            import deflate
+    def finish(self) -> tuple[bytes, str]:
+        if self.blocks is not None:
+            return self.blocks.finish()
+        import deflate
 
-            self.tar += data
-            return bytes(deflate.gzip_compress(self.tar, GZIP_LEVEL))
-        if self.blocks is None:  # the last, partial block crosses the limit
-            self._spill()
-        assert self.blocks is not None
-        return self.blocks.finish(data)
-
-    def _spill(self) -> None:
-        """Past the limit: what was held (whole blocks) goes to zlib blocks."""
-        self.blocks = _ZlibBlocks()
-        held = memoryview(self.tar)
-        for start in range(0, len(held), BLOCK):
-            self.blocks.write(held[start:start + BLOCK])
-        held.release()
-        self.tar = bytearray()
+        tar_hash = _threads().submit(_sha256, self.tar)
+        blob = bytes(deflate.gzip_compress(self.tar, GZIP_LEVEL))
+        return blob, tar_hash.result()
 
 
-def _igzip() -> Deflater:
-    from isal import isal_zlib
+def _sha256(data: bytearray) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    comp = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
-    parts: list[bytes] = []
 
-    def write(data: memoryview) -> None:
-        parts.append(comp.compress(data))
+class _Igzip(_Aligned):
+    def __init__(self) -> None:
+        super().__init__()
+        from isal import isal_zlib
 
-    def finish(data: memoryview) -> bytes:
-        parts.append(comp.compress(data))
-        parts.append(comp.flush())
-        return b"".join(parts)
+        self._comp = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED,
+                                           16 + isal_zlib.MAX_WBITS)
+        self._parts: list[bytes] = []
 
-    return Deflater(write, finish)
+    def _block(self, data: memoryview, last: bool) -> None:
+        self._parts.append(self._comp.compress(data))
+        if last:
+            self._parts.append(self._comp.flush())
+
+    def _blob(self) -> bytes:
+        return b"".join(self._parts)

@@ -12,7 +12,6 @@ from typing import Literal
 from crossplan.backends.oci._tar import TarWriter
 from crossplan.backends.oci.blobs import Blob, HashedBlobs
 from crossplan.backends.oci.deflate import (
-    BLOCK,
     DEFLATE_ENV,
     GZIP_LEVEL,
     layer_encoding,
@@ -27,10 +26,7 @@ __all__ = [
     "layer_encoding",
 ]
 
-_CHUNK = 1 << 20  # how much of a source file is read at once
-# The deflater is fed fixed blocks (deflate.BLOCK) of the tar stream, whatever the reads:
-# the blob must be a function of the tar bytes alone (the zlib encoding deflates each block
-# on its own, and igzip's output depends on how its input is split).
+_CHUNK = 1 << 20  # how much of a source file is read at once (the deflater re-blocks)
 
 
 @dataclass(frozen=True)
@@ -72,22 +68,8 @@ def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
     has mtime 0 and no file name; the encoding is fixed (``layer_encoding()``).
     """
     members = _plan(entries)
-    tar_hash = hashlib.sha256()
     deflater = new_deflater()
-    pending = bytearray()
-
-    def write(data: bytes) -> None:
-        tar_hash.update(data)
-        pending.extend(data)
-        if len(pending) >= BLOCK:
-            view = memoryview(pending)
-            whole = len(pending) - len(pending) % BLOCK
-            for start in range(0, whole, BLOCK):
-                deflater.write(view[start:start + BLOCK])
-            view.release()
-            del pending[:whole]
-
-    tar = TarWriter(write, mtime=mtime)
+    tar = TarWriter(deflater.write, mtime=mtime)
     for name, entry in members:
         if entry.type == "file":
             size, chunks = _content(entry)
@@ -95,9 +77,9 @@ def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
         else:
             tar.add(name, kind=entry.type, mode=entry.mode, linkname=entry.linkname)
     tar.close()
-    blob = deflater.finish(memoryview(bytes(pending)))
+    blob, tar_digest = deflater.finish()
     return Layer(
-        diff_id="sha256:" + tar_hash.hexdigest(),
+        diff_id="sha256:" + tar_digest,
         digest="sha256:" + hashlib.sha256(blob).hexdigest(),
         size=len(blob),
         blob=blob,
