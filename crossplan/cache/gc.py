@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossplan.cache.leases import flocked, live_leases, sweep_tmp
+from crossplan.cache.leases import STASH, flocked, live_leases, sweep_tmp
 
 if TYPE_CHECKING:
     from crossplan.cache.store import Entry, Store
@@ -27,6 +30,7 @@ class GcReport:
     leased_blobs: int = 0
     leases: int = 0
     swept_tmp: int = 0
+    stashed: int = 0  # kept work dirs removed
 
 
 def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
@@ -61,6 +65,7 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
             live = _blob_sizes(remaining)
         report.leased_blobs = _sweep(store, set(live), evicted, grace, leased_blobs, since)
         report.swept_tmp = sweep_tmp(root, leases, unowned_older_than=3600.0)
+        report.stashed = _drop_stash(store)
         report.freed = before - store.size()
     return report
 
@@ -94,3 +99,23 @@ def _blob_sizes(entries: list[Entry]) -> dict[str, int]:
         if e.log:
             live[e.log] = 0
     return live
+
+
+def _drop_stash(store: Store) -> int:
+    """Remove the kept work dirs: each is taken by a rename into tmp/ first, as a run takes
+    one, so a run never gets a half-removed dir (the run that wins the rename keeps it)."""
+    removed = 0
+    try:
+        names = sorted(os.listdir(store.root / STASH))
+    except OSError:
+        return 0
+    for name in names:
+        taken = Path(tempfile.mkdtemp(prefix=store.tmp_prefix("stash-gc"), dir=store.root / "tmp"))
+        try:
+            os.rename(store.root / STASH / name, taken)
+        except OSError:
+            taken.rmdir()
+            continue
+        shutil.rmtree(taken, ignore_errors=True)
+        removed += 1
+    return removed

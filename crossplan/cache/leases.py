@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "Lease", "LeaseInfo", "flocked", "force_rmtree", "live_leases", "owner_of", "sweep_tmp",
-    "tmp_prefix",
+    "STASH", "Lease", "LeaseInfo", "flocked", "force_rmtree", "live_leases", "owner_of",
+    "sweep_tmp", "tmp_prefix",
 ]
 
 LEASES = "leases"
+STASH = "stash"  # steps' work dirs kept for their next run (executors/stash.py)
 _OWNER = re.compile(r"@(\d+-[0-9a-f]{8})@")
 
 

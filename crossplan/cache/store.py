@@ -9,6 +9,8 @@ Layout under the store root::
     leases/              one per open store handle: what it uses (see leases.py)
     tmp/                 work dirs and blobs being written (renamed into place when complete),
                          named ``KIND-...@<lease id>@...`` so a dead owner's leftovers are swept
+    stash/               steps' work dirs kept for their next run (executors/stash.py; a
+                         cache of copies: `plan gc` removes them)
 
 An entry is published only after every blob it names exists, so a crash (even SIGKILL)
 never leaves a visible partial entry. Failures of the place the store lives (read-only,
@@ -31,13 +33,13 @@ import blake3
 import diskcache
 
 from crossplan.cache.failures import boundary
-from crossplan.cache.leases import LEASES, Lease, flocked, live_leases, sweep_tmp, tmp_prefix
+from crossplan.cache.leases import LEASES, STASH, Lease, flocked, live_leases, sweep_tmp, tmp_prefix
 from crossplan.hashing import file_digest
 
 if TYPE_CHECKING:
     from crossplan.cache.gc import GcReport
 
-__all__ = ["BlobMismatch", "Entry", "OutputFile", "Store", "default_store_dir"]
+__all__ = ["STASH", "BlobMismatch", "Entry", "OutputFile", "Store", "default_store_dir"]
 
 
 def default_store_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -114,10 +114,13 @@ def cache_gc(
             "removed": report.removed, "freed_bytes": report.freed,
             "leased": {"entries": report.leased_entries, "blobs": report.leased_blobs,
                        "leases": report.leases},
-            "tmp_swept": report.swept_tmp,
+            "tmp_swept": report.swept_tmp, "kept_workdirs_removed": report.stashed,
         }))
         return
     out.print(f"removed {report.removed} entries, freed {report.freed} bytes")
+    if report.stashed:
+        out.print(f"removed {report.stashed} kept work dir(s) (staged inputs kept for the "
+                  "next run of a step)")
     if report.leased_entries or report.leased_blobs:
         out.print(f"kept {len(report.leased_entries)} entries and {report.leased_blobs} blobs "
                   f"in use by {report.leases} running process(es)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from crossplan.backends.host import Interrupted, follow, log_tail, run_commands, stopping
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import CrossplanError, EnvironmentProblem, StepFailed
+from crossplan.executors import stash
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.sandbox import Sandbox
@@ -75,13 +76,21 @@ class HostExecutor:
             )
         t0 = time.monotonic()
         key = action.key(dep_outputs(deps))
-        workdir = new_workdir(self.store, str(node))
+        # only a sandboxed step's dir is kept: no process of it outlives it (stash.py)
+        slot = stash.slot(str(self.label), str(node)) if self.sandbox is not None \
+            and stash.enabled() else None
+        if slot is not None:
+            workdir, kept = stash.claim(self.store, slot, str(node), action.inputs)
+        else:
+            workdir, kept = new_workdir(self.store, str(node)), {}
         log = workdir / ".crossplan.log"
         keep = log_path(self.store, node, self.label)
+        done = False
         try:
             self.on_event(StepEvent("phase", node, key, message="staging"))
             by_dir = {d.dir: deps[d.node] for d in action.deps}
-            populate(workdir, action.inputs, by_dir, self.store)
+            populate(workdir, action.inputs, by_dir, self.store, kept=kept)
+            staged = stash.record(workdir, action.inputs) if slot is not None else None
             real = _Paths(workdir, self.toolcache, bound=self.sandbox is not None)
             for rel, text in action.files:
                 (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +111,7 @@ class HostExecutor:
             log.touch()
             phase = "compiling" if action.toolchain else "running"
             self.on_event(StepEvent("phase", node, key, message=phase))
+            started = stash.started()
             with self._streaming(action, log, key):
                 code = run_commands(commands, cwd=workdir / action.workdir, env=env, log=log,
                                     step=str(node))
@@ -118,6 +128,7 @@ class HostExecutor:
             log_digest = self.out.put_bytes(log.read_bytes())
             secs = time.monotonic() - t0
             entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
+            done = True
             return ActionResult(key, entry, "built", secs, 0, keep)
         except EnvironmentProblem:
             raise
@@ -128,7 +139,10 @@ class HostExecutor:
         except OSError as exc:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
-            discard(workdir)
+            if done and slot is not None and staged is not None:
+                stash.keep(self.store, slot, workdir, staged, started)
+            else:
+                discard(workdir)
 
     def _streaming(self, action: Action, log: Path, key: str) -> AbstractContextManager[None]:
         if not self.stream_logs:

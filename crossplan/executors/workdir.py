@@ -8,6 +8,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -97,9 +98,11 @@ def wait_discarded() -> None:
 
 
 def populate(
-    workdir: Path, inputs: tuple[InputFile, ...], deps: dict[str, Entry], store: Store
+    workdir: Path, inputs: tuple[InputFile, ...], deps: dict[str, Entry], store: Store,
+    *, kept: Collection[str] = (),
 ) -> None:
-    """Copy the input root's files (only those digested) and deps' outputs (their dirs).
+    """Copy the input root's files (only those digested) and deps' outputs (their dirs);
+    ``kept``: inputs a kept work dir already holds as staged (executors/stash.py).
 
     Each file is hashed as it is copied and must hash to the digest its key was computed
     from (``InputChanged`` otherwise): the key describes the staged bytes."""
@@ -107,6 +110,9 @@ def populate(
     made: set[str] = set()
     for f in inputs:
         dest = os.path.join(root, f.path)
+        if f.path in kept:  # its mtime too is the staging's, as a copy's would be
+            os.utime(dest, follow_symlinks=f.link is None)
+            continue
         parent = os.path.dirname(dest)
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
