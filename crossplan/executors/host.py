@@ -82,7 +82,7 @@ class HostExecutor:
         if slot is not None:
             workdir, kept = stash.claim(self.store, slot, str(node), action.inputs)
         else:
-            workdir, kept = new_workdir(self.store, str(node)), {}
+            workdir, kept = new_workdir(self.store, str(node)), set()
         log = workdir / ".crossplan.log"
         keep = log_path(self.store, node, self.label)
         done = False

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from crossplan.cache.store import STASH, Store
 from crossplan.executors.workdir import discard, new_workdir
@@ -35,10 +36,9 @@ _COARSE = 5  # CLOCK_REALTIME_COARSE (Linux), which the time module does not nam
 # the step (their own pid namespace), none can write to a kept file after the check.
 
 
-@dataclass(frozen=True)
-class Staged:
+class Staged(NamedTuple):
     """One staged input as it was right after staging: what it holds (blake3 digest, or
-    the target of a symlink) and its lstat."""
+    the target of a symlink) and its lstat. (A tuple: a few hundred are made per step.)"""
 
     what: str
     executable: bool
@@ -47,11 +47,6 @@ class Staged:
     mtime_ns: int
     ctime_ns: int
     mode: int
-
-    def matches(self, st: os.stat_result) -> bool:
-        return (st.st_nlink == 1 and st.st_ino == self.ino and st.st_size == self.size
-                and st.st_mtime_ns == self.mtime_ns and st.st_ctime_ns == self.ctime_ns
-                and st.st_mode == self.mode)
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -70,7 +65,7 @@ def started() -> int:
 
 
 def claim(store: Store, name: str, label: str,
-          inputs: Iterable[InputFile]) -> tuple[Path, dict[str, Staged]]:
+          inputs: Iterable[InputFile]) -> tuple[Path, set[str]]:
     """A work dir for a step: its kept dir if there is one (taken by an atomic rename, so
     two runs never share it), with everything but the inputs still as staged removed; else
     a fresh one. Returns the dir and the inputs it already holds."""
@@ -78,14 +73,14 @@ def claim(store: Store, name: str, label: str,
     try:
         os.rename(store.root / STASH / name, workdir)  # replaces the empty fresh dir
     except OSError:
-        return workdir, {}
+        return workdir, set()
     try:
         kept = _refresh(workdir, inputs)
     except (OSError, ValueError, KeyError, TypeError):
         kept = None
     if kept is None:  # not as it should be: start from a fresh dir
         discard(workdir)
-        return new_workdir(store, label), {}
+        return new_workdir(store, label), set()
     return workdir, kept
 
 
@@ -99,14 +94,14 @@ class Record:
 
 def record(workdir: Path, inputs: Iterable[InputFile]) -> Record:
     """The staged inputs' and their directories' lstat, taken right after staging."""
-    root = str(workdir)
+    root = str(workdir) + "/"
     files: dict[str, Staged] = {}
     for f in inputs:
-        st = os.lstat(os.path.join(root, f.path))
+        st = os.lstat(root + f.path)
         files[f.path] = Staged(f.link if f.link is not None else f.digest, f.executable,
                                st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                                st.st_mode)
-    dirs = {d: os.lstat(os.path.join(root, d)).st_mode for d in _parents(files)}
+    dirs = {d: os.lstat(root + d).st_mode for d in _parents(files)}
     return Record(files, dirs)
 
 
@@ -116,8 +111,7 @@ def keep(store: Store, name: str, workdir: Path, staged: Record, started_ns: int
     root = str(workdir)
     try:
         doc = {"v": _VERSION, "started": started_ns, "dirs": staged.dirs,
-               "files": {p: [s.what, s.executable, s.ino, s.size, s.mtime_ns, s.ctime_ns,
-                             s.mode] for p, s in staged.files.items()}}
+               "files": staged.files}
         manifest = os.path.join(root, MANIFEST)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(manifest)  # whatever the step left there (a directory fails: discarded)
@@ -142,7 +136,7 @@ def _parents(paths: Iterable[str]) -> set[str]:
     return out
 
 
-def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> dict[str, Staged] | None:
+def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> set[str] | None:
     """Trust the kept inputs whose content the plan still wants and whose lstat is as
     staged; remove every other entry. None when the dir is not what was kept."""
     root = str(workdir)
@@ -154,21 +148,20 @@ def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> dict[str, Staged] | 
         return None
     tick: int = doc["started"]
     planned = {f.path: f for f in inputs}
-    kept: dict[str, Staged] = {}
-    for path, rec in doc["files"].items():
+    kept: set[str] = set()
+    lstat, prefix = os.lstat, root + "/"
+    for path, (what, executable, ino, size, mtime_ns, ctime_ns, mode) in doc["files"].items():
         f = planned.get(path)
-        if f is None:
-            continue
-        s = Staged(*rec)
-        if s.what != (f.link if f.link is not None else f.digest) or \
-                s.executable != f.executable or s.ctime_ns >= tick:
+        if f is None or ctime_ns >= tick or executable != f.executable or \
+                what != (f.link if f.link is not None else f.digest):
             continue
         try:
-            st = os.lstat(os.path.join(root, path))
+            st = lstat(prefix + path)
         except OSError:
             continue
-        if s.matches(st):
-            kept[path] = s
+        if st.st_nlink == 1 and st.st_ino == ino and st.st_ctime_ns == ctime_ns and \
+                st.st_mtime_ns == mtime_ns and st.st_size == size and st.st_mode == mode:
+            kept.add(path)
     dirs: dict[str, int] = {d: int(m) for d, m in doc["dirs"].items()}
     needed = _parents(kept)
     if any(d not in dirs for d in needed):
@@ -178,7 +171,7 @@ def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> dict[str, Staged] | 
     return kept
 
 
-def _prune(root: str, rel: str, kept: Mapping[str, Staged], needed: set[str],
+def _prune(root: str, rel: str, kept: set[str], needed: set[str],
            modes: Mapping[str, int]) -> bool:
     """Remove what is neither a kept input nor a directory holding one; put kept
     directories' modes back. False when a directory is not as it can be trusted."""

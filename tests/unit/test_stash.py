@@ -250,7 +250,7 @@ def test_two_runs_never_share_a_kept_dir(store: Store, src: Path) -> None:
     inputs = _inputs(src)
     first, kept = stash.claim(store, SLOT, "app", inputs)
     second, none = stash.claim(store, SLOT, "app", inputs)
-    assert kept and none == {} and first != second
+    assert kept and none == set() and first != second
     assert list(second.iterdir()) == []
 
 
