@@ -54,8 +54,10 @@ def enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def slot(project: str, node: str) -> str:
-    """The name a step's kept dir has under the store's stash/: one per recipe and node."""
-    text = f"{project}\0{node}".encode("utf-8", "surrogateescape")
+    """The name a step's kept dir has under the store's stash/: one per recipe file (its
+    absolute path) and node."""
+    text = f"{os.path.abspath(project) if project else ''}\0{node}".encode(
+        "utf-8", "surrogateescape")
     return hashlib.sha256(text).hexdigest()[:24]
 
 
@@ -86,10 +88,11 @@ def claim(store: Store, name: str, label: str,
 
 @dataclass(frozen=True)
 class Record:
-    """A work dir right after staging: each input's ``Staged`` and each directory's mode."""
+    """A work dir right after staging: each input's ``Staged``, each directory's mode and
+    extended attributes (a directory's ctime changes with its entries: it cannot tell)."""
 
     files: dict[str, Staged]
-    dirs: dict[str, int]
+    dirs: dict[str, tuple[int, list[list[str]]]]
 
 
 def record(workdir: Path, inputs: Iterable[InputFile]) -> Record:
@@ -101,7 +104,7 @@ def record(workdir: Path, inputs: Iterable[InputFile]) -> Record:
         files[f.path] = Staged(f.link if f.link is not None else f.digest, f.executable,
                                st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                                st.st_mode)
-    dirs = {d: os.lstat(root + d).st_mode for d in _parents(files)}
+    dirs = {d: (os.lstat(root + d).st_mode, _xattrs(root + d)) for d in _parents(files)}
     return Record(files, dirs)
 
 
@@ -123,6 +126,12 @@ def keep(store: Store, name: str, workdir: Path, staged: Record, started_ns: int
         os.rename(workdir, store.root / STASH / name)  # fails if another run kept one
     except OSError:
         discard(workdir)
+
+
+def _xattrs(path: str) -> list[list[str]]:
+    """A directory's extended attributes (a security label, an ACL), as [name, hex value]."""
+    return [[n, os.getxattr(path, n, follow_symlinks=False).hex()]
+            for n in sorted(os.listxattr(path, follow_symlinks=False))]
 
 
 def _parents(paths: Iterable[str]) -> set[str]:
@@ -162,7 +171,8 @@ def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> set[str] | None:
         if st.st_nlink == 1 and st.st_ino == ino and st.st_ctime_ns == ctime_ns and \
                 st.st_mtime_ns == mtime_ns and st.st_size == size and st.st_mode == mode:
             kept.add(path)
-    dirs: dict[str, int] = {d: int(m) for d, m in doc["dirs"].items()}
+    dirs: dict[str, tuple[int, list[list[str]]]] = {
+        d: (int(m), list(x)) for d, (m, x) in doc["dirs"].items()}
     needed = _parents(kept)
     if any(d not in dirs for d in needed):
         return None
@@ -172,15 +182,16 @@ def _refresh(workdir: Path, inputs: Iterable[InputFile]) -> set[str] | None:
 
 
 def _prune(root: str, rel: str, kept: set[str], needed: set[str],
-           modes: Mapping[str, int]) -> bool:
+           staged: Mapping[str, tuple[int, list[list[str]]]]) -> bool:
     """Remove what is neither a kept input nor a directory holding one; put kept
     directories' modes back. False when a directory is not as it can be trusted."""
     here = os.path.join(root, rel) if rel else root
     st = os.lstat(here)
-    if not stat.S_ISDIR(st.st_mode) or os.listxattr(here, follow_symlinks=False):
+    mode, xattrs = staged[rel]
+    if not stat.S_ISDIR(st.st_mode) or _xattrs(here) != xattrs:
         return False
-    if st.st_mode != modes[rel]:
-        os.chmod(here, stat.S_IMODE(modes[rel]))
+    if st.st_mode != mode:
+        os.chmod(here, stat.S_IMODE(mode))
     with os.scandir(here) as it:
         entries = list(it)
     for entry in entries:
@@ -189,7 +200,7 @@ def _prune(root: str, rel: str, kept: set[str], needed: set[str],
             return False  # a kept input's directory swapped for a link or a file
         if entry.is_dir(follow_symlinks=False):
             if sub in needed:
-                if not _prune(root, sub, kept, needed, modes):
+                if not _prune(root, sub, kept, needed, staged):
                     return False
             else:
                 shutil.rmtree(entry.path)
