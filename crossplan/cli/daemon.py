@@ -31,7 +31,8 @@ from crossplan.errors import EXIT_ENVIRONMENT
 __all__ = ["PRELOAD", "main", "preload", "serve"]
 
 # Besides every crossplan module: libraries crossplan imports only when a run needs them.
-PRELOAD = ("deflate", "elftools.elf.elffile", "elftools.elf.dynamic", "filelock", "isal.isal_zlib")
+PRELOAD = ("deflate", "elftools.elf.elffile", "elftools.elf.dynamic", "filelock", "isal.isal_zlib",
+           "typer._click.decorators", "encodings.hex_codec")
 # Not preloaded: the REAPI client (it sets GRPC_VERBOSITY for grpc, whose threads must not
 # exist in a process that forks) and `python -m` entry points.
 _SKIP = ("crossplan.executors.reapi", "crossplan_protos")

@@ -3,10 +3,13 @@ exactly the Action's environment, collect the declared outputs into the store (u
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from crossplan.executors import stash
 from crossplan.executors.events import OnEvent, StepEvent
 from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.sandbox import Sandbox
-from crossplan.executors.workdir import collect_outputs, discard, new_workdir, populate
+from crossplan.executors.workdir import collect_outputs, discard, later, new_workdir, populate
 from crossplan.planner.actions import Action
 from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan.planner.graph import NodeId
@@ -124,8 +127,10 @@ class HostExecutor:
                     f"command exited with status {code}", step=str(node), file=self.label,
                     log_tail=log_tail(log), hint=f"full log: {keep}", log=keep,
                 )
+            # the log is stored while the outputs are (each is hashed and flushed)
+            log_put = _in_thread(self.out.put_bytes, log.read_bytes())
             files = collect_outputs(workdir, action.outputs, self.out, step=str(node))
-            log_digest = self.out.put_bytes(log.read_bytes())
+            log_digest = log_put.result()
             secs = time.monotonic() - t0
             entry = Entry(key, str(node), files, log_digest, secs, time.time(), {})
             done = True
@@ -140,7 +145,7 @@ class HostExecutor:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
             if done and slot is not None and staged is not None:
-                stash.keep(self.store, slot, workdir, staged, started)
+                later(functools.partial(stash.keep, self.store, slot, workdir, staged, started))
             else:
                 discard(workdir)
 
@@ -171,6 +176,20 @@ def _require_program(argv: tuple[str, ...], env: Mapping[str, str], step: str) -
             f"program not found: {prog}", step=step,
             hint=f"install {prog} or put it on PATH (PATH={env.get('PATH', '')})",
         )
+
+
+def _in_thread(fn: Callable[[bytes], str], data: bytes) -> Future[str]:
+    """``fn(data)`` on a thread of its own; its result or exception from ``.result()``."""
+    future: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(data))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="log-put", daemon=True).start()
+    return future
 
 
 class _Paths:

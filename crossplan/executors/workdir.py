@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from crossplan.errors import StepFailed
 from crossplan.hashing import copy_hashing
 from crossplan.planner.actions import InputFile
 
-__all__ = ["InputChanged", "collect_outputs", "discard", "new_workdir", "populate",
+__all__ = ["InputChanged", "collect_outputs", "discard", "later", "new_workdir", "populate",
            "wait_discarded"]
 
 
@@ -84,17 +85,33 @@ def _forget(fut: Future[None]) -> None:
         _pending.discard(fut)
 
 
+def later(fn: Callable[[], None]) -> None:
+    """Run ``fn`` (tidying a finished node's work dir) on the reaper's thread: the node's
+    result need not wait for it; ``wait_discarded`` does. Its exceptions are not raised."""
+    with _reaper_lock:
+        if not _reaper:
+            _reaper.append(ThreadPoolExecutor(1, thread_name_prefix="workdir-reaper"))
+        fut = _reaper[0].submit(fn)
+        _pending.add(fut)
+    fut.add_done_callback(_forget)
+
+
 def wait_discarded() -> None:
     """Block until every work dir handed to ``discard`` is gone (as far as `rm -rf` and
-    rmtree, which ignore errors, could remove it)."""
-    with _reaper_lock:
-        pending, removing = list(_pending), list(_removing)
-    for fut in pending:
-        fut.result()
-    for proc in removing:
-        proc.wait()
-    with _reaper_lock:
-        _removing[:] = [p for p in _removing if p.poll() is None]
+    rmtree, which ignore errors, could remove it) and every ``later`` has run."""
+    while True:
+        with _reaper_lock:
+            pending, removing = list(_pending), list(_removing)
+        if not pending and not removing:
+            return
+        for fut in pending:
+            with contextlib.suppress(Exception):
+                fut.result()
+            _forget(fut)
+        for proc in removing:
+            proc.wait()
+        with _reaper_lock:
+            _removing[:] = [p for p in _removing if p.poll() is None]
 
 
 def populate(
