@@ -25,7 +25,7 @@ SCRUBBED = (
     "GONOSUMDB", "GONOPROXY", "GOSUMDB", "GOINSECURE", "RUSTFLAGS", "CARGO_NET_OFFLINE",
     # set in this process when a test imports crossplan.executors.reapi: `plan` processes
     # start as a user's do (a run that sets it must still find its no-op memo next time)
-    "GRPC_VERBOSITY",
+    "GRPC_VERBOSITY", "GRPC_ENABLE_FORK_SUPPORT",
 )
 
 

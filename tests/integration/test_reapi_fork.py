@@ -1,0 +1,56 @@
+"""A local step started while the REAPI client's gRPC channel is busy (a remote run with
+steps that stay local): the step's process must not die in the fork before its exec.
+gRPC's fork handlers restart its poller thread in the child, which aborts on the epoll fd
+Popen closes (grpc/grpc#43055, 6% of such children here): executors/reapi turns them off."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+_SCRIPT = r"""
+import sys, threading
+from pathlib import Path
+import crossplan.executors.reapi  # noqa: F401  (what a remote run imports first)
+import grpc
+from concurrent import futures
+from crossplan.backends.host import run_commands
+
+server = grpc.server(futures.ThreadPoolExecutor(4))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "t.T", {"E": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)}),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+call = grpc.insecure_channel(f"127.0.0.1:{port}").unary_unary("/t.T/E")
+stop = threading.Event()
+
+def busy():
+    while not stop.is_set():
+        call(b"x" * 100, timeout=10)
+
+for _ in range(4):
+    threading.Thread(target=busy, daemon=True).start()
+call(b"warm", timeout=10)
+work = Path(sys.argv[1])
+failed = 0
+for i in range(int(sys.argv[2])):
+    log = work / f"{i}.log"
+    code = run_commands([("true",)], cwd=work, env={"PATH": "/usr/bin:/bin"}, log=log, step="s")
+    if code != 0:
+        failed += 1
+        print(log.read_text(), file=sys.stderr)
+stop.set()
+print(failed)
+"""
+
+
+def test_steps_started_beside_a_busy_grpc_channel_all_run(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), "200"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "0", proc.stderr[-3000:]
