@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import stat
@@ -64,15 +65,11 @@ def discard(workdir: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         proc = None
+    if proc is None:
+        later(functools.partial(shutil.rmtree, workdir, ignore_errors=True))
+        return
     with _reaper_lock:
-        if proc is not None:
-            _removing.append(proc)
-            return
-        if not _reaper:
-            _reaper.append(ThreadPoolExecutor(1, thread_name_prefix="workdir-reaper"))
-        fut = _reaper[0].submit(shutil.rmtree, workdir, ignore_errors=True)
-        _pending.add(fut)
-    fut.add_done_callback(_forget)
+        _removing.append(proc)
 
 
 # at the lowest CPU priority when `nice` is there: the nodes still running (an image's
