@@ -1,7 +1,8 @@
 """The bubblewrap sandbox of a local step: its staged input root read-write at /crossplan/work,
 its toolchains and the system's /usr and /lib read-only, a minimal /etc made for it, a
-private /tmp, no network (its own network namespace) unless the step says ``network = true``,
-and nothing else of the host; it dies with ``plan`` (``--die-with-parent``, own pid namespace)."""
+private /tmp (a link to the work dir's .tmp), no network (its own network namespace) unless
+the step says ``network = true``, and nothing else of the host; it dies with ``plan``
+(``--die-with-parent``, own pid namespace)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from crossplan.planner.facts import TOOLCACHE, WORKDIR
+from crossplan.planner.facts import TOOLCACHE, WORK_TMP, WORKDIR
 
 __all__ = ["Sandbox"]
 
@@ -62,7 +63,7 @@ class Sandbox:
         for p in _ETC_FROM_HOST:
             if os.path.exists(p):
                 out += ["--ro-bind", p, p]
-        out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        out += ["--proc", "/proc", "--dev", "/dev", "--symlink", WORK_TMP, "/tmp"]
         for t in tools:
             if os.path.exists(t) and not t.startswith(_SYSTEM):
                 out += ["--ro-bind", t, t]

@@ -12,13 +12,17 @@ from crossplan.planner.sysroot import SysrootFact
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 
-__all__ = ["TOOLCACHE", "WORKDIR", "Facts", "Probed", "ToolCommand"]
+__all__ = ["TOOLCACHE", "WORKDIR", "WORK_TMP", "Facts", "Probed", "ToolCommand"]
 
 # Logical paths commands are written against. An executor stages the input root and binds
 # it at WORKDIR (a sandbox) or substitutes its real directory (the plain host executor).
 WORKDIR = "/crossplan/work"
 # Toolchains' own caches (GOCACHE, zig, cargo target): speed only, never in keys.
 TOOLCACHE = "/crossplan/toolcache"
+# A step's temporary files: TMPDIR, and /tmp in a sandbox (a link to it: one mount with
+# the work dir, so a file made in /tmp is renamed into place, not copied: `go build` links
+# in $WORK under GOTMPDIR=/tmp, then moves the binary to its -o path).
+WORK_TMP = f"{WORKDIR}/.tmp"
 
 Probed = Literal["inputs", "toolchains", "bases"]
 

@@ -133,6 +133,45 @@ def test_undeclared_files_are_invisible_and_declared_ones_work(
     assert "s3cret" not in res.stdout
 
 
+def test_tmp_is_the_steps_own_and_a_file_made_there_moves_into_place(
+    make_project: ProjectFactory, cli: Cli, tmp_path: Path
+) -> None:
+    """A sandboxed step's /tmp is its work dir's .tmp: not the host's, empty at each run, and
+    on the work dir's mount (`ln`, unlike `mv`, does not fall back to a copy: it fails across
+    mounts, as the rename `go build` moves its linked binary with does)."""
+    host_tmp = Path("/tmp") / f"crossplan-host-{os.getpid()}"
+    host_tmp.write_text("host\n")
+    script = (f'test ! -e {host_tmp} && test -z "$(ls -A /tmp)" && cat in.txt > /tmp/made'
+              " && ln /tmp/made out.txt && echo junk > /tmp/left")
+    try:
+        proj = make_project(
+            f"""
+            [project]
+            name = "tmp"
+            platforms = ["linux/amd64"]
+
+            [steps.t]
+            kind = "shell"
+            src = "src"
+            command = ["sh", "-c", {json.dumps(script)}]
+            outputs = ["out.txt"]
+            platform_independent = true
+            """,
+            files={"src/in.txt": "v1\n"},
+        )
+        res = cli("run", proj, "--json", "--export", proj / "out", env=SANDBOX)
+        assert res.code == 0, res.stderr
+        assert (proj / "out" / "t" / "any" / "out.txt").read_text() == "v1\n"
+        # the next run (the kept work dir) starts with an empty /tmp again
+        (proj / "src" / "in.txt").write_text("v2\n")
+        res = cli("run", proj, "--json", "--export", proj / "out2", env=SANDBOX)
+        assert res.code == 0, res.stderr
+        assert res.steps()["t"]["status"] == "built"
+        assert (proj / "out2" / "t" / "any" / "out.txt").read_text() == "v2\n"
+    finally:
+        host_tmp.unlink()
+
+
 @pytest.fixture
 def listener() -> object:
     """A TCP server on 127.0.0.1 that answers every connection with one line."""
