@@ -1,8 +1,8 @@
 """The bubblewrap sandbox of a local step: its staged input root read-write at /crossplan/work,
 its toolchains and the system's /usr and /lib read-only, a minimal /etc made for it, a
-private /tmp (a link to the work dir's .tmp), no network (its own network namespace) unless
-the step says ``network = true``, and nothing else of the host; it dies with ``plan``
-(``--die-with-parent``, own pid namespace)."""
+private /tmp (a link to the work dir's .tmp, else a tmpfs), no network (its own network
+namespace) unless the step says ``network = true``, and nothing else of the host; it dies
+with ``plan`` (``--die-with-parent``, own pid namespace)."""
 
 from __future__ import annotations
 
@@ -63,10 +63,16 @@ class Sandbox:
         for p in _ETC_FROM_HOST:
             if os.path.exists(p):
                 out += ["--ro-bind", p, p]
-        out += ["--proc", "/proc", "--dev", "/dev", "--symlink", WORK_TMP, "/tmp"]
-        for t in tools:
-            if os.path.exists(t) and not t.startswith(_SYSTEM):
-                out += ["--ro-bind", t, t]
+        bound = [t for t in tools if os.path.exists(t) and not t.startswith(_SYSTEM)]
+        # /tmp: the work dir's .tmp (one mount with the work dir: a file made in /tmp is
+        # renamed into it, not copied), or a tmpfs when a tool lives under /tmp (a store
+        # there: its mount point could not be made through the link)
+        if any(posixpath.normpath(t) == "/tmp" or t.startswith("/tmp/") for t in bound):
+            out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        else:
+            out += ["--proc", "/proc", "--dev", "/dev", "--symlink", WORK_TMP, "/tmp"]
+        for t in bound:
+            out += ["--ro-bind", t, t]
         out += ["--bind", str(workdir), WORKDIR, "--bind", str(toolcache), TOOLCACHE]
         out += ["--chdir", posixpath.normpath(f"{WORKDIR}/{cwd}"), "--", *argv]
         return out

@@ -19,9 +19,9 @@ __all__ = ["TOOLCACHE", "WORKDIR", "WORK_TMP", "Facts", "Probed", "ToolCommand"]
 WORKDIR = "/crossplan/work"
 # Toolchains' own caches (GOCACHE, zig, cargo target): speed only, never in keys.
 TOOLCACHE = "/crossplan/toolcache"
-# A step's temporary files: TMPDIR, and /tmp in a sandbox (a link to it: one mount with
-# the work dir, so a file made in /tmp is renamed into place, not copied: `go build` links
-# in $WORK under GOTMPDIR=/tmp, then moves the binary to its -o path).
+# A step's temporary files: TMPDIR, and /tmp in a local sandbox (a link to it: one mount
+# with the work dir, so a file made in /tmp is renamed into place, not copied: `go build`
+# links in $WORK under GOTMPDIR=/tmp, then moves the binary to its -o path).
 WORK_TMP = f"{WORKDIR}/.tmp"
 
 Probed = Literal["inputs", "toolchains", "bases"]

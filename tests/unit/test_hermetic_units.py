@@ -16,7 +16,7 @@ from crossplan.executors.sandbox import Sandbox
 from crossplan.executors.workdir import InputChanged, new_workdir, populate
 from crossplan.hashing import copy_hashing, file_digest, hash_bytes
 from crossplan.planner.actions import InputFile
-from crossplan.planner.facts import TOOLCACHE, WORKDIR
+from crossplan.planner.facts import TOOLCACHE, WORK_TMP, WORKDIR
 from crossplan.probe.toolchains import tool_roots
 
 
@@ -64,6 +64,23 @@ def test_sandbox_argv(tmp_path: Path) -> None:
     assert "/etc/shadow" not in text and "--ro-bind /etc /etc" not in text
     assert "--share-net" in sb.wrap(("true",), workdir=tmp_path, toolcache=tmp_path,
                                     network=True)
+
+
+def test_sandbox_tmp_is_the_work_dirs_unless_a_tool_lives_under_tmp(tmp_path: Path) -> None:
+    """/tmp links to the work dir's .tmp (one mount with it); a toolchain bound at a path
+    under /tmp (a store there) needs its mount point made in /tmp: a tmpfs then."""
+    sb = Sandbox("/usr/bin/bwrap", tmp_path / "etc")
+    outside = Path("/usr/local")  # not a system dir the sandbox binds anyway
+    argv = sb.wrap(("true",), workdir=tmp_path, toolcache=tmp_path, tools=(str(outside),))
+    text = " ".join(argv)
+    assert f"--symlink {WORK_TMP} /tmp" in text and "--tmpfs" not in argv
+    under_tmp = tmp_path / "store" / "toolchains" / "zig"  # pytest's tmp_path is under /tmp
+    under_tmp.mkdir(parents=True)
+    assert str(under_tmp).startswith("/tmp/")
+    argv = sb.wrap(("true",), workdir=tmp_path, toolcache=tmp_path, tools=(str(under_tmp),))
+    text = " ".join(argv)
+    assert "--tmpfs /tmp" in text and f"--symlink {WORK_TMP} /tmp" not in text
+    assert text.index("--tmpfs /tmp") < text.index(f"--ro-bind {under_tmp} {under_tmp}")
 
 
 def test_tool_roots_bind_install_roots_not_system_dirs(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Mapping
 
 from crossplan.planner.actions import Action
-from crossplan.planner.facts import TOOLCACHE, WORK_TMP, WORKDIR
+from crossplan.planner.facts import TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 __all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
@@ -126,7 +126,7 @@ def _script(action: Action) -> str:
     binds = ["--dir", "/etc"]
     for name in ETC_FILES:
         binds += ["--ro-bind", f'"$R"/etc/{name}', f"/etc/{name}"]
-    binds += ["--proc", "/proc", "--dev", "/dev", "--symlink", WORK_TMP, "/tmp"]
+    binds += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for rel, path in tool_dirs(action):
         binds += ["--ro-bind", f'"$R"/{rel}', q(path)]
     binds += ["--bind", f'"$R"/{WORK}', WORKDIR, "--bind", '"$tc"', TOOLCACHE,
