@@ -67,10 +67,9 @@ class Sandbox:
         # /tmp: the work dir's .tmp (one mount with the work dir: a file made in /tmp is
         # renamed into it, not copied), or a tmpfs when a tool lives under /tmp (a store
         # there: its mount point could not be made through the link)
-        if any(posixpath.normpath(t) == "/tmp" or t.startswith("/tmp/") for t in bound):
-            out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        else:
-            out += ["--proc", "/proc", "--dev", "/dev", "--symlink", WORK_TMP, "/tmp"]
+        under_tmp = any(f"{posixpath.normpath(t)}/".startswith("/tmp/") for t in bound)
+        out += ["--proc", "/proc", "--dev", "/dev"]
+        out += ["--tmpfs", "/tmp"] if under_tmp else ["--symlink", WORK_TMP, "/tmp"]
         for t in bound:
             out += ["--ro-bind", t, t]
         out += ["--bind", str(workdir), WORKDIR, "--bind", str(toolcache), TOOLCACHE]
