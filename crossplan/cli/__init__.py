@@ -1,7 +1,7 @@
 """The `plan` entry point: `--version` is answered before anything loads; a command goes to
 the crossplan daemon when one runs (cli/client.py, cli/daemon.py); a memoised no-op
-`plan run` is answered before Typer or the planner load; everything else goes to the Typer
-app (cli/commands.py)."""
+`plan run` is answered (here or in the daemon's fork) before Typer or the planner load;
+everything else goes to the Typer app (cli/commands.py)."""
 
 from __future__ import annotations
 
@@ -33,18 +33,18 @@ def main(served: bool = False) -> None:
     if argv in _VERSION_ARGV:  # what the app's eager --version prints (test_startup)
         print(version_text())
         return
-    if argv[:1] == ["run"]:
-        from crossplan.cli import noop
-
-        if not served and noop.replay(argv):  # nothing changed since a run that found
-            return  # everything cached (the caller of a daemon asked already: as quick)
-        noop.ARGV = argv  # a run that finds everything cached may be memoised for next time
     if not served and argv[:1] != ["daemon"]:
         from crossplan.cli import client
 
-        code = client.delegate(argv)
+        code = client.delegate(argv)  # the daemon's fork answers from the no-op memo too
         if code is not None:
             sys.exit(code)
+    if argv[:1] == ["run"]:
+        from crossplan.cli import noop
+
+        if noop.replay(argv):  # nothing changed since a run that found everything cached
+            return
+        noop.ARGV = argv  # a run that finds everything cached may be memoised for next time
     run_app = _imported(argv[:1] == ["run"])
     run_app()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import json
+import marshal
 import os
 import pkgutil
 import signal
@@ -217,14 +217,14 @@ def _read(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         if not chunk:
             raise ValueError("truncated request")
         body += chunk
-    doc = json.loads(body)
+    doc = marshal.loads(body)  # the wire: cli/client.py
     if not isinstance(doc, dict):
         raise ValueError("not a request")
     return doc, fds
 
 
 def _send(conn: socket.socket, doc: dict[str, Any]) -> None:
-    conn.sendall(json.dumps(doc).encode() + b"\n")
+    conn.sendall(client.encode(doc))
 
 
 def _child(conn: socket.socket, listener: socket.socket, snap: list[object],

@@ -36,23 +36,21 @@ def register(app: typer.Typer) -> None:
 
 def _talk(cmd: str, environ: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Send ``cmd`` (status, stop) to the daemon: its reply, None when none runs."""
-    import socket
-
     env = dict(os.environ if environ is None else environ)
     path = client.socket_path(env)
     if not client.private(os.path.dirname(path)):
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(10)
-        sock.connect(path)
-        line = client.send(sock, {"cmd": cmd}, []).readline()
+        sock = client.connect(path, timeout=10)
     except OSError:
+        return None
+    try:
+        client.send(sock, {"cmd": cmd}, [])
+        return client.receive(sock)
+    except (OSError, ValueError):
         return None
     finally:
         sock.close()
-    doc = json.loads(line) if line else None
-    return doc if isinstance(doc, dict) else None
 
 
 def status(environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from crossplan.planner.sysroot import SysrootFact
 from crossplan.platforms import Platform, build_platform
 from crossplan.probe.digest import StatMemo
 from crossplan.probe.sysroot_nodes import probe_sysroots
-from crossplan.probe.toolchains import Resolver, probe_toolchains
+from crossplan.probe.toolchains import Resolver, probe_toolchains, warm_toolchains
 from crossplan.probe.trees import input_trees
 from crossplan.recipes.models import ImageStep, Recipe
 
@@ -59,6 +59,8 @@ def gather(
     targets = target_platforms(recipe, platforms)
     graph = expand_for(recipe, targets)
     steps = sorted({n.step for n in expand(recipe, targets)})
+    if toolchains is not None:
+        warm_toolchains(recipe, steps, toolchains)  # their probes run while the trees are read
     trees = input_trees(recipe, steps, memo)
     if memo is not None:
         memo.save()

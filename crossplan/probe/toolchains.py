@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy as copy_module
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from crossplan.backends.toolchains.base import Toolchain, toolchain_notes
@@ -19,24 +20,51 @@ from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, Recipe, ShellStep, Step
 
-__all__ = ["Resolver", "probe_toolchains", "resolver_for", "tool_roots"]
+__all__ = ["Resolver", "probe_toolchains", "resolver_for", "tool_roots", "warm_toolchains"]
 
 # (step id, step) -> the toolchain that builds it.
 Resolver = Callable[[str, Step], Toolchain]
 
 
 def resolver_for(recipe: Recipe, store_dir: Path, environ: Mapping[str, str]) -> Resolver:
-    """Toolchains found once per step (pinned ones are installed into the store)."""
+    """Toolchains found once per step (pinned ones are installed into the store); safe to
+    call from two threads (``warm_toolchains`` runs beside the input-tree walk): the second
+    caller waits for the first's answer rather than finding (or installing) it again."""
     cache: dict[str, Toolchain] = {}
+    lock = threading.Lock()
 
     def resolve(sid: str, step: Step) -> Toolchain:
-        if sid not in cache:
-            from crossplan.backends.toolchains.discover import toolchain_for
+        with lock:
+            if sid not in cache:
+                from crossplan.backends.toolchains.discover import toolchain_for
 
-            cache[sid] = toolchain_for(step, recipe.toolchains, store_dir, environ)
-        return cache[sid]
+                cache[sid] = toolchain_for(step, recipe.toolchains, store_dir, environ)
+            return cache[sid]
 
     return resolve
+
+
+def warm_toolchains(recipe: Recipe, steps: Iterable[str], resolve: Resolver) -> None:
+    """Start, on a thread of its own, what ``probe_toolchains`` will ask of the compile
+    steps' toolchains and can ask now: resolving them, and the probes a toolchain offers
+    through ``warm()`` (``go version``: a process, ~5 ms), while the planning thread reads
+    the input trees. Errors are left for ``probe_toolchains``, which asks again and
+    reports them for the node."""
+    wanted = [(sid, recipe.steps[sid]) for sid in steps
+              if not isinstance(recipe.steps[sid], (ShellStep, ImageStep))]
+    if not wanted:
+        return
+
+    def run() -> None:
+        for sid, step in wanted:
+            try:
+                warm = getattr(resolve(sid, step), "warm", None)
+                if callable(warm):
+                    warm()
+            except Exception:  # reported by probe_toolchains, which asks again
+                continue
+
+    threading.Thread(target=run, name="toolchain-probe", daemon=True).start()
 
 
 def probe_toolchains(

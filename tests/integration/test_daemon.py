@@ -144,7 +144,7 @@ def test_commands_run_in_the_daemon_with_the_same_results(
             for e in (memo_env, memo_env, {**memo_env, "SOME_VAR": "1"})]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     assert "planning" in runs[0].stderr, runs[0].stderr
-    assert "planning" not in runs[1].stderr, runs[1].stderr  # replayed (by the caller)
+    assert "planning" not in runs[1].stderr, runs[1].stderr  # replayed (by the daemon's fork)
     assert "planning" in runs[2].stderr, runs[2].stderr  # the environment keys the memo
 
     # exit codes and stderr are the command's: a broken recipe is exit 2, named
@@ -153,7 +153,7 @@ def test_commands_run_in_the_daemon_with_the_same_results(
     assert bad.returncode == 2, bad.stderr
     assert "nope" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     served = _status(warm_env)["served"]
-    assert served == 5, served  # all but the replay
+    assert served == 6, served  # every command, the replay too
 
     stop = _plan("daemon", "stop", "--json", env=warm_env)
     assert stop.returncode == 0 and json.loads(stop.stdout)["stopped"] is True, stop.stderr

@@ -161,3 +161,81 @@ def test_doctor_says_whether_a_daemon_serves_and_whether_it_is_stale(
     assert stale.status == "warn" and "/p/crossplan/x.py changed" in stale.detail, stale
     off = daemon_cmds.check({"CROSSPLAN_DAEMON": "0"})  # never asks
     assert off.status == "ok" and "CROSSPLAN_DAEMON=0" in off.detail
+
+
+def test_the_wire_carries_requests_with_descriptors_and_replies(tmp_path: Path) -> None:
+    """Length-prefixed marshal'd dicts (cli/client.py): the request with three descriptors,
+    then replies until the daemon closes; a cut-off reply is an error, not a reply."""
+    import socket
+
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with here, there, open(tmp_path / "out", "w") as out:
+        request = {"cmd": "run", "argv": ["plan", "run", "é"], "env": {"A": "1"}, "umask": 18}
+        client.send(here, request, [0, out.fileno(), 2])
+        got, fds = daemon._read(there)
+        assert got == request and len(fds) == 3
+        os.write(fds[1], b"through the descriptor")  # the caller's stdout, in the daemon
+        for fd in fds:
+            os.close(fd)
+        daemon._send(there, {"pid": 42})
+        daemon._send(there, {"exit": 3})
+        assert client.receive(here) == {"pid": 42}
+        assert client.receive(here) == {"exit": 3}
+        there.sendall(client.encode({"exit": 0})[:-1])
+        there.shutdown(socket.SHUT_WR)
+        with pytest.raises(ValueError):
+            client.receive(here)
+    assert (tmp_path / "out").read_text() == "through the descriptor"
+
+
+def test_a_command_handed_to_the_daemon_costs_the_client_no_heavy_imports(
+    tmp_path: Path,
+) -> None:
+    """`plan run` with a daemon running: the client imports neither `socket` (enum,
+    selectors) nor `json` (re) nor the no-op memo (hashlib; the daemon's fork answers
+    from it), and returns the exit code the daemon sends."""
+    import socket
+    import threading
+
+    d = tmp_path / "d"
+    d.mkdir(mode=0o700)
+    d.chmod(0o700)
+    env = {**os.environ, "CROSSPLAN_DAEMON_DIR": str(d)}
+    env.pop("CROSSPLAN_DAEMON", None)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(client.socket_path(env))
+    listener.listen(1)
+    seen: list[dict[str, object]] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request, fds = daemon._read(conn)
+            for fd in fds:
+                os.close(fd)
+            seen.append(request)
+            daemon._send(conn, {"pid": os.getpid()})
+            daemon._send(conn, {"exit": 7})
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    code = """if True:
+        import sys
+        sys.argv = ["plan", "run", "--json"]
+        from crossplan.cli import main
+        try:
+            main()
+        except SystemExit as exc:
+            heavy = [m for m in ("socket", "json", "re", "hashlib", "crossplan.cli.noop",
+                                 "typer") if m in sys.modules]
+            sys.stderr.write(repr((exc.code, heavy)))
+    """
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60, check=False, env=env)
+        server.join(10)
+    finally:
+        listener.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "(7, [])"
+    assert seen and seen[0]["argv"] == ["plan", "run", "--json"] and seen[0]["cmd"] == "run"

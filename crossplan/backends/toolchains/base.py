@@ -29,7 +29,9 @@ class BuildAction:
 
 
 class Toolchain(Protocol):
-    """A Go/Rust/C toolchain able to target platforms from the build platform."""
+    """A Go/Rust/C toolchain able to target platforms from the build platform. One may also
+    offer ``warm()``: probes ``fingerprint`` will need, started early on another thread
+    (``probe.toolchains.warm_toolchains``); it must then be safe to call from two threads."""
 
     name: str
 

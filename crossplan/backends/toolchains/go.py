@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -88,9 +89,18 @@ class GoToolchain:
         self.pin = pin
         self.runner = runner
         self._version: str | None = None
+        self._probing = threading.Lock()
+
+    def warm(self) -> None:
+        """Probe the version now (planning runs it on a thread beside the input-tree walk)."""
+        self.version()
 
     def version(self) -> str:
-        """``go version go1.27.3 linux/amd64`` (memoized)."""
+        """``go version go1.27.3 linux/amd64`` (memoized; two threads asking run it once)."""
+        with self._probing:
+            return self._probe_version()
+
+    def _probe_version(self) -> str:
         if self._version is None:
             env = {
                 "GOTOOLCHAIN": "local",
