@@ -19,7 +19,7 @@ class TarWriter:
     zero blocks and no record padding, like Go's archive/tar.
     """
 
-    def __init__(self, write: Callable[[bytes], object], *, mtime: int) -> None:
+    def __init__(self, write: Callable[[bytes | memoryview], object], *, mtime: int) -> None:
         self._write = write
         self._mtime = mtime
 
@@ -31,7 +31,7 @@ class TarWriter:
         mode: int,
         size: int = 0,
         linkname: str = "",
-        chunks: Iterable[bytes] = (),
+        chunks: Iterable[bytes | memoryview] = (),
     ) -> None:
         info = tarfile.TarInfo(name)
         info.type = _TYPES[kind]

@@ -106,7 +106,7 @@ class Deflater(Protocol):
     """A gzip stream of a tar: ``write`` takes the tar in pieces of any size, ``finish``
     returns the blob and the tar's sha256 (hex)."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def finish(self) -> tuple[bytes, str]: ...
 
@@ -213,7 +213,7 @@ class _Whole:
         self.tar = bytearray()
         self.blocks: _ZlibBlocks | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.blocks is not None:
             self.blocks.write(data)
             return
