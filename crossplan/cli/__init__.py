@@ -38,7 +38,7 @@ def main(served: bool = False) -> None:
 
         code = client.delegate(argv)  # the daemon's fork answers from the no-op memo too
         if code is not None:
-            sys.exit(code)
+            client.exit_now(code)
     if argv[:1] == ["run"]:
         from crossplan.cli import noop
 

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import _socket
     from collections.abc import Mapping
 
-__all__ = ["OFF", "connect", "delegate", "disabled", "encode", "private", "receive", "send",
-           "socket_dir", "socket_path"]
+__all__ = ["OFF", "connect", "delegate", "disabled", "encode", "exit_now", "private", "receive",
+           "send", "socket_dir", "socket_path"]
 
 OFF = ("0", "off", "no", "false")
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
@@ -95,6 +95,15 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
         return _wait(sock, int(first["pid"]))  # type: ignore[call-overload]
     finally:
         sock.close()
+
+
+def exit_now(code: int) -> None:
+    """End this process with the command's exit code, its output flushed: nothing else was
+    done here that finalizing the interpreter would finish (~3 ms of a delegated command)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 # The wire: the request and each reply are a 4-byte big-endian length and a marshal'd dict
