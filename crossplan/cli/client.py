@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import _socket
     from collections.abc import Mapping
 
-__all__ = ["OFF", "connect", "delegate", "disabled", "encode", "exit_now", "private", "receive",
-           "send", "socket_dir", "socket_path"]
+__all__ = ["OFF", "connect", "decode", "delegate", "disabled", "encode", "exit_now", "private",
+           "receive", "send", "socket_dir", "socket_path"]
 
 OFF = ("0", "off", "no", "false")
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
@@ -142,17 +142,25 @@ def send(sock: _socket.socket, request: dict[str, object], fds: list[int]) -> No
 
 def receive(sock: _socket.socket) -> dict[str, object] | None:
     """The next reply on ``sock``; None when the daemon closed it. ValueError: not a reply."""
-    import marshal
-
     head = _exactly(sock, _HEADER)
     if head is None:
         return None
     body = _exactly(sock, int.from_bytes(head, "big"))
     if body is None:
         raise ValueError("truncated reply")
-    doc = marshal.loads(body)
+    return decode(body)
+
+
+def decode(body: bytes) -> dict[str, object]:
+    """A message's body; ValueError when it is not one (not marshal data, or not a dict)."""
+    import marshal
+
+    try:
+        doc = marshal.loads(body)
+    except (EOFError, TypeError) as exc:
+        raise ValueError(f"not a message: {exc}") from None
     if not isinstance(doc, dict):
-        raise ValueError("not a reply")
+        raise ValueError("not a message")
     return doc
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import marshal
 import os
 import pkgutil
 import signal
@@ -217,10 +216,7 @@ def _read(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         if not chunk:
             raise ValueError("truncated request")
         body += chunk
-    doc = marshal.loads(body)  # the wire: cli/client.py
-    if not isinstance(doc, dict):
-        raise ValueError("not a request")
-    return doc, fds
+    return client.decode(bytes(body)), fds  # the wire: cli/client.py
 
 
 def _send(conn: socket.socket, doc: dict[str, Any]) -> None:

@@ -181,10 +181,17 @@ def test_the_wire_carries_requests_with_descriptors_and_replies(tmp_path: Path) 
         daemon._send(there, {"exit": 3})
         assert client.receive(here) == {"pid": 42}
         assert client.receive(here) == {"exit": 3}
+        for garbage in (b"{not marshal}", b"", client.encode({"exit": 0})[4:-1], b"\xe9"):
+            there.sendall(len(garbage).to_bytes(4, "big") + garbage)  # bad bodies, whole
+            with pytest.raises(ValueError):
+                client.receive(here)
+        here.sendall(len(b"[]").to_bytes(4, "big") + b"[]")  # a request that is no request
+        with pytest.raises(ValueError):
+            daemon._read(there)
         there.sendall(client.encode({"exit": 0})[:-1])
         there.shutdown(socket.SHUT_WR)
         with pytest.raises(ValueError):
-            client.receive(here)
+            client.receive(here)  # cut off
     assert (tmp_path / "out").read_text() == "through the descriptor"
 
 
