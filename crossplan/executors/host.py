@@ -22,7 +22,7 @@ from crossplan.executors.protocol import ActionResult, dep_outputs
 from crossplan.executors.sandbox import Sandbox
 from crossplan.executors.workdir import collect_outputs, discard, later, new_workdir, populate
 from crossplan.planner.actions import Action
-from crossplan.planner.facts import TOOLCACHE, WORKDIR
+from crossplan.planner.facts import HOME_NAME, TMP_NAME, TOOLCACHE, WORKDIR
 from crossplan.planner.graph import NodeId
 
 __all__ = ["HostExecutor", "log_path"]
@@ -101,8 +101,8 @@ class HostExecutor:
             if action.toolchain:
                 (self.toolcache / action.toolchain).mkdir(parents=True, exist_ok=True)
             env = {k: real.sub(v) for k, v in action.env}
-            (workdir / ".home").mkdir(exist_ok=True)
-            (workdir / ".tmp").mkdir(exist_ok=True)
+            (workdir / HOME_NAME).mkdir(exist_ok=True)
+            (workdir / TMP_NAME).mkdir(exist_ok=True)
             commands = [tuple(real.sub(a) for a in argv) for argv in action.commands]
             if self.sandbox is not None:
                 for argv in commands:

@@ -10,7 +10,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from crossplan.planner.facts import TOOLCACHE, WORK_TMP, WORKDIR
+from crossplan.planner.facts import STEP_ETC, TOOLCACHE, WORK_TMP, WORKDIR
 
 __all__ = ["Sandbox"]
 
@@ -18,13 +18,6 @@ __all__ = ["Sandbox"]
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Host files of /etc that the dynamic loader and Debian's alternatives need.
 _ETC_FROM_HOST = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
-_ETC_MADE = {
-    "passwd": "root:x:0:0:root:/crossplan/work/.home:/bin/sh\n"
-              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-    "group": "root:x:0:\nnogroup:x:65534:\n",
-    "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
-}
 
 
 class Sandbox:
@@ -36,7 +29,7 @@ class Sandbox:
 
     def prepare(self) -> None:
         self.etc.mkdir(parents=True, exist_ok=True)
-        for name, text in _ETC_MADE.items():
+        for name, text in STEP_ETC.items():
             f = self.etc / name
             if not f.is_file() or f.read_text() != text:
                 tmp = self.etc / f".{name}.{os.getpid()}"
@@ -56,7 +49,7 @@ class Sandbox:
             elif os.path.isdir(p):
                 out += ["--ro-bind", p, p]
         out += ["--dir", "/etc"]
-        for name in _ETC_MADE:
+        for name in STEP_ETC:
             out += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
         if network and os.path.exists("/etc/resolv.conf"):
             out += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]

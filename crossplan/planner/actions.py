@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from crossplan.hashing import hash_bytes
-from crossplan.planner.facts import WORK_TMP, WORKDIR, Facts, ToolCommand
+from crossplan.planner.facts import WORK_HOME, WORK_TMP, Facts, ToolCommand
 from crossplan.planner.graph import NodeId
 from crossplan.planner.keys import final_key
 from crossplan.planner.tree import TreeDigest
@@ -157,7 +157,7 @@ def step_env(
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["LC_ALL"] = "C"
     env["TZ"] = "UTC"
-    env["HOME"] = f"{WORKDIR}/.home"
+    env["HOME"] = WORK_HOME
     env["TMPDIR"] = WORK_TMP
     # go's own $WORK outside the module: under it, -trimpath rewrote the module dir first and
     # cgo binaries kept a random .tmp/go-buildNNN path (no two builds byte-identical).

@@ -12,7 +12,8 @@ from crossplan.planner.sysroot import SysrootFact
 from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 
-__all__ = ["TOOLCACHE", "WORKDIR", "WORK_TMP", "Facts", "Probed", "ToolCommand"]
+__all__ = ["HOME_NAME", "STEP_ETC", "TMP_NAME", "TOOLCACHE", "WORKDIR", "WORK_HOME", "WORK_TMP",
+           "Facts", "Probed", "ToolCommand"]
 
 # Logical paths commands are written against. An executor stages the input root and binds
 # it at WORKDIR (a sandbox) or substitutes its real directory (the plain host executor).
@@ -22,7 +23,18 @@ TOOLCACHE = "/crossplan/toolcache"
 # A step's temporary files: TMPDIR, and /tmp in a local sandbox (a link to it: one mount
 # with the work dir, so a file made in /tmp is renamed into place, not copied: `go build`
 # links in $WORK under GOTMPDIR=/tmp, then moves the binary to its -o path).
-WORK_TMP = f"{WORKDIR}/.tmp"
+HOME_NAME, TMP_NAME = ".home", ".tmp"  # in the work dir: a step's HOME and temporary files
+WORK_HOME = f"{WORKDIR}/{HOME_NAME}"
+WORK_TMP = f"{WORKDIR}/{TMP_NAME}"
+# The /etc files a sandboxed step sees (local bubblewrap and REAPI workers alike): root's
+# home is the step's HOME; nothing of the host's users, groups or name service.
+STEP_ETC = {
+    "passwd": f"root:x:0:0:root:{WORK_HOME}:/bin/sh\n"
+              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "group": "root:x:0:\nnogroup:x:65534:\n",
+    "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+}
 
 Probed = Literal["inputs", "toolchains", "bases"]
 

