@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["OFF", "connect", "decode", "delegate", "disabled", "encode", "exit_now", "private",
-           "receive", "send", "socket_dir", "socket_path"]
+           "receive", "recv_exactly", "send", "socket_dir", "socket_path"]
 
 OFF = ("0", "off", "no", "false")
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
@@ -131,21 +131,19 @@ def send(sock: _socket.socket, request: dict[str, object], fds: list[int]) -> No
     """Send ``request`` on a connected socket, with ``fds`` attached."""
     import _socket
     import array
-    import marshal
 
-    body = marshal.dumps(request)
-    head = len(body).to_bytes(_HEADER, "big")
+    message = encode(request)
     ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sock.sendmsg([head], ancillary)
-    sock.sendall(body)
+    sent = sock.sendmsg([message], ancillary)
+    sock.sendall(message[sent:])
 
 
 def receive(sock: _socket.socket) -> dict[str, object] | None:
     """The next reply on ``sock``; None when the daemon closed it. ValueError: not a reply."""
-    head = _exactly(sock, _HEADER)
+    head = recv_exactly(sock, _HEADER)
     if head is None:
         return None
-    body = _exactly(sock, int.from_bytes(head, "big"))
+    body = recv_exactly(sock, int.from_bytes(head, "big"))
     if body is None:
         raise ValueError("truncated reply")
     return decode(body)
@@ -172,7 +170,7 @@ def encode(doc: dict[str, object]) -> bytes:
     return len(body).to_bytes(_HEADER, "big") + body
 
 
-def _exactly(sock: _socket.socket, size: int) -> bytes | None:
+def recv_exactly(sock: _socket.socket, size: int) -> bytes | None:
     """``size`` bytes from ``sock``; None when it is closed before the first."""
     got = bytearray()
     while len(got) < size:

@@ -209,14 +209,10 @@ def _read(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     head, fds, _flags, _addr = socket.recv_fds(conn, 4, 3)
     if len(head) != 4:
         raise ValueError("short request")
-    size = int.from_bytes(head, "big")
-    body = bytearray()
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            raise ValueError("truncated request")
-        body += chunk
-    return client.decode(bytes(body)), fds  # the wire: cli/client.py
+    body = client.recv_exactly(conn, int.from_bytes(head, "big"))
+    if body is None:
+        raise ValueError("truncated request")
+    return client.decode(body), fds  # the wire: cli/client.py
 
 
 def _send(conn: socket.socket, doc: dict[str, Any]) -> None:

@@ -20,11 +20,11 @@ __all__ = ["HOME_NAME", "STEP_ETC", "TMP_NAME", "TOOLCACHE", "WORKDIR", "WORK_HO
 WORKDIR = "/crossplan/work"
 # Toolchains' own caches (GOCACHE, zig, cargo target): speed only, never in keys.
 TOOLCACHE = "/crossplan/toolcache"
+HOME_NAME, TMP_NAME = ".home", ".tmp"  # in the work dir: a step's HOME and temporary files
+WORK_HOME = f"{WORKDIR}/{HOME_NAME}"
 # A step's temporary files: TMPDIR, and /tmp in a local sandbox (a link to it: one mount
 # with the work dir, so a file made in /tmp is renamed into place, not copied: `go build`
 # links in $WORK under GOTMPDIR=/tmp, then moves the binary to its -o path).
-HOME_NAME, TMP_NAME = ".home", ".tmp"  # in the work dir: a step's HOME and temporary files
-WORK_HOME = f"{WORKDIR}/{HOME_NAME}"
 WORK_TMP = f"{WORKDIR}/{TMP_NAME}"
 # The /etc files a sandboxed step sees (local bubblewrap and REAPI workers alike): root's
 # home is the step's HOME; nothing of the host's users, groups or name service.

