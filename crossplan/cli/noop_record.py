@@ -38,7 +38,7 @@ def remember_noop(
     """Write the memo for the current `plan run` argv when it may be replayed: started by
     main(), everything cached, nothing exported/checked, pushes all up to date, no warning,
     and keys made of files and what a replay can check by stat (shell steps, Go without
-    cgo, images on `scratch`: no other toolchain, no pinned base)."""
+    cgo, C by zig, images on `scratch`: no other toolchain, no pinned base)."""
     argv = noop.ARGV
     if argv is None or not noop.enabled() or not _replayable(p, result, opts):
         return
@@ -65,7 +65,7 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
     facts = p.facts
     if facts is None or facts.deferred or facts.notes or facts.sysroots:
         return False
-    if not all(_vouched(tool) for tool in facts.commands.values()):
+    if not all(_vouched(tool, facts.identities.get(n)) for n, tool in facts.commands.items()):
         return False
     images = [v for n, v in facts.identities.items() if n not in facts.commands]
     if any(not (v or "").startswith("base=scratch;") for v in images):
@@ -78,11 +78,20 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
             and all(s.status == "cached" and s.key for s in result.steps))
 
 
-def _vouched(tool: ToolCommand) -> bool:
+def _vouched(tool: ToolCommand, identity: str | None = None) -> bool:
     """Toolchains whose identity a replay can check by stat signatures: Go without cgo (its
-    key holds `go version`, which is the binary's, and what found the binary: PATH).
-    Rust, C and cgo read more (rustup's choice, compilers, wrappers) and always plan."""
-    return tool.toolchain == "go" and tool.env.get("CGO_ENABLED") == "0"
+    key holds `go version`, which is the binary's, and what found the binary: PATH), and C
+    compiled by zig (its key holds `zig version`, the binary's, which the step's wrappers
+    name; the target and libc, from the recipe; a managed zig's pin). Rust, cgo, gcc and
+    clang, and C steps running cmake or meson read more (rustup's choice, compilers' specs,
+    the build tools' versions) and always plan."""
+    if tool.toolchain == "go":
+        return tool.env.get("CGO_ENABLED") == "0"
+    if tool.toolchain != "c" or not identity:
+        return False
+    first, *rest = identity.splitlines()
+    return first.startswith("zig: zig ") and all(
+        line.startswith(("libc=", "managed ")) for line in rest)
 
 
 def _depends(p: Plan, result: RunResult, store: Path, offline: bool) -> dict[str, Any]:
@@ -167,7 +176,7 @@ def _pushes(p: Plan, result: RunResult) -> list[list[str]]:
     pushes = []
     for image in result.images:
         step = p.recipe.steps[image.step]
-        if not isinstance(step, ImageStep) or step.arch_tags:
+        if image.pushed and (not isinstance(step, ImageStep) or step.arch_tags):
             raise _Racy(image.step)  # per-platform tags name manifests: not replayed
         for name in image.pushed:
             ref = Reference.parse(name)
@@ -201,11 +210,15 @@ def _plan_search(root: Path, argv: list[str], file: Any, directory: Any) -> None
 
 
 def _toolchains(p: Plan, file: Any, directory: Any) -> None:
-    """What found and identifies the Go toolchain (``_vouched``): every directory on PATH (a
-    `go` added to one would be found first; a missing one, created), the `go` found on PATH
-    and the binary each command runs, with every link on the way to it (an upgrade is a new
-    file: another signature, so the next run plans and asks `go version` again)."""
+    """What found and identifies the toolchains ``_vouched`` for: every directory on PATH (a
+    `go` or `zig` added to one would be found first; a missing one, created), the `go` and
+    `zig` found on PATH, the binary each command runs and every host path a C step's
+    commands, environment and wrappers name (the zig they run), with every link on the way
+    to each (an upgrade is a new file: another signature, so the next run plans and asks
+    the toolchain again)."""
     import shutil
+
+    from crossplan.probe.toolchains import host_paths
 
     assert p.facts is not None
     path = noop.STARTED_ENV.get("PATH", "")
@@ -214,9 +227,14 @@ def _toolchains(p: Plan, file: Any, directory: Any) -> None:
             file(d)  # absent, a link, or the directory
             if os.path.isdir(d):
                 directory(os.path.realpath(d))
-    found = shutil.which("go", path=path)
-    runs = {argv[0] for tool in p.facts.commands.values() for argv in tool.commands if argv}
-    for exe in sorted(runs | ({found} if found else set())):
+    tools = p.facts.commands.values()
+    runs = {argv[0] for tool in tools for argv in tool.commands if argv}
+    runs |= {named for tool in tools if tool.toolchain == "c" for named in host_paths(tool)}
+    for name in ("go", "zig"):
+        found = shutil.which(name, path=path)
+        if found:
+            runs.add(found)
+    for exe in sorted(runs):
         hop, seen = os.path.abspath(exe), set()
         while hop not in seen:  # each link of a chain (update-alternatives...), then the end
             seen.add(hop)

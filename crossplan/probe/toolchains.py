@@ -20,7 +20,8 @@ from crossplan.planner.tree import TreeDigest
 from crossplan.platforms import Platform
 from crossplan.recipes.models import ImageStep, Recipe, ShellStep, Step
 
-__all__ = ["Resolver", "probe_toolchains", "resolver_for", "tool_roots", "warm_toolchains"]
+__all__ = ["Resolver", "host_paths", "probe_toolchains", "resolver_for", "tool_roots",
+           "warm_toolchains"]
 
 # (step id, step) -> the toolchain that builds it.
 Resolver = Callable[[str, Step], Toolchain]
@@ -146,6 +147,16 @@ _SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/lib32/", "/etc/", "
 _TOKEN = re.compile(r"/[^\s'\"=:;]+")
 
 
+def host_paths(command: ToolCommand) -> tuple[str, ...]:
+    """The absolute host paths a toolchain's commands name in argv, environment or wrapper
+    scripts (the compiler a wrapper runs, for one), outside the work dir and toolcache,
+    whether or not they exist, sorted."""
+    texts = ([a for c in command.commands for a in c] + list(command.env.values())
+             + list(command.files.values()))
+    return tuple(sorted({token for text in texts for token in _TOKEN.findall(text)
+                         if not token.startswith((WORKDIR, TOOLCACHE))}))
+
+
 def tool_roots(
     commands: tuple[tuple[str, ...], ...], env: Mapping[str, str], files: Mapping[str, str]
 ) -> tuple[str, ...]:
@@ -154,20 +165,18 @@ def tool_roots(
     parent of a ``bin/`` directory, else its directory), before and after resolving
     symlinks (a venv's python points into its base interpreter). A sandbox binds these
     read-only and nothing else of the host."""
-    texts = [a for c in commands for a in c] + list(env.values()) + list(files.values())
     roots: set[str] = set()
-    for text in texts:
-        for token in _TOKEN.findall(text):
-            if token.startswith((WORKDIR, TOOLCACHE)) or token.startswith(_SYSTEM):
-                continue
-            path = Path(token)
-            if not path.exists():
-                continue
-            for p in {path, path.resolve()}:
-                root = p if p.is_dir() else (
-                    p.parent.parent if p.parent.name == "bin" else p.parent)
-                if str(root) != "/" and not (str(root) + "/").startswith(_SYSTEM):
-                    roots.add(str(root))
+    for token in host_paths(ToolCommand(commands=commands, env=env, files=files)):
+        if token.startswith(_SYSTEM):
+            continue
+        path = Path(token)
+        if not path.exists():
+            continue
+        for p in {path, path.resolve()}:
+            root = p if p.is_dir() else (
+                p.parent.parent if p.parent.name == "bin" else p.parent)
+            if str(root) != "/" and not (str(root) + "/").startswith(_SYSTEM):
+                roots.add(str(root))
     # nested roots are covered by their parents
     ordered = sorted(roots)
     return tuple(r for r in ordered if not any(r != o and r.startswith(o + "/") for o in ordered))

@@ -114,3 +114,21 @@ def test_only_go_without_cgo_is_vouched_for(toolchain: str, cgo: str | None,
     env = {"CGO_ENABLED": cgo} if cgo is not None else {}
     assert _vouched(ToolCommand(commands=(("/x/go", "build"),), env=env,
                                 toolchain=toolchain)) is vouched
+
+
+_ZIG = "zig: zig 0.17.1 target=aarch64-linux-musl\nlibc=musl"
+
+
+@pytest.mark.parametrize(("identity", "vouched"), [
+    (_ZIG, True),
+    (f"{_ZIG}\nmanaged ziglang==0.17.1 sha256:ea6c", True),
+    ("zig: zig 0.17.1 target=x86_64-linux-gnu.2.28\nlibc=gnu.2.28", True),
+    ("gcc: aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0 target=aarch64-linux-gnu\n"
+     "libc=gnu", False),
+    (f"{_ZIG}\ncmake: cmake version 3.25.1", False),  # a build tool's version: plans
+    (None, False),
+])
+def test_c_is_vouched_for_only_when_zig_alone_identifies_it(identity: str | None,
+                                                            vouched: bool) -> None:
+    tool = ToolCommand(commands=(("make", "hello"),), toolchain="c")
+    assert _vouched(tool, identity) is vouched
