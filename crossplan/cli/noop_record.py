@@ -38,7 +38,7 @@ def remember_noop(
     """Write the memo for the current `plan run` argv when it may be replayed: started by
     main(), everything cached, nothing exported/checked, pushes all up to date, no warning,
     and keys made of files and what a replay can check by stat (shell steps, Go without
-    cgo, C by zig, images on `scratch`: no other toolchain, no pinned base)."""
+    cgo, C by zig, gcc or clang, images on `scratch`: no other toolchain, no pinned base)."""
     argv = noop.ARGV
     if argv is None or not noop.enabled() or not _replayable(p, result, opts):
         return
@@ -78,19 +78,22 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
             and all(s.status == "cached" and s.key for s in result.steps))
 
 
+_C_KINDS = ("zig: ", "gcc: ", "clang: ")  # the C compilers whose identity is one binary's
+
+
 def _vouched(tool: ToolCommand, identity: str | None = None) -> bool:
     """Toolchains whose identity a replay can check by stat signatures: Go without cgo (its
     key holds `go version`, which is the binary's, and what found the binary: PATH), and C
-    compiled by zig (its key holds `zig version`, the binary's, which the step's wrappers
-    name; the target and libc, from the recipe; a managed zig's pin). Rust, cgo, gcc and
-    clang, and C steps running cmake or meson read more (rustup's choice, compilers' specs,
-    the build tools' versions) and always plan."""
+    by zig, gcc or clang (its key holds the compiler's version line, the binary's, which the
+    step's environment or wrappers name; the target and libc, from the recipe; a managed
+    zig's pin). Rust, cgo, and C steps running cmake or meson read more (rustup's choice, a
+    second compiler, the build tools' versions) and always plan."""
     if tool.toolchain == "go":
         return tool.env.get("CGO_ENABLED") == "0"
     if tool.toolchain != "c" or not identity:
         return False
     first, *rest = identity.splitlines()
-    return first.startswith("zig: zig ") and all(
+    return first.startswith(_C_KINDS) and all(
         line.startswith(("libc=", "managed ")) for line in rest)
 
 
@@ -213,7 +216,7 @@ def _toolchains(p: Plan, file: Any, directory: Any) -> None:
     """What found and identifies the toolchains ``_vouched`` for: every directory on PATH (a
     `go` or `zig` added to one would be found first; a missing one, created), the `go` and
     `zig` found on PATH, the binary each command runs and every host path a C step's
-    commands, environment and wrappers name (the zig they run), with every link on the way
+    commands, environment and wrappers name (the compiler they run), with every link on the way
     to each (an upgrade is a new file: another signature, so the next run plans and asks
     the toolchain again)."""
     import shutil

@@ -122,3 +122,54 @@ def test_a_zig_c_plan_is_replayed_until_its_compiler_changes(
     res = run()
     assert not _replayed(res)
     assert res.statuses() == {"tool@linux/amd64": "built", "image": "built"}
+
+
+GCC_PLAN = """\
+[project]
+name = "memo-gcc"
+platforms = ["linux/arm64"]
+
+[steps.tool]
+kind = "c"
+src = "c/"
+build = ["make", "hello"]
+outputs = ["hello"]
+compiler = "gcc"
+libc = "gnu"
+"""
+
+
+def test_a_cross_gcc_plan_is_replayed_and_records_the_compiler(
+    cli: Cli, tmp_path: Path, cache_dir: Path
+) -> None:
+    """Debian's cross gcc: its version line is the driver's, whose path (and the links to
+    it) the memo records; a gcc appearing earlier on PATH is a miss."""
+    require_component(sandbox_problem() is None, "bubblewrap cannot sandbox here")
+    gcc = shutil.which("aarch64-linux-gnu-gcc")
+    require_component(gcc is not None, "apt-get install gcc-aarch64-linux-gnu")
+    assert gcc is not None
+    proj = tmp_path / "proj"
+    shutil.copytree(EXAMPLES / "hello" / "c", proj / "c")
+    (proj / "plan.toml").write_text(GCC_PLAN)
+    early = tmp_path / "early"
+    early.mkdir()
+    env = {"PATH": f"{early}{os.pathsep}{os.environ['PATH']}"}
+
+    def run() -> CliResult:
+        return cli("run", proj, *JSON, env=env, timeout=600)
+
+    built = run()
+    assert built.code == 0, built.stderr
+    assert built.statuses() == {"tool@linux/arm64": "built"}
+    backdate(proj, cache_dir, early)
+    res = run()
+    assert not _replayed(res)
+    again = run()
+    assert _replayed(again)
+    assert _without_seconds(again.json()) == _without_seconds(res.json())
+    recorded = {row[0] for row in json.loads(_memos(cache_dir)[0].read_text())["files"]}
+    assert gcc in recorded and os.path.realpath(gcc) in recorded
+
+    (early / "aarch64-linux-gnu-gcc").symlink_to(os.path.realpath(gcc))
+    res = run()
+    assert not _replayed(res), "a gcc appearing earlier on PATH was replayed"

@@ -124,11 +124,13 @@ _ZIG = "zig: zig 0.17.1 target=aarch64-linux-musl\nlibc=musl"
     (f"{_ZIG}\nmanaged ziglang==0.17.1 sha256:ea6c", True),
     ("zig: zig 0.17.1 target=x86_64-linux-gnu.2.28\nlibc=gnu.2.28", True),
     ("gcc: aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0 target=aarch64-linux-gnu\n"
-     "libc=gnu", False),
+     "libc=gnu", True),
+    ("clang: Debian clang version 14.0.6 target=aarch64-linux-gnu\nlibc=gnu", True),
+    ("rustc 1.85.0 (4d91de4e4 2025-02-17)\nlinker=gcc", False),
     (f"{_ZIG}\ncmake: cmake version 3.25.1", False),  # a build tool's version: plans
     (None, False),
 ])
-def test_c_is_vouched_for_only_when_zig_alone_identifies_it(identity: str | None,
+def test_c_is_vouched_for_only_when_one_compiler_identifies_it(identity: str | None,
                                                             vouched: bool) -> None:
     tool = ToolCommand(commands=(("make", "hello"),), toolchain="c")
     assert _vouched(tool, identity) is vouched
