@@ -83,9 +83,10 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
         except (OSError, ValueError):
             return None  # a descriptor closed here, or the daemon went away: nothing ran
         if first is not None and first.get("stale"):
+            then = ("a new one starts with the code now on disk" if first.get("restarting")
+                    else "`plan daemon start` starts a new one")
             sys.stderr.write(f"plan: the crossplan daemon stopped: {first['stale']} changed "
-                             "since it started; this command runs without it (`plan daemon "
-                             "start` starts a new one)\n")
+                             f"since it started; this command runs without it ({then})\n")
         if first is not None and first.get("declined"):
             sys.stderr.write(f"plan: the crossplan daemon cannot run this command as this "
                              f"shell would ({first['declined']}); it runs without it (`plan "
@@ -135,7 +136,8 @@ def send(sock: _socket.socket, request: dict[str, object], fds: list[int]) -> No
     message = encode(request)
     ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
     sent = sock.sendmsg([message], ancillary)
-    sock.sendall(message[sent:])
+    if sent < len(message):  # sendall(b"") still calls send(): EPIPE once the daemon's
+        sock.sendall(message[sent:])  # fork has answered and closed (a fast command)
 
 
 def receive(sock: _socket.socket) -> dict[str, object] | None:

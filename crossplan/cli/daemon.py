@@ -7,7 +7,7 @@ Nothing is shared between commands but imported code: the daemon never plans or 
 anything itself (no caches filled, no threads), and each command runs in a fresh fork of
 it. A daemon whose code changed on disk (crossplan's files or the installed distributions:
 the no-op memo's code signature) declines the next command (which then runs without it)
-and exits."""
+and exits; a new daemon with the code now on disk takes its place."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
     listener.settimeout(idle)
     state: dict[str, Any] = {
         "pid": os.getpid(), "socket": path, "started": time.time(), "served": 0,
-        "modules": modules, "python": sys.executable,
+        "modules": modules, "python": sys.executable, "idle": idle,
         "package": str(Path(__file__).resolve().parents[1])}
     stop: list[str] = []
     # each command's process writes a byte here: what `served` counts (not status requests)
@@ -239,8 +239,14 @@ def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
         os._exit(0)
     stale = _changed(snap, noop.code_signature())
     if cmd == "stop" or stale:
-        _send(conn, {"stopping": True, "stale": stale})
+        restart = bool(stale) and cmd == "run"
+        _send(conn, {"stopping": True, "stale": stale, "restarting": restart})
+        conn.close()
+        for fd in fds:  # the caller's stdio: its reader must not wait on this process
+            os.close(fd)
         os.kill(int(state["pid"]), signal.SIGTERM)
+        if restart:
+            _restart(state)
         os._exit(0)
     if cmd != "run" or len(fds) != 3:
         os._exit(0)
@@ -259,6 +265,22 @@ def _child(conn: socket.socket, listener: socket.socket, snap: list[object],
     with contextlib.suppress(OSError):
         _send(conn, {"exit": code})
     os._exit(code)
+
+
+def _restart(state: dict[str, Any]) -> None:
+    """After a stale daemon stopped: a new one, with the code now on disk, on the same socket
+    with the same idle time and environment. It is started once the old one has gone (so
+    the old one's exit never removes the new one's socket); if it cannot start (the new code
+    is broken), this daemon's log says why and commands run without one."""
+    from crossplan.cli.daemon_cmds import spawn
+
+    deadline = time.monotonic() + 10
+    while os.getppid() == state["pid"] and time.monotonic() < deadline:
+        time.sleep(0.01)  # the old daemon (this process's parent) exits on its SIGTERM
+    try:
+        spawn(str(state["socket"]), float(state["idle"]))
+    except Exception as exc:  # whatever it was (the new code may be broken): logged
+        print(f"crossplan daemon: no new daemon started: {exc}", file=sys.stderr, flush=True)
 
 
 def _take_limits(limits: dict[str, list[int]]) -> str | None:

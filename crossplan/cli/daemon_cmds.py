@@ -19,7 +19,7 @@ from crossplan.errors import EnvironmentProblem
 if TYPE_CHECKING:
     from crossplan.checks.doctor import Check
 
-__all__ = ["check", "register", "status"]
+__all__ = ["check", "register", "spawn", "status"]
 
 daemon_app = typer.Typer(
     help="A resident crossplan process: commands start warm (no ~0.4 s of imports each). "
@@ -71,7 +71,7 @@ def start(idle: IdleOpt = 3 * 3600.0, as_json: JsonOpt = False) -> None:
     with handles_errors(as_json):
         now = status()
         if not now["running"]:
-            now = {"running": True, **_spawn(now["socket"], idle), "started_now": True}
+            now = {"running": True, **spawn(now["socket"], idle), "started_now": True}
         else:
             now["started_now"] = False
     if as_json:
@@ -82,7 +82,9 @@ def start(idle: IdleOpt = 3 * 3600.0, as_json: JsonOpt = False) -> None:
               highlight=False, soft_wrap=True)
 
 
-def _spawn(sock: str, idle: float) -> dict[str, Any]:
+def spawn(sock: str, idle: float) -> dict[str, Any]:
+    """Start a detached daemon on ``sock`` (its log beside it) and wait until it accepts
+    commands: its pid, socket, log and idle time. EnvironmentProblem if it did not start."""
     directory = os.path.dirname(sock)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)

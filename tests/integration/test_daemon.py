@@ -245,7 +245,8 @@ def test_changed_code_is_never_served(
     cli_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
 ) -> None:
     """A daemon serving a copy of crossplan: after a file of that copy changes, the next
-    command runs without it (and succeeds), and the daemon is gone."""
+    command runs without it (and succeeds), the daemon is gone, and a new one with the
+    changed code serves the commands after it."""
     copy = tmp_path / "site"
     shutil.copytree(REPO / "crossplan", copy / "crossplan",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -266,9 +267,24 @@ def test_changed_code_is_never_served(
         again = _plan("run", str(proj), "--json", env=env)
         assert again.returncode == 0, again.stderr
         assert f"{run_py} changed since it started" in again.stderr, again.stderr
+        assert "a new one starts with the code now on disk" in again.stderr, again.stderr
         assert {s["status"] for s in json.loads(again.stdout)["steps"]} == {"cached"}
-        wait_until(lambda: not _status(env)["running"], 10, "the stale daemon to decline")
         wait_until(lambda: not _alive(int(started["pid"])), 10, "the stale daemon to exit")
+
+        def replaced() -> bool:
+            now = _status(env)
+            return bool(now["running"]) and now["pid"] != started["pid"]
+
+        wait_until(replaced, 30, "a new daemon to take the socket")
+        fresh = _status(env)
+        assert fresh["stale"] is None and Path(fresh["package"]) == copy / "crossplan"
+        assert fresh["served"] == 0 and fresh["idle"] == started["idle"]
+        served = _plan("run", str(proj), "--json", env=env)
+        assert served.returncode == 0, served.stderr
+        assert "daemon" not in served.stderr, served.stderr
+        assert _status(env)["served"] == 1  # the new daemon ran it
+        logs = "".join(p.read_text() for p in Path(directory).glob("*.log"))
+        assert "Traceback" not in logs and "no new daemon" not in logs, logs
     finally:
         _plan("daemon", "stop", env=env)
         shutil.rmtree(directory, ignore_errors=True)

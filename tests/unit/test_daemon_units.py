@@ -252,3 +252,34 @@ def test_a_command_handed_to_the_daemon_costs_the_client_no_heavy_imports(
     assert proc.returncode == 7, proc.stderr  # the daemon's exit code is the command's
     assert proc.stderr == "[]" and proc.stdout == "kept"
     assert seen and seen[0]["argv"] == ["plan", "run", "--json"] and seen[0]["cmd"] == "run"
+
+
+class _Sock:
+    """A socket whose sendmsg takes ``takes`` bytes and whose peer has closed after that:
+    any further send, even of nothing, is EPIPE (as send(2) with length 0 is)."""
+
+    def __init__(self, takes: int | None) -> None:
+        self.takes = takes
+        self.got = b""
+
+    def sendmsg(self, buffers: list[bytes], ancillary: object) -> int:
+        data = buffers[0] if self.takes is None else buffers[0][: self.takes]
+        self.got += data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        if self.takes is None:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.got += data
+
+
+def test_a_request_sent_whole_is_not_followed_by_an_empty_send() -> None:
+    """The daemon's fork may answer a fast command (a memoised no-op) and close before the
+    client's next call: a send of the empty rest then fails with EPIPE and the client would
+    run the command a second time itself. A request sent in pieces is still sent whole."""
+    whole = _Sock(None)
+    client.send(whole, {"cmd": "run"}, [])  # type: ignore[arg-type]
+    assert client.decode(whole.got[4:]) == {"cmd": "run"}
+    pieces = _Sock(3)
+    client.send(pieces, {"cmd": "run"}, [])  # type: ignore[arg-type]
+    assert pieces.got == whole.got
