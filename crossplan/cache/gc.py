@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossplan.cache.leases import STASH, flocked, live_leases, sweep_tmp
+from crossplan.cache.leases import STASH, STASH_MANIFEST, flocked, live_leases, sweep_tmp
 
 if TYPE_CHECKING:
     from crossplan.cache.store import Entry, Store
@@ -31,14 +33,18 @@ class GcReport:
     leases: int = 0
     swept_tmp: int = 0
     stashed: int = 0  # kept work dirs removed
+    stash_left: int = 0  # kept work dirs left, and their bytes
+    stash_bytes: int = 0
 
 
 def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
-    """Drop least recently created entries until blobs fit ``max_size``; then delete
-    unreferenced blobs. Blobs no entry ever named are kept while younger than ``grace``
-    seconds. All under gc.lock (exclusive; readers register what they use under it shared),
-    never touching what another live lease uses: its keys, its blobs, nor any blob younger
-    than the oldest live lease (what a build wrote but has not published yet)."""
+    """Make blobs and kept work dirs fit ``max_size``: first the kept dirs go (those of
+    recipes that are gone, then the least recently kept: they only spare copies), then the
+    least recently created entries; then unreferenced blobs are deleted. Blobs no entry ever
+    named are kept while younger than ``grace`` seconds. All under gc.lock (exclusive;
+    readers register what they use under it shared), never touching what another live lease
+    uses: its keys, its blobs, nor any blob younger than the oldest live lease (what a build
+    wrote but has not published yet)."""
     root = store.root
     with flocked(root / "locks" / "gc.lock", fcntl.LOCK_EX):
         leases = live_leases(root)
@@ -51,9 +57,11 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
         before = store.size()
         remaining = sorted(store.entries(), key=lambda e: e.created)
         live = _blob_sizes(remaining)
+        kept, report.stashed, freed_kept = _trim_stash(store, max_size - sum(live.values()))
+        report.stash_left, report.stash_bytes = len(kept), sum(kept)
         evicted: set[str] = set()
         for e in list(remaining):
-            if sum(live.values()) <= max_size:
+            if sum(live.values()) <= max_size - report.stash_bytes:
                 break
             if e.key in leased_keys:
                 report.leased_entries.append(e.key)
@@ -65,8 +73,7 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
             live = _blob_sizes(remaining)
         report.leased_blobs = _sweep(store, set(live), evicted, grace, leased_blobs, since)
         report.swept_tmp = sweep_tmp(root, leases, unowned_older_than=3600.0)
-        report.stashed = _drop_stash(store)
-        report.freed = before - store.size()
+        report.freed = before - store.size() + freed_kept
     return report
 
 
@@ -101,21 +108,71 @@ def _blob_sizes(entries: list[Entry]) -> dict[str, int]:
     return live
 
 
-def _drop_stash(store: Store) -> int:
-    """Remove the kept work dirs: each is taken by a rename into tmp/ first, as a run takes
-    one, so a run never gets a half-removed dir (the run that wins the rename keeps it)."""
-    removed = 0
+def _trim_stash(store: Store, budget: int) -> tuple[list[int], int, int]:
+    """Remove the kept work dirs of recipes that are gone (or with no manifest: not kept
+    whole), then the least recently kept until the rest fit ``budget`` bytes. Each is taken
+    by a rename into tmp/ first, as a run takes one, so a run never gets a half-removed dir
+    (the run that wins the rename keeps it). Returns the sizes of those left, how many were
+    removed and their bytes."""
     try:
         names = sorted(os.listdir(store.root / STASH))
     except OSError:
-        return 0
+        return [], 0, 0
+    dirs: list[tuple[float, str, int]] = []  # (when kept, name, bytes)
+    drop: list[tuple[str, int]] = []
     for name in names:
-        taken = Path(tempfile.mkdtemp(prefix=store.tmp_prefix("stash-gc"), dir=store.root / "tmp"))
-        try:
-            os.rename(store.root / STASH / name, taken)
-        except OSError:
-            taken.rmdir()
-            continue
-        shutil.rmtree(taken, ignore_errors=True)
-        removed += 1
-    return removed
+        path = store.root / STASH / name
+        size = _du(path)
+        when, project = _kept_for(path)
+        if when is None or (project is not None and not os.path.isfile(project)):
+            drop.append((name, size))
+        else:
+            dirs.append((when, name, size))
+    dirs.sort()
+    total = sum(size for _, _, size in dirs)
+    while dirs and total > budget:
+        _, name, size = dirs.pop(0)
+        drop.append((name, size))
+        total -= size
+    removed = freed = 0
+    for name, size in drop:
+        if _take_and_remove(store, name):
+            removed += 1
+            freed += size
+    return [size for _, _, size in dirs], removed, freed
+
+
+def _kept_for(path: Path) -> tuple[float | None, str | None]:
+    """When a kept dir was kept (its manifest's mtime; None without one) and the recipe file
+    it is for (None when its manifest does not say)."""
+    manifest = path / STASH_MANIFEST
+    try:
+        when = os.lstat(manifest).st_mtime
+        with open(manifest, "rb") as fh:
+            project = json.load(fh).get("project")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    return when, project if isinstance(project, str) and project else None
+
+
+def _du(path: Path) -> int:
+    """The bytes a directory tree takes (its files' sizes; links and dirs not counted)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    return total
+
+
+def _take_and_remove(store: Store, name: str) -> bool:
+    taken = Path(tempfile.mkdtemp(prefix=store.tmp_prefix("stash-gc"), dir=store.root / "tmp"))
+    try:
+        os.rename(store.root / STASH / name, taken)
+    except OSError:
+        taken.rmdir()
+        return False
+    shutil.rmtree(taken, ignore_errors=True)
+    return True

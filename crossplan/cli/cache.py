@@ -101,7 +101,8 @@ def cache_gc(
     cache_dir: CacheDir = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evict oldest entries until the store fits MAX_SIZE, then delete unreferenced blobs."""
+    """Fit the store in MAX_SIZE: drop kept work dirs (of recipes that are gone, then the
+    oldest), then the oldest entries; then delete unreferenced blobs."""
     with handles_errors(as_json):
         limit = _parse_size(max_size)
         store = api.store_for(cache_dir)
@@ -115,12 +116,16 @@ def cache_gc(
             "leased": {"entries": report.leased_entries, "blobs": report.leased_blobs,
                        "leases": report.leases},
             "tmp_swept": report.swept_tmp, "kept_workdirs_removed": report.stashed,
+            "kept_workdirs": {"count": report.stash_left, "bytes": report.stash_bytes},
         }))
         return
     out.print(f"removed {report.removed} entries, freed {report.freed} bytes")
     if report.stashed:
         out.print(f"removed {report.stashed} kept work dir(s) (staged inputs kept for the "
-                  "next run of a step)")
+                  "next run of a step: those of recipes that are gone, then the oldest)")
+    if report.stash_left:
+        out.print(f"kept {report.stash_left} work dir(s), {report.stash_bytes} bytes, within "
+                  "the size")
     if report.leased_entries or report.leased_blobs:
         out.print(f"kept {len(report.leased_entries)} entries and {report.leased_blobs} blobs "
                   f"in use by {report.leases} running process(es)")

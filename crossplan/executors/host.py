@@ -145,7 +145,8 @@ class HostExecutor:
             raise StepFailed(f"{exc}", step=str(node), log=keep) from exc
         finally:
             if done and slot is not None and staged is not None:
-                later(functools.partial(stash.keep, self.store, slot, workdir, staged, started))
+                later(functools.partial(stash.keep, self.store, slot, workdir, staged, started,
+                                        project=str(self.label)))
             else:
                 discard(workdir)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from crossplan.cache.leases import STASH_MANIFEST
 from crossplan.cache.store import STASH, Store
 from crossplan.executors.workdir import discard, new_workdir
 from crossplan.planner.actions import InputFile
@@ -22,7 +23,7 @@ from crossplan.planner.actions import InputFile
 __all__ = ["MANIFEST", "Record", "Staged", "claim", "enabled", "keep", "record", "slot", "started"]
 
 # Written by crossplan after the step has run, never there while it runs (claim removes it).
-MANIFEST = ".crossplan-stash.json"
+MANIFEST = STASH_MANIFEST
 ENV = "CROSSPLAN_REUSE_WORKDIRS"  # "0": every step stages into a fresh work dir
 _VERSION = 1
 _COARSE = 5  # CLOCK_REALTIME_COARSE (Linux), which the time module does not name
@@ -108,13 +109,16 @@ def record(workdir: Path, inputs: Iterable[InputFile]) -> Record:
     return Record(files, dirs)
 
 
-def keep(store: Store, name: str, workdir: Path, staged: Record, started_ns: int) -> None:
+def keep(store: Store, name: str, workdir: Path, staged: Record, started_ns: int, *,
+         project: str = "") -> None:
     """Keep a step's work dir (after its command succeeded and its outputs were collected)
-    for the next run, with what was staged; discard it when that cannot be done."""
+    for the next run, with what was staged and the recipe file it is for (``project``: gc
+    drops the dirs of recipes that are gone); discard it when that cannot be done."""
     root = str(workdir)
     try:
         doc = {"v": _VERSION, "started": started_ns, "dirs": staged.dirs,
-               "files": staged.files}
+               "files": staged.files,
+               "project": os.path.abspath(project) if project else ""}
         manifest = os.path.join(root, MANIFEST)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(manifest)  # whatever the step left there (a directory fails: discarded)

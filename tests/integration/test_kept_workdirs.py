@@ -70,8 +70,14 @@ def test_the_next_run_reuses_untouched_inputs_and_sees_none_of_the_last_runs_cha
     assert _out(proj, "o3", "all.txt") == "A\nB3\n"
     assert _out(proj, "o3", "ino.txt") != _out(proj, "o2", "ino.txt")  # copied afresh
 
+    # gc: a kept dir within the size stays; once its recipe is gone, it goes
     gc = cli("cache", "gc", "--max-size", "1G", "--json")
-    assert gc.code == 0 and gc.json()["kept_workdirs_removed"] == 1
+    assert gc.code == 0 and gc.json()["kept_workdirs_removed"] == 0, gc.stderr
+    assert gc.json()["kept_workdirs"]["count"] == 1
+    assert gc.json()["kept_workdirs"]["bytes"] > 32 << 20  # the padding input is in it
+    (proj / "plan.toml").rename(proj / "moved.toml")
+    gc = cli("cache", "gc", "--max-size", "1G", "--json")
+    assert gc.code == 0 and gc.json()["kept_workdirs_removed"] == 1, gc.stderr
     assert list((cache_dir / "stash").iterdir()) == []
 
 

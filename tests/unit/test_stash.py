@@ -270,12 +270,50 @@ def test_two_runs_never_share_a_kept_dir(store: Store, src: Path) -> None:
     assert list(second.iterdir()) == []
 
 
-def test_gc_removes_kept_dirs(store: Store, src: Path) -> None:
+def test_gc_keeps_kept_dirs_within_the_size_and_of_recipes_still_there(
+    store: Store, src: Path, tmp_path: Path,
+) -> None:
+    """gc counts kept dirs in the size: within it they stay (the next run still reuses
+    them); past it the least recently kept go first; a dir whose recipe file is gone, or
+    with no manifest, goes whatever the size."""
+    recipe = tmp_path / "p" / "plan.toml"
+    recipe.parent.mkdir()
+    recipe.write_text("")
     kept_dir, _ = _run(store, src)
+    manifest = json.loads((kept_dir / stash.MANIFEST).read_text())
+    assert manifest["project"] == ""
     report = store.collect(1 << 40)
-    assert report.stashed == 1 and not kept_dir.exists()
+    assert report.stashed == 0 and kept_dir.is_dir()
+    assert report.stash_left == 1 and report.stash_bytes == sum(
+        p.stat().st_size for p in kept_dir.rglob("*") if p.is_file() and not p.is_symlink())
     _, kept = _run(store, src)
-    assert kept == set()
+    assert kept  # reused after the gc
+
+    # two slots, kept one after the other: a budget for one keeps the later
+    inputs = _inputs(src)
+    other = stash.slot(str(recipe), "app@linux/arm64")
+    for name in (SLOT, other):
+        workdir, got = stash.claim(store, name, "app", inputs)
+        populate(workdir, inputs, {}, store, kept=got)
+        staged = stash.record(workdir, inputs)
+        stash.keep(store, name, workdir, staged, stash.started(), project=str(recipe))
+        time.sleep(0.02)  # another mtime for the second manifest
+    first = store.root / STASH / SLOT
+    os.utime(first / stash.MANIFEST, (time.time() - 60, time.time() - 60))
+    report = store.collect(_du(store.root / STASH / other))  # room for one of the two
+    assert report.stashed == 1 and not first.exists() and (store.root / STASH / other).is_dir()
+
+    recipe.unlink()  # its recipe is gone: its dir goes, however much room there is
+    report = store.collect(1 << 40)
+    assert report.stashed == 1 and report.stash_left == 0
+    assert list((store.root / STASH).iterdir()) == []
+    # a dir with no manifest (not kept whole) goes too
+    (store.root / STASH / "junk").mkdir()
+    assert store.collect(1 << 40).stashed == 1
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def test_reuse_can_be_turned_off() -> None:
