@@ -189,7 +189,23 @@ def _request(argv: list[str], env: dict[str, str]) -> dict[str, object]:
     mask = os.umask(0o022)
     os.umask(mask)
     return {"cmd": "run", "argv": [sys.argv[0], *argv], "cwd": os.getcwd(), "env": env,
-            "umask": mask, "limits": limits()}
+            "umask": mask, "limits": limits(), "options": interpreter_options(),
+            "unbuffered": bool(getattr(sys.stdout, "write_through", False))}  # -u
+
+
+def interpreter_options() -> list[str]:
+    """The options of this interpreter that change what a command does (-X, -W, -O, -v, -d
+    and dev mode, given as options or PYTHON* variables), in python's letters. A daemon's
+    process for a command has the daemon's: it declines a command whose differ (`python -X
+    importtime -m crossplan.cli ...` then runs here, with its option). -u is passed on."""
+    flags = sys.flags
+    opts = [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sorted(sys._xoptions.items())]
+    opts += [f"-W{w}" for w in sys.warnoptions]
+    opts += [f"-{letter * int(getattr(flags, name))}" for name, letter in
+             (("optimize", "O"), ("verbose", "v"), ("debug", "d")) if getattr(flags, name)]
+    if flags.dev_mode and "-Xdev" not in opts:
+        opts.append("-Xdev")
+    return opts
 
 
 def limits() -> dict[str, list[int]]:

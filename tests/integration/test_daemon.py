@@ -390,3 +390,27 @@ def test_the_callers_resource_limits_are_the_commands(
     assert _status(warm_env)["served"] == 0
     assert "cannot run this command as this shell would" in proc.stderr, proc.stderr
     assert "RLIMIT_NOFILE" in proc.stderr and "200" in proc.stderr, proc.stderr
+
+
+def test_a_command_with_other_python_options_runs_without_the_daemon(
+    warm_env: dict[str, str], make_project: ProjectFactory,
+) -> None:
+    """`python -X importtime -m crossplan.cli run` with a daemon running: the daemon's
+    process for it would not have the option (nothing would be timed), so the command runs
+    here, with it, saying so; -u (unbuffered output) is passed on and served."""
+    proj = make_project(PLAN, files={"src/a.txt": "options\n"})
+    _start(warm_env)
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "crossplan.cli", "run",
+                            str(proj), "--json"], env=warm_env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert timed.returncode == 0, timed.stderr
+    assert "cannot run this command as this shell would (python options -Ximporttime" \
+        in timed.stderr, timed.stderr
+    assert "import time:" in timed.stderr and "crossplan.planner" in timed.stderr
+    assert _status(warm_env)["served"] == 0
+    unbuffered = subprocess.run([sys.executable, "-u", "-m", "crossplan.cli", "run",
+                                 str(proj), "--json"], env=warm_env, capture_output=True,
+                                text=True, timeout=120, check=False)
+    assert unbuffered.returncode == 0 and "daemon" not in unbuffered.stderr, unbuffered.stderr
+    assert _status(warm_env)["served"] == 1
+    assert json.loads(unbuffered.stdout)["steps"]

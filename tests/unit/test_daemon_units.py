@@ -4,6 +4,7 @@ no grpc, the environment untouched)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crossplan.cli import client, daemon, noop
+from crossplan.cli import become, client, daemon, noop
 
 
 def test_socket_path_follows_the_environment(tmp_path: Path) -> None:
@@ -119,15 +120,15 @@ def test_a_command_takes_the_callers_limits_or_is_declined() -> None:
     hard limit above the current one, or another memory limit, declines the command."""
     code = """if True:
         import json, resource
-        from crossplan.cli import client, daemon
+        from crossplan.cli import become, client
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         mine = client.limits()
-        out = {"same": daemon._take_limits(mine)}
-        out["lower"] = daemon._take_limits({**mine, "RLIMIT_NOFILE": [64, 128]})
+        out = {"same": become.take_limits(mine)}
+        out["lower"] = become.take_limits({**mine, "RLIMIT_NOFILE": [64, 128]})
         out["now"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
-        out["above"] = daemon._take_limits({**mine, "RLIMIT_NOFILE": [64, 4096]})
+        out["above"] = become.take_limits({**mine, "RLIMIT_NOFILE": [64, 4096]})
         out["after"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
-        out["memory"] = daemon._take_limits({**mine, "RLIMIT_AS": [1 << 40, 1 << 40]})
+        out["memory"] = become.take_limits({**mine, "RLIMIT_AS": [1 << 40, 1 << 40]})
         print(json.dumps(out))
     """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -283,3 +284,27 @@ def test_a_request_sent_whole_is_not_followed_by_an_empty_send() -> None:
     pieces = _Sock(3)
     client.send(pieces, {"cmd": "run"}, [])  # type: ignore[arg-type]
     assert pieces.got == whole.got
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ([], []),
+    (["-X", "importtime"], ["-Ximporttime"]),
+    (["-W", "error", "-O"], ["-Werror", "-O"]),
+    (["-X", "dev"], ["-Xdev", "-Wdefault"]),  # dev mode shows warnings: its -W too
+])
+def test_interpreter_options_a_daemon_compares(options: list[str], expected: list[str]) -> None:
+    """The options a command's interpreter has (a daemon's process for it has the daemon's:
+    a command whose differ is declined, so `python -X importtime -m crossplan.cli` times
+    its own imports); -u is not among them (it is passed on)."""
+    code = "from crossplan.cli import client; print(client.interpreter_options())"
+    proc = subprocess.run([sys.executable, *options, "-u", "-c", code], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={k: v for k, v in os.environ.items()
+                               if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")})
+    assert proc.returncode == 0, proc.stderr
+    got = ast.literal_eval(proc.stdout)
+    assert sorted(got) == sorted(expected), got
+    assert become.declined({"options": got, "limits": {}}) == (
+        None if not expected else
+        f"python options {' '.join(got)}, the daemon's "
+        f"{' '.join(client.interpreter_options()) or '(none)'}")
