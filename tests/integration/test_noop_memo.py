@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,29 @@ def backdate(*roots: Path, seconds: float = 60) -> None:
             for name in [*dirnames, *filenames]:
                 os.utime(os.path.join(dirpath, name), (old, old), follow_symlinks=False)
         os.utime(root, (old, old))
+
+
+def ci_toolcache(name: str, tmp_path: Path) -> Path:
+    """A toolchain's caches kept across runs on the machine (as CI keeps its toolcache: a
+    cold one compiles Go's std, zig's libc), else one of the test's."""
+    shared = Path(os.environ.get("CROSSPLAN_CI_CACHE", "/var/cache/crossplan-ci")) / name
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return tmp_path / "toolcache"
+    return shared
+
+
+def settle(run: Callable[[], CliResult], statuses: dict[str, str], *roots: Path) -> None:
+    """Backdated (nothing racy), run once to write the memo (all ``statuses``), then
+    replayed with the same result."""
+    backdate(*roots)
+    res = run()
+    assert not _replayed(res)
+    assert res.statuses() == statuses
+    again = run()
+    assert _replayed(again)
+    assert _without_seconds(again.json()) == _without_seconds(res.json())
 
 
 def _memos(store: Path) -> list[Path]:

@@ -12,7 +12,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_noop_memo import JSON, _memos, _replayed, _without_seconds, backdate
+from test_noop_memo import (
+    JSON,
+    _memos,
+    _replayed,
+    ci_toolcache,
+    settle,
+)
 from testkit import EXAMPLES, Cli, CliResult, require_component
 
 from crossplan.backends.toolchains.find import package_dir
@@ -46,8 +52,6 @@ copy = [{{ from = "tool", src = "hello", dest = "/usr/local/bin/hello" }}]
 tags = ["127.0.0.1:5999/memo-c/hello:1"]
 arch_tags = true
 """
-# zig's cache of compiled libc kept across runs (as CI keeps its toolcache).
-TOOLCACHE = Path(os.environ.get("CROSSPLAN_CI_CACHE", "/var/cache/crossplan-ci")) / "noop-c"
 
 
 def test_a_zig_c_plan_is_replayed_until_its_compiler_changes(
@@ -70,31 +74,21 @@ def test_a_zig_c_plan_is_replayed_until_its_compiler_changes(
     (proj / "plan.toml").write_text(PLAN)
     early = tmp_path / "early"
     early.mkdir()
-    try:
-        TOOLCACHE.mkdir(parents=True, exist_ok=True)
-        toolcache = TOOLCACHE
-    except OSError:
-        toolcache = tmp_path / "toolcache"
     env = {"PATH": f"{early}{os.pathsep}{os.environ['PATH']}",
-           "CROSSPLAN_TOOLCACHE_DIR": str(toolcache), "CROSSPLAN_TOOLCHAINS_DIR": str(tcdir)}
+           "CROSSPLAN_TOOLCACHE_DIR": str(ci_toolcache("noop-c", tmp_path)),
+           "CROSSPLAN_TOOLCHAINS_DIR": str(tcdir)}
 
     def run() -> CliResult:
         return cli("run", proj, *JSON, env=env, timeout=600)
 
-    def settle() -> None:
-        """Backdated (nothing racy), run once to write the memo, then replayed."""
-        backdate(proj, cache_dir, early, tcdir)
-        res = run()
-        assert not _replayed(res)
-        assert res.statuses() == {"tool@linux/amd64": "cached", "image": "cached"}
-        again = run()
-        assert _replayed(again)
-        assert _without_seconds(again.json()) == _without_seconds(res.json())
+    def settled() -> None:
+        settle(run, {"tool@linux/amd64": "cached", "image": "cached"},
+               proj, cache_dir, early, tcdir)
 
     built = run()
     assert built.code == 0, built.stderr
     assert built.statuses() == {"tool@linux/amd64": "built", "image": "built"}
-    settle()
+    settled()
     memos = _memos(cache_dir)
     assert len(memos) == 1
     recorded = {row[0] for row in json.loads(memos[0].read_text())["files"]}
@@ -107,13 +101,13 @@ def test_a_zig_c_plan_is_replayed_until_its_compiler_changes(
     res = run()
     assert not _replayed(res), "a changed zig was replayed"
     assert res.statuses() == {"tool@linux/amd64": "cached", "image": "cached"}  # same version
-    settle()
+    settled()
 
     # A directory on PATH changes (a tool appears in it): plans.
     (early / "zig").symlink_to(pkg / "zig")
     res = run()
     assert not _replayed(res), "a new `zig` on PATH was replayed"
-    settle()
+    settled()
 
     # A replay still checks the input tree: an edit rebuilds (another binary: the image too).
     source = proj / "c" / "hello.c"
@@ -161,12 +155,7 @@ def test_a_cross_gcc_plan_is_replayed_and_records_the_compiler(
     built = run()
     assert built.code == 0, built.stderr
     assert built.statuses() == {"tool@linux/arm64": "built"}
-    backdate(proj, cache_dir, early)
-    res = run()
-    assert not _replayed(res)
-    again = run()
-    assert _replayed(again)
-    assert _without_seconds(again.json()) == _without_seconds(res.json())
+    settle(run, {"tool@linux/arm64": "cached"}, proj, cache_dir, early)
     recorded = {row[0] for row in json.loads(_memos(cache_dir)[0].read_text())["files"]}
     assert gcc in recorded and os.path.realpath(gcc) in recorded
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_noop_memo import JSON, _memos, _replayed, _without_seconds, backdate
+from test_noop_memo import JSON, _memos, _replayed, ci_toolcache, settle
 from testkit import EXAMPLES, Cli, CliResult, require_component
 
 from crossplan.backends.toolchains.find import package_dir
@@ -32,8 +32,6 @@ src = "src/"
 package = "./cmd/hello"
 binary = "hello"
 """
-# Go's build cache kept across runs (as CI keeps its toolcache): a cold one compiles std.
-TOOLCACHE = Path(os.environ.get("CROSSPLAN_CI_CACHE", "/var/cache/crossplan-ci")) / "noop-go"
 
 
 def test_a_go_plan_is_replayed_until_its_toolchain_changes(
@@ -56,31 +54,19 @@ def test_a_go_plan_is_replayed_until_its_toolchain_changes(
     script = f'#!/bin/sh\nexec "{real_go}" "$@"\n'
     (wrap / "go").write_text(script)
     (wrap / "go").chmod(0o755)
-    try:
-        TOOLCACHE.mkdir(parents=True, exist_ok=True)
-        toolcache = TOOLCACHE
-    except OSError:
-        toolcache = tmp_path / "toolcache"
     env = {"PATH": f"{early}{os.pathsep}{wrap}{os.pathsep}{os.environ['PATH']}",
-           "CROSSPLAN_TOOLCACHE_DIR": str(toolcache)}
+           "CROSSPLAN_TOOLCACHE_DIR": str(ci_toolcache("noop-go", tmp_path))}
 
     def run() -> CliResult:
         return cli("run", proj, *JSON, env=env, timeout=600)
 
-    def settle() -> None:
-        """Backdated (nothing racy), run once to write the memo, then replayed."""
-        backdate(proj, cache_dir, early, wrap)
-        res = run()
-        assert not _replayed(res)
-        assert res.statuses() == {"app@linux/amd64": "cached"}
-        again = run()
-        assert _replayed(again)
-        assert _without_seconds(again.json()) == _without_seconds(res.json())
+    def settled() -> None:
+        settle(run, {"app@linux/amd64": "cached"}, proj, cache_dir, early, wrap)
 
     built = run()
     assert built.code == 0, built.stderr
     assert built.statuses() == {"app@linux/amd64": "built"}
-    settle()
+    settled()
     assert len(_memos(cache_dir)) == 1
 
     # The `go` found on PATH is another file (an upgrade, another wrapper): plans.
@@ -88,14 +74,14 @@ def test_a_go_plan_is_replayed_until_its_toolchain_changes(
     res = run()
     assert not _replayed(res), "a changed `go` on PATH was replayed"
     assert res.statuses() == {"app@linux/amd64": "cached"}  # same `go version`: same key
-    settle()
+    settled()
 
     # A `go` appears earlier on PATH (the directory's signature changes): plans, and uses it.
     (early / "go").symlink_to(real_go)
     res = run()
     assert not _replayed(res), "a new `go` earlier on PATH was replayed"
     assert res.statuses() == {"app@linux/amd64": "cached"}
-    settle()
+    settled()
 
     # The memo with the sandbox: a replay still checks the input tree (an edit rebuilds).
     main = proj / "src" / "cmd" / "hello" / "main.go"
