@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     import _socket
     from collections.abc import Mapping
 
-__all__ = ["OFF", "connect", "decode", "delegate", "disabled", "encode", "exit_now", "private",
-           "receive", "recv_exactly", "send", "socket_dir", "socket_path"]
+__all__ = ["IDLE_SECONDS", "OFF", "connect", "decode", "delegate", "disabled", "encode",
+           "exit_now", "private", "receive", "recv_exactly", "send", "socket_dir",
+           "socket_path", "starts_one"]
 
 OFF = ("0", "off", "no", "false")
+IDLE_SECONDS = 3 * 3600  # a daemon unused this long ends
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
 # process running it (which stops as `plan` itself would: exit 130 on Ctrl-C).
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -30,6 +32,14 @@ _HEADER = 4  # a message's length, big-endian (the request's sent with the three
 
 def disabled(environ: Mapping[str, str]) -> bool:
     return environ.get("CROSSPLAN_DAEMON", "").lower() in OFF
+
+
+def starts_one(environ: Mapping[str, str]) -> bool:
+    """Whether a command that finds no daemon starts one for the next commands: on a
+    terminal (stderr), outside CI, unless CROSSPLAN_DAEMON says otherwise ("manual": use
+    one if it runs, never start one; "0": never use one)."""
+    mode = environ.get("CROSSPLAN_DAEMON", "auto").lower() or "auto"
+    return mode == "auto" and not environ.get("CI") and os.isatty(2)
 
 
 def socket_dir(environ: Mapping[str, str]) -> str:
@@ -70,12 +80,17 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
     if disabled(env):
         return None
     path = socket_path(env)
-    if not private(os.path.dirname(path)):
+    directory = os.path.dirname(path)
+    if not private(directory):
+        if not os.path.lexists(directory) and starts_one(env):
+            _start_one(path)
         return None
     try:
         sock = connect(path)
-    except OSError:
-        return None  # not running (a socket left behind)
+    except OSError:  # not running (a socket left behind)
+        if starts_one(env):
+            _start_one(path)
+        return None
     try:
         try:
             send(sock, _request(argv, env), [0, 1, 2])
@@ -96,6 +111,21 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
         return _wait(sock, int(first["pid"]))  # type: ignore[call-overload]
     finally:
         sock.close()
+
+
+def _start_one(path: str) -> None:
+    """Start a daemon in the background for the commands after this one (this one runs
+    here; the daemon's imports take the other core meanwhile), saying so."""
+    from crossplan.cli.daemon_cmds import spawn
+    from crossplan.errors import CrossplanError
+
+    try:
+        started = spawn(path, IDLE_SECONDS, wait=False)
+    except (CrossplanError, OSError):
+        return  # this command runs as without a daemon; `plan daemon start` says why
+    sys.stderr.write(f"plan: started a crossplan daemon (pid {started['pid']}) for the next "
+                     "commands; `plan daemon stop` ends it, CROSSPLAN_DAEMON=manual turns "
+                     "this off\n")
 
 
 def exit_now(code: int) -> None:

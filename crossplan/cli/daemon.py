@@ -12,6 +12,7 @@ and exits; a new daemon with the code now on disk takes its place."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import importlib
 import os
@@ -34,7 +35,7 @@ PRELOAD = ("deflate", "elftools.elf.elffile", "elftools.elf.dynamic", "filelock"
 # Not preloaded: the REAPI client (it sets GRPC_VERBOSITY for grpc, whose threads must not
 # exist in a process that forks) and `python -m` entry points.
 _SKIP = ("crossplan.executors.reapi", "crossplan_protos")
-IDLE_SECONDS = 3 * 3600
+IDLE_SECONDS = client.IDLE_SECONDS
 
 
 def preload() -> int:
@@ -108,7 +109,19 @@ def _changed(snap: list[object], now: list[object]) -> str | None:
 
 def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) -> None:
     """Listen on ``path`` until idle for ``idle`` seconds, SIGTERM, or stale code. ``ready``:
-    a descriptor to write this process's pid to once it accepts commands."""
+    a descriptor to write this process's pid to once it accepts commands. A daemon that
+    finds another serving (or starting on) ``path`` exits at once."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not client.private(directory):
+        raise PermissionError(f"{directory} is not private to this user (mode 0700, owned)")
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:  # held while it serves; each command's fork closes its copy
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        print(f"crossplan daemon: another daemon serves {path}: not started", flush=True)
+        return
     enabled = gc.isenabled()
     gc.disable()
     modules = preload()
@@ -118,10 +131,6 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
     if threading.active_count() != 1:
         raise RuntimeError(f"threads running after the imports: {threading.enumerate()}")
     snap = noop.code_signature()  # what the no-op memo calls the code, too
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    if not client.private(directory):
-        raise PermissionError(f"{directory} is not private to this user (mode 0700, owned)")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = f"{path}.{os.getpid()}"
     listener.bind(tmp)
@@ -161,6 +170,7 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
             if os.fork() == 0:
                 try:
                     os.close(served_r)
+                    os.close(lock)  # a new daemon may start while this command runs
                     _child(conn, listener, snap, state, served_w)
                 except BaseException:  # a bug: on the caller's stderr once it is the caller's
                     import traceback
@@ -180,9 +190,9 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
 
 def main(argv: list[str]) -> None:
     """``python -c 'from crossplan.cli.daemon import main; main(...)' SOCKET IDLE READY_FD``
-    (what `plan daemon start` runs, detached)."""
+    (what `plan daemon start` runs, detached; READY_FD -1: nobody waits for it)."""
     path, idle, ready = argv
-    serve(path, idle=float(idle), ready=int(ready))
+    serve(path, idle=float(idle), ready=int(ready) if int(ready) >= 0 else None)
 
 
 def _drain(fd: int) -> int:

@@ -66,7 +66,7 @@ def _log_path(sock: str) -> str:
 
 
 @daemon_app.command("start")
-def start(idle: IdleOpt = 3 * 3600.0, as_json: JsonOpt = False) -> None:
+def start(idle: IdleOpt = client.IDLE_SECONDS, as_json: JsonOpt = False) -> None:
     """Start the daemon for this installation (nothing to do when it runs)."""
     with handles_errors(as_json):
         now = status()
@@ -82,9 +82,11 @@ def start(idle: IdleOpt = 3 * 3600.0, as_json: JsonOpt = False) -> None:
               highlight=False, soft_wrap=True)
 
 
-def spawn(sock: str, idle: float) -> dict[str, Any]:
+def spawn(sock: str, idle: float, *, wait: bool = True) -> dict[str, Any]:
     """Start a detached daemon on ``sock`` (its log beside it) and wait until it accepts
-    commands: its pid, socket, log and idle time. EnvironmentProblem if it did not start."""
+    commands (``wait``): its pid, socket, log and idle time. EnvironmentProblem if it did
+    not start. Not waiting (a command starting one for the next), a failure is in the log;
+    of two daemons started at once for one socket, the later one exits (cli/daemon.py)."""
     directory = os.path.dirname(sock)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -96,13 +98,16 @@ def spawn(sock: str, idle: float) -> dict[str, Any]:
             f"{directory} is not private to this user: the daemon's socket cannot go there",
             hint=f"chmod 700 {directory} (if it is yours), or set CROSSPLAN_DAEMON_DIR")
     log = _log_path(sock)
-    read, write = os.pipe()
+    read, write = os.pipe() if wait else (-1, -1)
     code = "import sys; from crossplan.cli.daemon import main; main(sys.argv[1:])"
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, sock, str(idle), str(write)], pass_fds=(write,),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+            [sys.executable, "-c", code, sock, str(idle), str(write)],
+            pass_fds=(write,) if wait else (), stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=log_file, start_new_session=True,
             env={**os.environ, "CROSSPLAN_DAEMON": "0"}, cwd="/")
+    if not wait:
+        return {"pid": proc.pid, "socket": sock, "log": log, "idle": idle}
     os.close(write)
     with os.fdopen(read, "rb") as ready:
         line = ready.readline()  # the pid once it accepts commands; EOF if it failed
