@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     import _socket
     from collections.abc import Mapping
 
-__all__ = ["IDLE_SECONDS", "OFF", "connect", "decode", "delegate", "disabled", "encode",
-           "exit_now", "private", "receive", "recv_exactly", "send", "socket_dir",
-           "socket_path", "starts_one"]
+__all__ = ["IDLE_SECONDS", "OFF", "QUIET_SECONDS", "connect", "decode", "delegate",
+           "disabled", "encode", "exit_now", "hush", "private", "quiet", "receive",
+           "recv_exactly", "send", "socket_dir", "socket_path", "starts_one"]
 
 OFF = ("0", "off", "no", "false")
 IDLE_SECONDS = 3 * 3600  # a daemon unused this long ends
+# After a command started a daemon (or `plan daemon stop`), none is started for this long:
+# a daemon that cannot start costs one try, and a stopped one is not back at once.
+QUIET_SECONDS = 600.0
 # The signals a terminal or a CI runner sends to stop a command: passed on to the daemon's
 # process running it (which stops as `plan` itself would: exit 130 on Ctrl-C).
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -88,7 +91,7 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
     try:
         sock = connect(path)
     except OSError:  # not running (a socket left behind)
-        if starts_one(env):
+        if starts_one(env) and not quiet(path):
             _start_one(path)
         return None
     try:
@@ -113,6 +116,27 @@ def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int |
         sock.close()
 
 
+def quiet(path: str) -> bool:
+    """Whether a daemon was started for (or stopped on) ``path`` less than QUIET_SECONDS
+    ago: then a command that finds none starts none."""
+    import time
+
+    try:
+        return time.time() - os.stat(path.removesuffix(".sock") + ".auto").st_mtime \
+            < QUIET_SECONDS
+    except OSError:
+        return False
+
+
+def hush(path: str) -> None:
+    """No daemon started on ``path`` for QUIET_SECONDS from now."""
+    try:
+        with open(path.removesuffix(".sock") + ".auto", "w"):
+            pass
+    except OSError:
+        pass
+
+
 def _start_one(path: str) -> None:
     """Start a daemon in the background for the commands after this one (this one runs
     here; the daemon's imports take the other core meanwhile), saying so."""
@@ -123,7 +147,8 @@ def _start_one(path: str) -> None:
         started = spawn(path, IDLE_SECONDS, wait=False)
     except (CrossplanError, OSError):
         return  # this command runs as without a daemon; `plan daemon start` says why
-    sys.stderr.write(f"plan: started a crossplan daemon (pid {started['pid']}) for the next "
+    hush(path)
+    sys.stderr.write(f"plan: starting a crossplan daemon (pid {started['pid']}) for the next "
                      "commands; `plan daemon stop` ends it, CROSSPLAN_DAEMON=manual turns "
                      "this off\n")
 

@@ -129,11 +129,14 @@ def _tail(path: str, lines: int = 12) -> str:
 
 @daemon_app.command("stop")
 def stop(as_json: JsonOpt = False) -> None:
-    """Stop the daemon (commands running in it finish)."""
+    """Stop the daemon (commands running in it finish; commands on a terminal start none
+    for the next 10 minutes)."""
     with handles_errors(as_json):
         sock = client.socket_path(dict(os.environ))
         reply = _talk("stop")
         stopped = reply is not None
+        if stopped:
+            client.hush(sock)  # a command on a terminal does not start one again at once
         deadline = time.monotonic() + 10
         while stopped and os.path.exists(sock) and time.monotonic() < deadline:
             time.sleep(0.02)

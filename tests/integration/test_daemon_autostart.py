@@ -10,6 +10,7 @@ import pty
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def test_a_command_on_a_terminal_starts_a_daemon_for_the_next(
     code, out, err = _on_terminal(plan_argv("run", str(proj), "--json"), env)
     assert code == 0, err
     assert json.loads(out)["steps"], out  # this command ran here, in full
-    assert "started a crossplan daemon" in err and "CROSSPLAN_DAEMON=manual" in err, err
+    assert "starting a crossplan daemon" in err and "CROSSPLAN_DAEMON=manual" in err, err
     status = _serving(env)
     assert status["served"] == 0 and status["idle"] == 3 * 3600
     # the next command (not on a terminal) goes to it
@@ -79,8 +80,20 @@ def test_a_command_on_a_terminal_starts_a_daemon_for_the_next(
     assert _status(env)["served"] == 1
     # while one runs, a command on a terminal starts none and says nothing
     code, _, err = _on_terminal(plan_argv("run", str(proj), "--json"), env)
-    assert code == 0 and "started a crossplan daemon" not in err, err
+    assert code == 0 and "starting a crossplan daemon" not in err, err
     assert _status(env)["served"] == 2 and _status(env)["pid"] == status["pid"]
+
+    # stopped: the next terminal command starts none (for 10 minutes), then one does
+    assert _plan("daemon", "stop", env=env).returncode == 0
+    code, _, err = _on_terminal(plan_argv("run", str(proj), "--json"), env)
+    assert code == 0 and "daemon" not in err, err
+    assert _status(env)["running"] is False
+    marker = Path(str(status["socket"]).removesuffix(".sock") + ".auto")
+    old = time.time() - 11 * 60
+    os.utime(marker, (old, old))
+    code, _, err = _on_terminal(plan_argv("run", str(proj), "--json"), env)
+    assert code == 0 and "starting a crossplan daemon" in err, err
+    assert _serving(env)["pid"] != status["pid"]
 
 
 @pytest.mark.parametrize("extra", [{"CI": "true"}, {"CROSSPLAN_DAEMON": "manual"}])
