@@ -286,8 +286,20 @@ def _wait(sock: _socket.socket, pid: int) -> int:
         with contextlib.suppress(OSError):
             os.kill(pid, signum)
 
+    def suspend(_signum: int, _frame: object) -> None:
+        """Ctrl-Z: the daemon's process stops, then this one, as the shell expects of a
+        job; `fg`/`bg` (SIGCONT) continue both (a sandboxed step's processes, in a session
+        of their own, go on either way, as without a daemon)."""
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until SIGCONT
+        signal.signal(signal.SIGTSTP, suspend)
+
     for name in _FORWARDED:
         signal.signal(getattr(signal, name), forward)
+    signal.signal(signal.SIGTSTP, suspend)
+    signal.signal(signal.SIGCONT, forward)
     try:
         last = receive(sock)
     except (OSError, ValueError):

@@ -414,3 +414,45 @@ def test_a_command_with_other_python_options_runs_without_the_daemon(
     assert unbuffered.returncode == 0 and "daemon" not in unbuffered.stderr, unbuffered.stderr
     assert _status(warm_env)["served"] == 1
     assert json.loads(unbuffered.stdout)["steps"]
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (R, S, T stopped, Z...), "gone" once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def test_ctrl_z_stops_the_command_and_fg_continues_it(
+    warm_env: dict[str, str], make_project: ProjectFactory, tmp_path: Path,
+) -> None:
+    """Ctrl-Z (SIGTSTP to `plan`, as a terminal sends it): the daemon's process for the
+    command stops, then `plan` itself (the shell sees a stopped job); SIGCONT (fg, bg)
+    continues both and the command ends as usual."""
+    sleep = f"2.{uuid.uuid4().int % 10**9}"
+    proj = make_project(SLOW.format(sleep=sleep), files={"src/a.txt": "z\n"})
+    daemon = int(_start(warm_env)["pid"])
+    # a process group of its own in this session (as a shell's job: in a new session it
+    # would be orphaned, and the kernel discards a stop signal's default action there)
+    proc = subprocess.Popen(plan_argv("run", str(proj), "--json"), env=warm_env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            process_group=0)
+    try:
+        wait_until(lambda: processes(f"sleep {sleep}") or proc.poll() is not None, 60,
+                   "the step's sleep")
+        forks = [p for p in processes(str(warm_env["CROSSPLAN_DAEMON_DIR"])) if p != daemon]
+        assert len(forks) == 1, forks  # the daemon's process running this command
+        fork = forks[0]
+        proc.send_signal(signal.SIGTSTP)
+        wait_until(lambda: _state(proc.pid) == "T" and _state(fork) == "T", 10,
+                   "`plan` and the daemon's process stopped")
+        proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: _state(fork) != "T", 10, "the daemon's process continued")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert {s["status"] for s in json.loads(out)["steps"]} == {"built"}
