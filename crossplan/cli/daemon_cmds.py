@@ -167,7 +167,8 @@ def status_cmd(as_json: JsonOpt = False) -> None:
               f"  socket {now['socket']}", highlight=False, soft_wrap=True)
     if now.get("stale"):
         out.print(f"  stale: {now['stale']} changed since it started (the next command "
-                  "stops it and runs without it)", highlight=False, soft_wrap=True)
+                  "stops it, runs without it and starts a new one)", highlight=False,
+                  soft_wrap=True)
 
 
 def check(environ: dict[str, str] | None = None) -> Check:
@@ -179,11 +180,14 @@ def check(environ: dict[str, str] | None = None) -> Check:
         return Check("plan daemon", "ok", "off (CROSSPLAN_DAEMON=0): every command starts cold")
     now = status(env)
     if not now["running"]:
+        auto = env.get("CROSSPLAN_DAEMON", "auto").lower() in ("", "auto")
         return Check("plan daemon", "ok", "not running: each `plan` starts cold (~0.3 s of "
-                     "imports)", fix="`plan daemon start` keeps one warm", data=now)
+                     "imports)" + ("; the next command run on a terminal outside CI starts "
+                                  "one" if auto else ""),
+                     fix="`plan daemon start` keeps one warm", data=now)
     if now.get("stale"):
         return Check("plan daemon", "warn", f"pid {now['pid']} is stale: {now['stale']} "
-                     "changed since it started; the next command stops it and runs without "
-                     "it", fix="`plan daemon start` after that command", data=now)
+                     "changed since it started; the next command stops it, runs without "
+                     "it and starts a new one", data=now)
     return Check("plan daemon", "ok", f"pid {now['pid']}, up {now['uptime']:.0f}s, "
                  f"{now['served']} command(s) served", data=now)

@@ -153,13 +153,18 @@ def test_doctor_says_whether_a_daemon_serves_and_whether_it_is_stale(
         {"running": False, "socket": "/run/x.sock"},
         {"running": True, "pid": 7, "uptime": 12.0, "served": 3, "stale": None},
         {"running": True, "pid": 7, "uptime": 12.0, "served": 3, "stale": "/p/crossplan/x.py"},
+        {"running": False, "socket": "/run/x.sock"},
     ]
     monkeypatch.setattr(daemon_cmds, "status", lambda env: answers.pop(0))
     cold, warm, stale = (daemon_cmds.check({}) for _ in range(3))
     assert (cold.status, "not running" in cold.detail, cold.fix) == (
         "ok", True, "`plan daemon start` keeps one warm")
+    assert "the next command run on a terminal outside CI starts one" in cold.detail
     assert (warm.status, warm.detail) == ("ok", "pid 7, up 12s, 3 command(s) served")
     assert stale.status == "warn" and "/p/crossplan/x.py changed" in stale.detail, stale
+    assert "starts a new one" in stale.detail
+    manual = daemon_cmds.check({"CROSSPLAN_DAEMON": "manual"})
+    assert "starts one" not in manual.detail
     off = daemon_cmds.check({"CROSSPLAN_DAEMON": "0"})  # never asks
     assert off.status == "ok" and "CROSSPLAN_DAEMON=0" in off.detail
 
