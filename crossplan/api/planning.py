@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from crossplan.cache.leases import DOCS
 from crossplan.cache.store import Store, default_store_dir
 from crossplan.planner.facts import Facts
 from crossplan.planner.plan import Plan, make_plan
@@ -63,7 +64,7 @@ def facts(
     resolve = resolver_for(recipe, store_dir, env) if with_toolchains else None
 
     def pin(sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
-        return pin_base(recipe, sid, step, platforms)
+        return pin_base(recipe, sid, step, platforms, docs=store_dir / DOCS)
 
     # bubblewrap's probe (a process, ~5 ms) runs while the input trees are read
     sandbox = _in_background(resolve_sandbox, recipe, env) if with_toolchains else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossplan.cache.leases import STASH, STASH_MANIFEST, flocked, live_leases, sweep_tmp
+from crossplan.cache.leases import DOCS, STASH, STASH_MANIFEST, flocked, live_leases, sweep_tmp
 
 if TYPE_CHECKING:
     from crossplan.cache.store import Entry, Store
@@ -73,6 +73,7 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
             live = _blob_sizes(remaining)
         report.leased_blobs = _sweep(store, set(live), evicted, grace, leased_blobs, since)
         report.swept_tmp = sweep_tmp(root, leases, unowned_older_than=3600.0)
+        _sweep_docs(root / DOCS, older_than=DOCS_DAYS * 86400)
         report.freed = before - store.size() + freed_kept
     return report
 
@@ -106,6 +107,19 @@ def _blob_sizes(entries: list[Entry]) -> dict[str, int]:
         if e.log:
             live[e.log] = 0
     return live
+
+
+DOCS_DAYS = 30  # registry documents kept longer are dropped (asked again if still used)
+
+
+def _sweep_docs(root: Path, *, older_than: float) -> None:
+    """Drop the registry documents (manifests, configs) kept more than ``older_than``
+    seconds ago: a few KiB each, asked of the registry again by the next plan using one."""
+    now = time.time()
+    for path in root.glob("*/*"):
+        with contextlib.suppress(OSError):
+            if now - path.lstat().st_mtime >= older_than:
+                path.unlink()
 
 
 def _trim_stash(store: Store, budget: int) -> tuple[list[int], int, int]:

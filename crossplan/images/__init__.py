@@ -4,6 +4,7 @@ protocol, chosen per image step by the planner's pure rule (``planner.container`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from crossplan.cache.store import Entry, Store
 from crossplan.errors import CrossplanError
@@ -75,12 +76,14 @@ def close_backends(backends: Mapping[str, ImageBackend]) -> None:
         backend.close()
 
 
-def pin_base(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
-    """The key identity of an image step's outside world, asked of its backend."""
+def pin_base(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...], *,
+             docs: Path | None = None) -> str:
+    """The key identity of an image step's outside world, asked of its backend (``docs``:
+    where registry documents are kept by digest, images/oci.py)."""
     if choose_backend(recipe, step) == "buildx":
         from crossplan.images.buildx_pin import buildx_pin
 
         return buildx_pin(recipe, sid, step, platforms)
     from crossplan.images.oci import oci_pin
 
-    return oci_pin(recipe, sid, step, platforms)
+    return oci_pin(recipe, sid, step, platforms, docs=docs)

@@ -26,6 +26,7 @@ from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.image import BuiltIndex, LayerKey
 from crossplan.backends.oci.layers import Layer, build_layer, layer_encoding
 from crossplan.backends.oci.reload import read_layout_index
+from crossplan.cache.leases import DOCS
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import CrossplanError, RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
@@ -41,8 +42,10 @@ from crossplan.recipes.models import CopySpec, ImageStep, Recipe
 __all__ = ["OciBackend", "oci_pin"]
 
 
-def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
-    """What of the outside world an image depends on: the base pinned by digest, and git."""
+def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...], *,
+            docs: Path | None = None) -> str:
+    """What of the outside world an image depends on: the base pinned by digest, and git.
+    ``docs``: the store's registry documents kept by digest (only a tag is asked anew)."""
     if step.base == "scratch":
         pin = "scratch"
     else:
@@ -53,7 +56,7 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
         if is_offline() and _from_registry(base):
             pin = _offline_pin(base, sid, recipe)
         else:
-            bases = resolve_base(base, platforms)
+            bases = resolve_base(base, platforms, docs=docs)
             pin = ",".join(sorted({b.pinned or b.digest for b in bases.values()
                                    if b is not None}))
     # Annotations come from the recipe only (never the checkout's git metadata or path),
@@ -108,7 +111,7 @@ class OciBackend:
         self._pool: ThreadPoolExecutor | None = None
 
     def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
-        return oci_pin(self.recipe, sid, step, platforms)
+        return oci_pin(self.recipe, sid, step, platforms, docs=self.store.root / DOCS)
 
     def build(
         self, pn: PlannedNode, workdir: Path, deps: Mapping[NodeId, Entry]
@@ -124,7 +127,8 @@ class OciBackend:
         if self.offline and _from_registry(base):
             refuse(f"the base {step.base} must be pulled from its registry to build this "
                    "image", step=sid, file=self.recipe.label_of(sid))
-        bases = resolve_base(None if base == "scratch" else base, pn.platforms)
+        bases = resolve_base(None if base == "scratch" else base, pn.platforms,
+                             docs=self.store.root / DOCS)
         check_image_binaries(pn, deps, self.store, {
             p: base_runtime(step.base, bases.get(p)) for p in pn.platforms
         }, file=self.recipe.label_of(sid))

@@ -318,3 +318,14 @@ def _du(path: Path) -> int:
 
 def test_reuse_can_be_turned_off() -> None:
     assert stash.enabled({}) and not stash.enabled({stash.ENV: "0"})
+
+
+def test_gc_drops_registry_documents_kept_a_month_ago(store: Store) -> None:
+    old, new = store.root / "docs" / "aa" / ("a" * 64), store.root / "docs" / "bb" / ("b" * 64)
+    for doc in (old, new):
+        doc.parent.mkdir(parents=True)
+        doc.write_bytes(b"{}")
+    month = time.time() - 31 * 86400
+    os.utime(old, (month, month))
+    store.collect(1 << 40)
+    assert not old.exists() and new.exists()

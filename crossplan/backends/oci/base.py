@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crossplan.backends.oci.layout import parse_layout_ref, read_layout_base
@@ -21,9 +22,11 @@ def resolve_base(
     *,
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
+    docs: Path | None = None,
 ) -> dict[Platform, BaseImage | None]:
     """``None``/``"scratch"`` -> no base; ``oci:DIR[:REF]``, ``oci-archive:FILE[:REF]`` -> a
-    layout; anything else (optionally ``docker://``) -> a registry reference."""
+    layout; anything else (optionally ``docker://``) -> a registry reference (its manifests
+    and configs kept by digest under ``docs`` when given: pull.py)."""
     wanted = list(platforms)
     if base is None or base.strip() in ("", "scratch"):
         return dict.fromkeys(wanted)
@@ -33,6 +36,6 @@ def resolve_base(
     found = (
         read_layout_base(layout, wanted)
         if layout is not None
-        else pull_base(base, wanted, insecure=insecure, transport=transport)
+        else pull_base(base, wanted, insecure=insecure, transport=transport, docs=docs)
     )
     return {p: found[p] for p in wanted}

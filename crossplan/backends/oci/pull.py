@@ -11,6 +11,7 @@ import httpx
 
 from crossplan.backends.oci.blobs import Origin
 from crossplan.backends.oci.descriptor import sha256_digest
+from crossplan.backends.oci.docs import CachedDocs
 from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.registry import RegistryClient
 from crossplan.backends.oci.resolve import resolve_platforms
@@ -72,30 +73,40 @@ def pull_base(
     client: RegistryClient | None = None,
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
+    docs: Path | None = None,
 ) -> dict[Platform, BaseImage]:
     """Resolve ``ref`` for each platform: reads the index, manifests and configs now,
     layers later (only if a layout write or a push to another registry needs them).
+    ``docs``: where manifests and configs are kept by digest (docs.py): then only what a
+    tag names is asked of the registry (nothing for a ref pinned by digest).
 
     Every ``BaseImage.pinned`` is ``registry/repo@<digest of what ref named>``.
     """
     parsed = Reference.parse(ref) if isinstance(ref, str) else ref
     reg = client or RegistryClient(parsed.registry, insecure=insecure, transport=transport)
-    try:
-        found = reg.get_manifest(parsed.repository, parsed.ref)
-    finally:
-        reg.close()
-    if found is None:
-        raise RecipeError(
-            f"base image {parsed} not found",
-            hint=f"check the name and tag: `skopeo inspect docker://{parsed}`",
-        )
-    top = found[0]
+    blobs = RegistryBlobs(reg, parsed.repository)
+    cached = CachedDocs(blobs, docs) if docs is not None else None
+    top = cached.kept(parsed.digest) if cached is not None and parsed.digest else None
+    if top is None:
+        try:
+            found = reg.get_manifest(parsed.repository, parsed.ref)
+        finally:
+            reg.close()
+        if found is None:
+            raise RecipeError(
+                f"base image {parsed} not found",
+                hint=f"check the name and tag: `skopeo inspect docker://{parsed}`",
+            )
+        top = found[0]
     top_digest = sha256_digest(top)  # computed, never taken from a header
+    if cached is not None:
+        cached.keep(top_digest, top)
     return resolve_platforms(
         top,
         top_digest,
         list(platforms),
-        source=RegistryBlobs(reg, parsed.repository),
+        source=blobs,
+        docs=cached,
         name=str(parsed),
         pinned=f"{parsed.name}@{top_digest}",
         origin=Origin(parsed.registry, parsed.repository),

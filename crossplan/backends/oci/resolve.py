@@ -33,13 +33,15 @@ def resolve_platforms(
     name: str,
     pinned: str,
     origin: Origin | None = None,
+    docs: ManifestSource | None = None,
 ) -> dict[Platform, BaseImage]:
     """For each platform, the base image inside ``top`` (an index or a single manifest).
 
-    Only the wanted platforms' manifests and configs are read; layer blobs stay lazy
-    (``Blob.read``). Raises RecipeError naming what the base has when a platform is missing.
+    Only the wanted platforms' manifests and configs are read (through ``docs`` when given:
+    documents kept by digest); layer blobs stay lazy (``Blob.read`` from ``source``).
+    Raises RecipeError naming what the base has when a platform is missing.
     """
-    walk = _Walk(source, frozenset(platforms))
+    walk = _Walk(docs or source, frozenset(platforms))
     walk.visit(_parse(top, top_digest), top_digest, depth=0)
     out: dict[Platform, BaseImage] = {}
     for platform in platforms:
