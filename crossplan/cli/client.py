@@ -13,6 +13,8 @@ import contextlib
 import os
 import sys
 
+from crossplan.cli.spawn import private
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import _socket
@@ -64,16 +66,6 @@ def socket_path(environ: Mapping[str, str]) -> str:
     # the interpreter and the package
     ident = f"{sys.prefix}\0{sys.executable}\0{package}".encode()
     return os.path.join(socket_dir(environ), f"daemon-{zlib.crc32(ident):08x}.sock")
-
-
-def private(directory: str) -> bool:
-    """Whether ``directory`` is this user's and no one else's (a socket in a directory
-    another user controls could be theirs: it would be handed our environment)."""
-    try:
-        st = os.stat(directory)
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 def delegate(argv: list[str], environ: Mapping[str, str] | None = None) -> int | None:
@@ -140,7 +132,7 @@ def hush(path: str) -> None:
 def _start_one(path: str) -> None:
     """Start a daemon in the background for the commands after this one (this one runs
     here; the daemon's imports take the other core meanwhile), saying so."""
-    from crossplan.cli.daemon_cmds import spawn
+    from crossplan.cli.spawn import spawn
     from crossplan.errors import CrossplanError
 
     try:

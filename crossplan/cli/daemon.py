@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from crossplan.cli import become, client, noop
+from crossplan.cli.spawn import private
 
 __all__ = ["PRELOAD", "main", "preload", "serve"]
 
@@ -113,7 +114,7 @@ def serve(path: str, *, idle: float = IDLE_SECONDS, ready: int | None = None) ->
     finds another serving (or starting on) ``path`` exits at once."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    if not client.private(directory):
+    if not private(directory):
         raise PermissionError(f"{directory} is not private to this user (mode 0700, owned)")
     lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:  # held while it serves; each command's fork closes its copy
@@ -281,7 +282,7 @@ def _restart(state: dict[str, Any]) -> None:
     with the same idle time and environment. It is started once the old one has gone (so
     the old one's exit never removes the new one's socket); if it cannot start (the new code
     is broken), this daemon's log says why and commands run without one."""
-    from crossplan.cli.daemon_cmds import spawn
+    from crossplan.cli.spawn import spawn
 
     deadline = time.monotonic() + 10
     while os.getppid() == state["pid"] and time.monotonic() < deadline:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,12 +12,13 @@ import typer
 
 from crossplan.cli import client
 from crossplan.cli.common import JsonOpt, handles_errors, out
+from crossplan.cli.spawn import private, spawn
 from crossplan.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from crossplan.checks.doctor import Check
 
-__all__ = ["check", "register", "spawn", "status"]
+__all__ = ["check", "register", "status"]
 
 daemon_app = typer.Typer(
     help="A resident crossplan process: commands start warm (no ~0.4 s of imports each). "
@@ -38,7 +37,7 @@ def _talk(cmd: str, environ: dict[str, str] | None = None) -> dict[str, Any] | N
     """Send ``cmd`` (status, stop) to the daemon: its reply, None when none runs."""
     env = dict(os.environ if environ is None else environ)
     path = client.socket_path(env)
-    if not client.private(os.path.dirname(path)):
+    if not private(os.path.dirname(path)):
         return None
     try:
         sock = client.connect(path, timeout=10)
@@ -61,10 +60,6 @@ def status(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return {"running": True, **reply}
 
 
-def _log_path(sock: str) -> str:
-    return sock.removesuffix(".sock") + ".log"
-
-
 @daemon_app.command("start")
 def start(idle: IdleOpt = client.IDLE_SECONDS, as_json: JsonOpt = False) -> None:
     """Start the daemon for this installation (nothing to do when it runs)."""
@@ -80,51 +75,6 @@ def start(idle: IdleOpt = client.IDLE_SECONDS, as_json: JsonOpt = False) -> None
     verb = "started" if now["started_now"] else "already running"
     out.print(f"crossplan daemon {verb}: pid {now['pid']}, socket {now['socket']}",
               highlight=False, soft_wrap=True)
-
-
-def spawn(sock: str, idle: float, *, wait: bool = True) -> dict[str, Any]:
-    """Start a detached daemon on ``sock`` (its log beside it) and wait until it accepts
-    commands (``wait``): its pid, socket, log and idle time. EnvironmentProblem if it did
-    not start. Not waiting (a command starting one for the next), a failure is in the log;
-    of two daemons started at once for one socket, the later one exits (cli/daemon.py)."""
-    directory = os.path.dirname(sock)
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise EnvironmentProblem(f"cannot make the daemon's directory {directory}: {exc}",
-                                 hint="set CROSSPLAN_DAEMON_DIR to a directory of yours") from exc
-    if not client.private(directory):
-        raise EnvironmentProblem(
-            f"{directory} is not private to this user: the daemon's socket cannot go there",
-            hint=f"chmod 700 {directory} (if it is yours), or set CROSSPLAN_DAEMON_DIR")
-    log = _log_path(sock)
-    read, write = os.pipe() if wait else (-1, -1)
-    code = "import sys; from crossplan.cli.daemon import main; main(sys.argv[1:])"
-    with open(log, "ab") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, sock, str(idle), str(write)],
-            pass_fds=(write,) if wait else (), stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=log_file, start_new_session=True,
-            env={**os.environ, "CROSSPLAN_DAEMON": "0"}, cwd="/")
-    if not wait:
-        return {"pid": proc.pid, "socket": sock, "log": log, "idle": idle}
-    os.close(write)
-    with os.fdopen(read, "rb") as ready:
-        line = ready.readline()  # the pid once it accepts commands; EOF if it failed
-    if not line:
-        proc.wait(timeout=30)
-        tail = _tail(log)
-        raise EnvironmentProblem(f"the crossplan daemon did not start (exit {proc.returncode})"
-                                 + (f":\n{tail}" if tail else ""), hint=f"full log: {log}")
-    return {"pid": int(line), "socket": sock, "log": log, "idle": idle}
-
-
-def _tail(path: str, lines: int = 12) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).rstrip()
-    except OSError:
-        return ""
 
 
 @daemon_app.command("stop")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crossplan.cli import become, client, daemon, noop
+from crossplan.cli import become, client, daemon, noop, spawn
 
 
 def test_socket_path_follows_the_environment(tmp_path: Path) -> None:
@@ -29,13 +29,13 @@ def test_socket_path_follows_the_environment(tmp_path: Path) -> None:
 
 def test_private_directories_only(tmp_path: Path) -> None:
     d = tmp_path / "d"
-    assert not client.private(str(d))  # missing
+    assert not spawn.private(str(d))  # missing
     d.mkdir(mode=0o700)
     d.chmod(0o700)
-    assert client.private(str(d))
+    assert spawn.private(str(d))
     for mode in (0o755, 0o770, 0o701):
         d.chmod(mode)
-        assert not client.private(str(d)), oct(mode)
+        assert not spawn.private(str(d)), oct(mode)
 
 
 def test_delegate_runs_nothing_without_a_daemon(tmp_path: Path) -> None:
