@@ -10,6 +10,7 @@ import pty
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,25 +38,32 @@ def no_daemon_env(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 def _on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """``argv`` with its stderr a terminal (stdout a pipe): exit code, stdout, stderr."""
+    """``argv`` with its stderr a terminal (stdout a pipe): exit code, stdout, stderr. The
+    terminal is read while the command runs (a full one would block its writes)."""
     leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=follower,
                                 stdin=subprocess.DEVNULL, text=True)
         os.close(follower)
         out, _ = proc.communicate(timeout=120)
-        err = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other end is closed
-                break
-            if not chunk:
-                break
-            err += chunk
+        reader.join(30)
     finally:
         os.close(leader)
-    return proc.returncode, out, err.decode(errors="replace")
+    return proc.returncode, out, b"".join(chunks).decode(errors="replace")
 
 
 def _serving(env: dict[str, str]) -> dict[str, Any]:
