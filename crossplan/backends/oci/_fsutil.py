@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_write", "replace_dir", "temp_dir_beside", "temp_file_beside"]
+__all__ = ["fsync_write", "replace_dir", "temp_dir_beside", "temp_file_beside", "write_whole"]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -21,6 +21,18 @@ def fsync_write(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all (a temporary file beside it, renamed)."""
+    tmp = temp_file_beside(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def temp_dir_beside(dest: Path) -> Path:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from crossplan.backends.oci._fsutil import write_whole
 from crossplan.backends.oci.resolve import ManifestSource
 
 __all__ = ["DOCS_LIMIT", "CachedDocs"]
@@ -52,7 +51,8 @@ class CachedDocs:
         path = self._path(digest)
         if path is not None and len(data) <= DOCS_LIMIT and \
                 hashlib.sha256(data).hexdigest() == path.name:
-            _write(path, data)
+            with contextlib.suppress(OSError):  # not kept: asked again next time
+                write_whole(path, data)
 
     def _path(self, digest: str) -> Path | None:
         algo, _, hexed = digest.partition(":")
@@ -67,19 +67,3 @@ class CachedDocs:
             self.fetched += 1
             self.keep(digest, data)
         return data
-
-
-def _write(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole or not at all (a temporary file renamed into place)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
