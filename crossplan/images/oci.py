@@ -7,7 +7,9 @@ cache hit and ``--output``/``--push`` just re-export the stored layout.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +27,7 @@ from crossplan.backends.oci import (
 from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.image import BuiltIndex, LayerKey
 from crossplan.backends.oci.layers import Layer, build_layer, layer_encoding
+from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.reload import read_layout_index
 from crossplan.cache.leases import DOCS
 from crossplan.cache.store import Entry, OutputFile, Store
@@ -64,6 +67,14 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
     rev, src = recipe.project.revision, recipe.project.source
     # The layers' encoding: the same inputs compressed otherwise are other bytes.
     return f"base={pin};layers={layer_encoding()};revision={rev or ''};source={src or ''}"
+
+
+def _pinned(pn: PlannedNode) -> str | None:
+    """The registry base the node's key was made with (``name@sha256:...``, from
+    ``oci_pin`` at planning): a tag moved since then must not change what is built."""
+    identity = str(pn.components.get("toolchain") or "")
+    found = re.search(r"(?:^|;)base=([^;,]+@sha256:[0-9a-f]{64})(?:;|$)", identity)
+    return found.group(1) if found else None
 
 
 def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:
@@ -127,8 +138,13 @@ class OciBackend:
         if self.offline and _from_registry(base):
             refuse(f"the base {step.base} must be pulled from its registry to build this "
                    "image", step=sid, file=self.recipe.label_of(sid))
-        bases = resolve_base(None if base == "scratch" else base, pn.platforms,
+        pinned = _pinned(pn) if _from_registry(base) else None
+        # the index the key names, not what the tag names now (known by the name given)
+        bases = resolve_base(None if base == "scratch" else pinned or base, pn.platforms,
                              docs=self.store.root / DOCS)
+        if pinned is not None:
+            given = str(Reference.parse(base))
+            bases = {p: b and dataclasses.replace(b, name=given) for p, b in bases.items()}
         check_image_binaries(pn, deps, self.store, {
             p: base_runtime(step.base, bases.get(p)) for p in pn.platforms
         }, file=self.recipe.label_of(sid))

@@ -64,3 +64,45 @@ def test_a_plan_asks_the_registry_only_what_the_tag_names(
     assert locked.code == 0, locked.stderr
     assert {s["status"] for s in locked.json()["steps"]} == {"cached"}
     assert _requests(log, start, repo) == [("HEAD", f"/v2/{repo}/manifests/{index}")]
+
+
+def test_a_tag_moved_after_planning_does_not_change_what_is_built(
+    cli: Cli, tmp_path: Path, cache_dir: Path, cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image is built from the base index its key names (resolved when planning), not
+    from what the tag names by the time the image step runs: the same bytes as a build that
+    saw the tag unmoved, other bytes than a build of the moved tag."""
+    from crossplan import api
+    from crossplan.backends.oci.registry import RegistryClient
+
+    repo = f"crossplan-test/moved-{uuid.uuid4().hex[:8]}"
+    base = f"{REGISTRY}/{repo}:1"
+    old_proj = _project(tmp_path / "base", "scratch", f'"{base}"')
+    assert cli("run", old_proj, "--push").code == 0
+    with RegistryClient(REGISTRY) as reg:
+        found = reg.get_manifest(repo, "1")
+    assert found is not None
+    old_index, media_type = found
+    proj = _project(tmp_path / "app", base)
+    for key, value in cli_env.items():
+        monkeypatch.setenv(key, value)
+    planned = api.plan(api.load(proj / "plan.toml"), cache_dir=cache_dir)
+
+    # the tag moves to another base (other content) before the image is built
+    new_proj = _project(tmp_path / "base2", "scratch", f'"{base}"')
+    (new_proj / "plan.toml").write_text(
+        (new_proj / "plan.toml").read_text().replace("$TARGETARCH", "moved $TARGETARCH"))
+    assert cli("run", new_proj, "--push").code == 0
+    built = api.run(planned, api.RunOptions(cache_dir=cache_dir))
+    assert built.ok, built
+    digest = built.images[0].index_digest
+
+    moved = cli("run", proj, "--json", env={"CROSSPLAN_CACHE_DIR": str(tmp_path / "s2")})
+    assert moved.code == 0, moved.stderr
+    assert moved.json()["images"][0]["index_digest"] != digest  # the moved tag: other bytes
+    with RegistryClient(REGISTRY) as reg:  # the tag back where it was when planned
+        reg.put_manifest(repo, "1", old_index, media_type)
+    unmoved = cli("run", proj, "--json", env={"CROSSPLAN_CACHE_DIR": str(tmp_path / "s3")})
+    assert unmoved.code == 0, unmoved.stderr
+    assert unmoved.json()["images"][0]["index_digest"] == digest
