@@ -61,6 +61,15 @@ def remember_noop(
         return  # no memo this time: the next no-op run plans and tries again
 
 
+def _self_contained(identity: str | None) -> bool:
+    """An image that depends on nothing outside the store: a daemonless image on scratch
+    (a registry base's tag may move; buildx asks the engine)."""
+    from crossplan.images.pin import identity_fields
+
+    fields = identity_fields(identity)
+    return fields.get("backend") == "oci" and fields.get("base") == "scratch"
+
+
 def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
     facts = p.facts
     if facts is None or facts.deferred or facts.notes or facts.sysroots:
@@ -68,7 +77,7 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
     if not all(_vouched(tool, facts.identities.get(n)) for n, tool in facts.commands.items()):
         return False
     images = [v for n, v in facts.identities.items() if n not in facts.commands]
-    if any(not (v or "").startswith("base=scratch;") for v in images):
+    if not all(_self_contained(v) for v in images):
         return False
     plain = not (opts.export or opts.output or opts.smoke or opts.check
                  or opts.affected or opts.stream_logs or opts.environ is not None)

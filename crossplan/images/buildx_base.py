@@ -4,7 +4,6 @@ the same bytes buildx builds on; by name only when neither can be read."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from crossplan.backends.elf_base import BaseRuntime
 from crossplan.backends.oci.base import resolve_base
 from crossplan.errors import CrossplanError
 from crossplan.images.binaries import base_runtime, is_static_base
+from crossplan.images.pin import base_pin
 from crossplan.network import is_offline
 from crossplan.planner.plan import PlannedNode
 from crossplan.platforms import Platform
@@ -22,11 +22,7 @@ __all__ = ["buildx_base_runtimes"]
 
 def _pin(pn: PlannedNode) -> str:
     """``engine:<image id>``, ``repo@sha256:...`` or ``scratch``: what buildx_pin found."""
-    try:
-        pin = json.loads(str(pn.components.get("toolchain") or "{}")).get("base", "")
-    except (ValueError, AttributeError):
-        return ""
-    return pin if isinstance(pin, str) else ""
+    return base_pin(pn.components.get("toolchain"))
 
 
 def buildx_base_runtimes(pn: PlannedNode, tmp: Path) -> dict[Platform, BaseRuntime | None]:

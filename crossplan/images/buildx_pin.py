@@ -3,14 +3,13 @@ images, generator), and whether the machine can run the RUN steps it asks for.""
 
 from __future__ import annotations
 
-import json
-
 from crossplan.backends.buildx.bases import check_base
 from crossplan.backends.buildx.binfmt import binfmt_fix, can_execute, read_binfmt
 from crossplan.backends.buildx.engine import Engine
 from crossplan.backends.buildx.invoke import Buildx
 from crossplan.backends.dockerfile import COMPILE_KINDS, DOCKERFILE_SCHEMA
 from crossplan.errors import EnvironmentProblem, RecipeError
+from crossplan.images.pin import image_identity
 from crossplan.planner.container import container_compiled
 from crossplan.platforms import Platform, build_platform
 from crossplan.recipes.models import ImageStep, Recipe
@@ -37,10 +36,8 @@ def buildx_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platf
         raise
     finally:
         engine.close()
-    return json.dumps({
-        "backend": "buildx", "dockerfile_schema": DOCKERFILE_SCHEMA, "base": base.pin,
-        "compile": recipe.buildx.compile, "toolchain_images": images,
-    }, sort_keys=True)
+    return image_identity(backend="buildx", dockerfile_schema=DOCKERFILE_SCHEMA, base=base.pin,
+                          compile=recipe.buildx.compile, toolchain_images=images)
 
 
 def check_emulation(

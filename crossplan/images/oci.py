@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from crossplan.executors.result import ImageResult
 from crossplan.images.binaries import base_runtime, check_image_binaries
 from crossplan.images.naming import group_tags, layout_ref, output_for, ref_name, tag_names
 from crossplan.images.offline import is_offline, last_pushed, record_push, refuse
+from crossplan.images.pin import base_pin, image_identity
 from crossplan.images.protocol import LAYOUT_DIR, dep_entry
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import PlannedNode
@@ -66,15 +66,15 @@ def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform
     # so the same tree gives the same index with or without .git, whatever the remote.
     rev, src = recipe.project.revision, recipe.project.source
     # The layers' encoding: the same inputs compressed otherwise are other bytes.
-    return f"base={pin};layers={layer_encoding()};revision={rev or ''};source={src or ''}"
+    return image_identity(backend="oci", base=pin, layers=layer_encoding(), revision=rev or "",
+                          source=src or "")
 
 
 def _pinned(pn: PlannedNode) -> str | None:
     """The registry base the node's key was made with (``name@sha256:...``, from
     ``oci_pin`` at planning): a tag moved since then must not change what is built."""
-    identity = str(pn.components.get("toolchain") or "")
-    found = re.search(r"(?:^|;)base=([^;,]+@sha256:[0-9a-f]{64})(?:;|$)", identity)
-    return found.group(1) if found else None
+    base = base_pin(pn.components.get("toolchain"))
+    return base if "@sha256:" in base and "," not in base else None
 
 
 def _copy_entries(spec: CopySpec, entry: Entry, store: Store, step: str) -> list[LayerEntry]:

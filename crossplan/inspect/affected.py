@@ -3,7 +3,6 @@ from the last recorded successful run in the store, with what changed for each."
 
 from __future__ import annotations
 
-import re
 import subprocess
 import tarfile
 import tempfile
@@ -15,23 +14,22 @@ from typing import Any
 
 from crossplan.cache.store import Store
 from crossplan.errors import EnvironmentProblem, RecipeError
+from crossplan.images.pin import VCS_FIELDS, identity_fields, image_identity
 from crossplan.planner.affected import AffectedNode, NodeState, compare, snapshot
 from crossplan.planner.graph import NodeId
 from crossplan.planner.plan import Plan
 
 __all__ = ["Affected", "affected_since_plan", "affected_since_store", "checkout", "normalize"]
 
-# The git revision and origin URL stamped into image labels change with every commit;
-# comparing them would mark every image affected by a README edit.
-_VCS_LABELS = re.compile(r";revision=[^;]*;source=[^;]*$")
-
-
 def normalize(kind: str, components: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Components as compared for affectedness: image pins without the git revision."""
-    pin = components.get("toolchain")
-    if kind != "image" or not isinstance(pin, str) or not _VCS_LABELS.search(pin):
+    """Components as compared for affectedness: image identities without the git revision
+    and origin stamped into their labels (they change with every commit; comparing them
+    would mark every image affected by a README edit)."""
+    fields = identity_fields(components.get("toolchain")) if kind == "image" else {}
+    if not any(k in fields for k in VCS_FIELDS):
         return components
-    return {**components, "toolchain": _VCS_LABELS.sub("", pin)}
+    kept = {k: v for k, v in fields.items() if k not in VCS_FIELDS}
+    return {**components, "toolchain": image_identity(**kept)}
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,14 @@ def test_compare_with_a_baseline_missing_a_dep(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "pin", "want"),
     [
-        ("image", "base=scratch;revision=abc;source=git@x:y", "base=scratch"),
-        ("image", "base=scratch;revision=;source=", "base=scratch"),
+        ("image", '{"backend": "oci", "base": "scratch", "layers": "gzip", "revision": "abc", '
+                  '"source": "git@x:y"}',
+         '{"backend": "oci", "base": "scratch", "layers": "gzip"}'),
+        ("image", '{"base": "scratch", "revision": "", "source": ""}', '{"base": "scratch"}'),
         ("go", "go1.27.3;revision=abc;source=x", "go1.27.3;revision=abc;source=x"),
+        ("go", '{"revision": "abc"}', '{"revision": "abc"}'),  # only an image's are labels
         ("image", '{"backend": "buildx"}', '{"backend": "buildx"}'),
+        ("image", "not json {", "not json {"),
     ],
 )
 def test_normalize_drops_only_the_images_git_labels(kind: str, pin: str, want: str) -> None:
