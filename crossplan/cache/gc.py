@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossplan.cache.leases import DOCS, STASH, STASH_MANIFEST, flocked, live_leases, sweep_tmp
+from crossplan.cache.leases import (
+    DOCS,
+    LAYERS,
+    STASH,
+    STASH_MANIFEST,
+    flocked,
+    live_leases,
+    sweep_tmp,
+)
 
 if TYPE_CHECKING:
     from crossplan.cache.store import Entry, Store
@@ -35,12 +43,16 @@ class GcReport:
     stashed: int = 0  # kept work dirs removed
     stash_left: int = 0  # kept work dirs left, and their bytes
     stash_bytes: int = 0
+    layers_removed: int = 0  # base image layers kept by digest (backends/oci/kept.py)
+    layers_left: int = 0  # those left, and the bytes they take of their own
+    layer_bytes: int = 0
 
 
 def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
-    """Make blobs and kept work dirs fit ``max_size``: first the kept dirs go (those of
-    recipes that are gone, then the least recently kept: they only spare copies), then the
-    least recently created entries; then unreferenced blobs are deleted. Blobs no entry ever
+    """Make blobs, kept work dirs and kept base layers fit ``max_size``: first the kept dirs
+    go (those of recipes that are gone, then the least recently kept: they only spare
+    copies), then the least recently used base layers (they spare downloads), then the least
+    recently created entries; then unreferenced blobs are deleted. Blobs no entry ever
     named are kept while younger than ``grace`` seconds. All under gc.lock (exclusive;
     readers register what they use under it shared), never touching what another live lease
     uses: its keys, its blobs, nor any blob younger than the oldest live lease (what a build
@@ -59,9 +71,13 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
         live = _blob_sizes(remaining)
         kept, report.stashed, freed_kept = _trim_stash(store, max_size - sum(live.values()))
         report.stash_left, report.stash_bytes = len(kept), sum(kept)
+        left, report.layers_removed, freed_layers = _trim_layers(
+            root / LAYERS, max_size - sum(live.values()) - report.stash_bytes,
+            older_than=DOCS_DAYS * 86400)
+        report.layers_left, report.layer_bytes = len(left), sum(left)
         evicted: set[str] = set()
         for e in list(remaining):
-            if sum(live.values()) <= max_size - report.stash_bytes:
+            if sum(live.values()) <= max_size - report.stash_bytes - report.layer_bytes:
                 break
             if e.key in leased_keys:
                 report.leased_entries.append(e.key)
@@ -74,7 +90,7 @@ def collect(store: Store, max_size: int, *, grace: float = 0.0) -> GcReport:
         report.leased_blobs = _sweep(store, set(live), evicted, grace, leased_blobs, since)
         report.swept_tmp = sweep_tmp(root, leases, unowned_older_than=3600.0)
         _sweep_docs(root / DOCS, older_than=DOCS_DAYS * 86400)
-        report.freed = before - store.size() + freed_kept
+        report.freed = before - store.size() + freed_kept + freed_layers
     return report
 
 
@@ -120,6 +136,54 @@ def _sweep_docs(root: Path, *, older_than: float) -> None:
         with contextlib.suppress(OSError):
             if now - path.lstat().st_mtime >= older_than:
                 path.unlink()
+
+
+def _trim_layers(root: Path, budget: int, *, older_than: float) -> tuple[list[int], int, int]:
+    """Drop the base layers kept by digest that no build used for ``older_than`` seconds
+    (a use refreshes the mtime) and fetches cut off over an hour ago, then the least
+    recently used until the bytes they take of their own (a layer hard-linked into a store
+    entry takes none) fit ``budget``. Returns the own sizes of those left, how many were
+    removed and the bytes freed."""
+    now = time.time()
+    found: list[tuple[float, str, int]] = []  # (last used, path, own bytes)
+    drop: list[tuple[str, int]] = []
+    for sub in _names(root):
+        for name in _names(root / sub):
+            path = os.path.join(root, sub, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            own = st.st_size if st.st_nlink == 1 else 0
+            if name.startswith(".tmp-"):
+                if now - st.st_mtime >= 3600:
+                    drop.append((path, own))
+            elif now - st.st_mtime >= older_than:
+                drop.append((path, own))
+            else:
+                found.append((st.st_mtime, path, own))
+    found.sort()
+    total = sum(own for _, _, own in found)
+    for item in [f for f in found if f[2]]:  # one that takes no space of its own stays
+        if total <= budget:
+            break
+        found.remove(item)
+        drop.append(item[1:])
+        total -= item[2]
+    removed = freed = 0
+    for path, own in drop:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed += not os.path.basename(path).startswith(".tmp-")
+            freed += own
+    return [own for _, _, own in found], removed, freed
+
+
+def _names(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 def _trim_stash(store: Store, budget: int) -> tuple[list[int], int, int]:

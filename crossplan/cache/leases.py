@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DOCS", "STASH", "STASH_MANIFEST", "Lease", "LeaseInfo", "flocked", "force_rmtree",
+    "DOCS", "LAYERS", "STASH", "STASH_MANIFEST", "Lease", "LeaseInfo", "flocked", "force_rmtree",
     "live_leases", "owner_of", "sweep_tmp", "tmp_prefix",
 ]
 
 LEASES = "leases"
 STASH = "stash"  # steps' work dirs kept for their next run (executors/stash.py)
 DOCS = "docs"  # registry manifests and configs kept by digest (backends/oci/docs.py)
+LAYERS = "layers"  # base image layers kept by digest (backends/oci/kept.py)
 # In a kept dir: what was staged, and the recipe file it is for (its mtime: when it was kept)
 STASH_MANIFEST = ".crossplan-stash.json"
 _OWNER = re.compile(r"@(\d+-[0-9a-f]{8})@")

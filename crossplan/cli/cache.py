@@ -102,7 +102,8 @@ def cache_gc(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the store in MAX_SIZE: drop kept work dirs (of recipes that are gone, then the
-    oldest), then the oldest entries; then delete unreferenced blobs."""
+    oldest), then the least recently used base image layers, then the oldest entries; then
+    delete unreferenced blobs."""
     with handles_errors(as_json):
         limit = _parse_size(max_size)
         store = api.store_for(cache_dir)
@@ -117,6 +118,8 @@ def cache_gc(
                        "leases": report.leases},
             "tmp_swept": report.swept_tmp, "kept_workdirs_removed": report.stashed,
             "kept_workdirs": {"count": report.stash_left, "bytes": report.stash_bytes},
+            "kept_layers_removed": report.layers_removed,
+            "kept_layers": {"count": report.layers_left, "bytes": report.layer_bytes},
         }))
         return
     out.print(f"removed {report.removed} entries, freed {report.freed} bytes")
@@ -126,6 +129,12 @@ def cache_gc(
     if report.stash_left:
         out.print(f"kept {report.stash_left} work dir(s), {report.stash_bytes} bytes, within "
                   "the size")
+    if report.layers_removed:
+        out.print(f"removed {report.layers_removed} kept base image layer(s) (the least "
+                  "recently used; a rebuild on their base downloads them again)")
+    if report.layers_left:
+        out.print(f"kept {report.layers_left} base image layer(s), {report.layer_bytes} bytes "
+                  "of their own, within the size")
     if report.leased_entries or report.leased_blobs:
         out.print(f"kept {len(report.leased_entries)} entries and {report.leased_blobs} blobs "
                   f"in use by {report.leases} running process(es)")

@@ -28,7 +28,7 @@ from crossplan.backends.oci.image import BuiltIndex, LayerKey
 from crossplan.backends.oci.layers import Layer, build_layer, layer_encoding
 from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.reload import read_layout_index
-from crossplan.cache.leases import DOCS
+from crossplan.cache.leases import DOCS, LAYERS
 from crossplan.cache.store import Entry, OutputFile, Store
 from crossplan.errors import CrossplanError, RecipeError, StepFailed
 from crossplan.executors.result import ImageResult
@@ -141,7 +141,7 @@ class OciBackend:
         pinned = _pinned(pn) if _from_registry(base) else None
         # the index the key names, not what the tag names now (known by the name given)
         bases = resolve_base(None if base == "scratch" else pinned or base, pn.platforms,
-                             docs=self.store.root / DOCS)
+                             docs=self.store.root / DOCS, layers=self.store.root / LAYERS)
         if pinned is not None:
             given = str(Reference.parse(base))
             bases = {p: b and dataclasses.replace(b, name=given) for p, b in bases.items()}

@@ -23,10 +23,12 @@ def resolve_base(
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
     docs: Path | None = None,
+    layers: Path | None = None,
 ) -> dict[Platform, BaseImage | None]:
     """``None``/``"scratch"`` -> no base; ``oci:DIR[:REF]``, ``oci-archive:FILE[:REF]`` -> a
     layout; anything else (optionally ``docker://``) -> a registry reference (its manifests
-    and configs kept by digest under ``docs`` when given: pull.py)."""
+    and configs kept by digest under ``docs``, its layers under ``layers`` when given:
+    pull.py)."""
     wanted = list(platforms)
     if base is None or base.strip() in ("", "scratch"):
         return dict.fromkeys(wanted)
@@ -36,6 +38,7 @@ def resolve_base(
     found = (
         read_layout_base(layout, wanted)
         if layout is not None
-        else pull_base(base, wanted, insecure=insecure, transport=transport, docs=docs)
+        else pull_base(base, wanted, insecure=insecure, transport=transport, docs=docs,
+                       layers=layers)
     )
     return {p: found[p] for p in wanted}

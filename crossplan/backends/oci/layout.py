@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
 import tarfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from crossplan.backends.oci._fsutil import (
     fsync_write,
@@ -18,9 +21,10 @@ from crossplan.backends.oci._fsutil import (
     temp_file_beside,
 )
 from crossplan.backends.oci._tar import TarWriter
-from crossplan.backends.oci.blobs import MemoryBlobs
+from crossplan.backends.oci.blobs import FileBlobSource, MemoryBlobs
 from crossplan.backends.oci.descriptor import Descriptor, canonical_json
 from crossplan.backends.oci.image import BuiltIndex
+from crossplan.backends.oci.kept import link_or_copy
 from crossplan.backends.oci.resolve import resolve_platforms
 from crossplan.backends.oci.spec import BaseImage
 from crossplan.errors import EnvironmentProblem, RecipeError
@@ -37,8 +41,10 @@ __all__ = [
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-# (name in the layout, its bytes, whether they are held in memory already)
-_Files = list[tuple[str, Callable[[], bytes], bool]]
+# (name in the layout, its bytes, whether they are held in memory already, or the file
+# holding them: a base's layer kept on disk, written by link or copy, never read whole)
+_File = Callable[[], AbstractContextManager[Path]]
+_Files = list[tuple[str, Callable[[], bytes], bool, _File | None]]
 
 
 @dataclass(frozen=True)
@@ -82,27 +88,33 @@ def write_layout(
     files = _files(built, ref_name, platform_refs)
     tmp = temp_dir_beside(path)
 
-    def write(name: str, read: Callable[[], bytes]) -> None:
+    def write(name: str, read: Callable[[], bytes], file: _File | None = None) -> None:
         target = tmp / name
-        if sync:
+        if file is not None:
+            with file() as src:
+                if sync:
+                    fsync_copy(src, target)
+                else:  # a work dir the store takes the files of: a link costs no copy
+                    link_or_copy(src, target)
+        elif sync:
             fsync_write(target, read())
         else:
             target.write_bytes(read())
 
     try:
-        for parent in {(tmp / name).parent for name, _, _ in files}:
+        for parent in {(tmp / f[0]).parent for f in files}:
             parent.mkdir(parents=True, exist_ok=True)
         # What is held in memory (a built image's layers) is verified and written on a few
         # threads (sha256, writes and fsync release the GIL): an image's layers at once
         # rather than one after the other. Blobs read from elsewhere are read one at a
         # time: memory stays one blob.
-        held = [(name, read) for name, read, in_memory in files if in_memory]
+        held = [(name, read) for name, read, in_memory, _ in files if in_memory]
         with ThreadPoolExecutor(min(4, max(1, len(held))), thread_name_prefix="layout") as pool:
             for future in [pool.submit(write, name, read) for name, read in held]:
                 future.result()
-        for name, read, in_memory in files:
+        for name, read, in_memory, file in files:
             if not in_memory:
-                write(name, read)
+                write(name, read, file)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -125,9 +137,14 @@ def write_archive(
             tar = TarWriter(fh.write, mtime=0)
             for directory in ("blobs", "blobs/sha256"):
                 tar.add(directory, kind="dir", mode=0o755)
-            for name, read, _ in sorted(files):
-                data = read()
-                tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
+            for name, read, _, on_disk in sorted(files, key=lambda f: f[0]):
+                if on_disk is None:
+                    data = read()
+                    tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
+                    continue
+                with on_disk() as src, src.open("rb") as f:
+                    tar.add(name, kind="file", mode=0o644, size=os.fstat(f.fileno()).st_size,
+                            chunks=_chunks(f))
             tar.close()
         tmp.replace(file)
     except BaseException:
@@ -144,14 +161,30 @@ def _files(
         entries.append(_annotated(built.images[platform].descriptor, name))
     top = {"schemaVersion": 2, "mediaType": built.descriptor.media_type, "manifests": entries}
     files: _Files = [
-        ("oci-layout", lambda: _OCI_LAYOUT, True),
-        ("index.json", lambda: canonical_json(top), True),
+        ("oci-layout", lambda: _OCI_LAYOUT, True, None),
+        ("index.json", lambda: canonical_json(top), True, None),
     ]
     for digest, doc in built.documents().items():
-        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True))
+        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True, None))
     for digest, blob in sorted(built.blobs.items()):
-        files.append((_blob_path(digest), blob.read, isinstance(blob.source, MemoryBlobs)))
+        source = blob.source
+        file = (functools.partial(source.blob_file, digest)
+                if isinstance(source, FileBlobSource) else None)
+        files.append((_blob_path(digest), blob.read, isinstance(source, MemoryBlobs), file))
     return files
+
+
+def fsync_copy(src: Path, dest: Path) -> None:
+    """A new file ``dest`` with ``src``'s bytes, flushed to disk."""
+    with src.open("rb") as fi, dest.open("xb") as fo:
+        shutil.copyfileobj(fi, fo, 1 << 20)
+        fo.flush()
+        os.fsync(fo.fileno())
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(1 << 20):
+        yield chunk
 
 
 def _annotated(desc: Descriptor, ref_name: str | None) -> dict[str, object]:

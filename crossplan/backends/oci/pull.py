@@ -12,6 +12,7 @@ import httpx
 from crossplan.backends.oci.blobs import Origin
 from crossplan.backends.oci.descriptor import sha256_digest
 from crossplan.backends.oci.docs import CachedDocs
+from crossplan.backends.oci.kept import KeptLayers
 from crossplan.backends.oci.reference import Reference
 from crossplan.backends.oci.registry import RegistryClient
 from crossplan.backends.oci.resolve import resolve_platforms
@@ -36,6 +37,13 @@ class RegistryBlobs:
     def read_blob(self, digest: str) -> bytes:
         try:
             return self.client.get_blob(self.repository, digest)
+        finally:
+            self.client.close()
+
+    def iter_blob(self, digest: str) -> Iterator[bytes]:
+        """The blob as it arrives (its sha256 checked after the last chunk)."""
+        try:
+            yield from self.client.iter_blob(self.repository, digest)
         finally:
             self.client.close()
 
@@ -74,11 +82,13 @@ def pull_base(
     insecure: bool = False,
     transport: httpx.BaseTransport | None = None,
     docs: Path | None = None,
+    layers: Path | None = None,
 ) -> dict[Platform, BaseImage]:
     """Resolve ``ref`` for each platform: reads the index, manifests and configs now,
     layers later (only if a layout write or a push to another registry needs them).
     ``docs``: where manifests and configs are kept by digest (docs.py): then only what a
-    tag names is asked of the registry (nothing for a ref pinned by digest).
+    tag names is asked of the registry (nothing for a ref pinned by digest). ``layers``:
+    where layers are kept by digest once read (kept.py).
 
     Every ``BaseImage.pinned`` is ``registry/repo@<digest of what ref named>``.
     """
@@ -107,6 +117,7 @@ def pull_base(
         list(platforms),
         source=blobs,
         docs=cached,
+        layer_source=KeptLayers(blobs, layers) if layers is not None else None,
         name=str(parsed),
         pinned=f"{parsed.name}@{top_digest}",
         origin=Origin(parsed.registry, parsed.repository),

@@ -34,11 +34,13 @@ def resolve_platforms(
     pinned: str,
     origin: Origin | None = None,
     docs: ManifestSource | None = None,
+    layer_source: BlobSource | None = None,
 ) -> dict[Platform, BaseImage]:
     """For each platform, the base image inside ``top`` (an index or a single manifest).
 
     Only the wanted platforms' manifests and configs are read (through ``docs`` when given:
-    documents kept by digest); layer blobs stay lazy (``Blob.read`` from ``source``).
+    documents kept by digest); layer blobs stay lazy (``Blob.read`` from ``layer_source``,
+    layers kept by digest, when given, else from ``source``).
     Raises RecipeError naming what the base has when a platform is missing.
     """
     walk = _Walk(docs or source, frozenset(platforms))
@@ -53,7 +55,8 @@ def resolve_platforms(
             )
         digest, manifest, config = walk.found[platform]
         layers = tuple(
-            Blob(Descriptor.from_json(d), source, origin) for d in manifest.get("layers", [])
+            Blob(Descriptor.from_json(d), layer_source or source, origin)
+            for d in manifest.get("layers", [])
         )
         out[platform] = BaseImage(config, layers, digest, name=name, pinned=pinned)
     return out
