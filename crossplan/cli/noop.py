@@ -11,7 +11,8 @@ each node key's ``store_time`` in the store index. Any difference, or any error 
 is a miss: the normal run, which re-plans from the files' bytes. What the memo keeps to
 print is the run's own output (its total time replaced by the replay's). A memoised
 `--push` whose images were all up to date also asks each tag once (one GET, no write) that
-it still names the same index.
+it still names the same index; so does a run with images on registry bases, of each base's
+tag (or plan.lock's digest: still there), and of none named by digest in the recipe.
 ``CROSSPLAN_NOOP_MEMO=off`` turns it off. Written by cli/noop_record.py."""
 
 from __future__ import annotations
@@ -138,12 +139,13 @@ def _unchanged(memo: dict[str, object]) -> bool:
             return False
     finally:
         os.close(lock)
-    return all(_still_pushed(*push) for push in memo.get("pushes", ()))  # type: ignore[attr-defined]
+    return all(_still_names(*ref) for ref in memo.get("refs", ()))  # type: ignore[attr-defined]
 
 
-def _still_pushed(scheme: str, host: str, path: str, accept: str, digest: str) -> bool:
-    """One GET of a pushed tag: it still names the same bytes (what `--push` checks before
-    writing anything). A registry that wants credentials, or any failure: a miss."""
+def _still_names(scheme: str, host: str, path: str, accept: str, digest: str) -> bool:
+    """One GET of a pushed tag, or a base's tag or locked digest: it still names the same
+    bytes (what `--push` checks before writing anything; the index the image's key was made
+    with). A registry that wants credentials, or any failure: a miss."""
     import http.client
 
     conn_type = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection

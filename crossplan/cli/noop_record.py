@@ -61,13 +61,12 @@ def remember_noop(
         return  # no memo this time: the next no-op run plans and tries again
 
 
-def _self_contained(identity: str | None) -> bool:
-    """An image that depends on nothing outside the store: a daemonless image on scratch
-    (a registry base's tag may move; buildx asks the engine)."""
+def _daemonless(identity: str | None) -> bool:
+    """An image the memo can vouch for: the daemonless backend's (its base is scratch, or a
+    registry index a replay asks for once: ``_bases``). buildx asks the engine."""
     from crossplan.images.pin import identity_fields
 
-    fields = identity_fields(identity)
-    return fields.get("backend") == "oci" and fields.get("base") == "scratch"
+    return identity_fields(identity).get("backend") == "oci"
 
 
 def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
@@ -77,7 +76,7 @@ def _replayable(p: Plan, result: RunResult, opts: RunOptions) -> bool:
     if not all(_vouched(tool, facts.identities.get(n)) for n, tool in facts.commands.items()):
         return False
     images = [v for n, v in facts.identities.items() if n not in facts.commands]
-    if not all(_self_contained(v) for v in images):
+    if not all(_daemonless(v) for v in images):
         return False
     plain = not (opts.export or opts.output or opts.smoke or opts.check
                  or opts.affected or opts.stream_logs or opts.environ is not None)
@@ -165,15 +164,15 @@ def _depends(p: Plan, result: RunResult, store: Path, offline: bool) -> dict[str
     times = noop.index_times(str(store), keys)
     if sorted(times) != keys:
         raise _Racy("index")
-    pushes = _pushes(p, result)
-    if offline:  # no GET: the push records the offline run trusted, by stat signature
-        from crossplan.images.offline import record_path
+    refs = [*_pushes(p, result), *_bases(p)]
+    if offline:  # no GET: the push records the offline run trusted, by stat signature; a
+        from crossplan.images.offline import record_path  # base: by digest or plan.lock
 
         for image in result.images:
             for name in image.pushed:
                 file(record_path(store, name))
-        pushes = []
-    return {"pushes": pushes, "store": str(store),
+        refs = []
+    return {"refs": refs, "store": str(store),
             "dirs": sorted([k, *v] for k, v in dirs.items()),
             "files": sorted([k, *v] for k, v in files.items()), "absent": sorted(absent),
             "blobs": sorted([k, *v] for k, v in blobs.items()), "keys": times}
@@ -198,6 +197,41 @@ def _pushes(p: Plan, result: RunResult) -> list[list[str]]:
             pushes.append([scheme, ref.registry, f"/v2/{ref.repository}/manifests/{ref.tag}",
                            MANIFEST_ACCEPT, image.index_digest])
     return pushes
+
+
+def _bases(p: Plan) -> list[list[str]]:
+    """The same, for each registry base a replay asks once: its tag must still name the
+    index the image's key was made with; a base pinned by plan.lock must still be there (as
+    planning asks). A base the recipe names by digest: nothing to ask. A layout base (files
+    the memo does not follow) or a Docker Hub base (a token even to read): no memo."""
+    from crossplan.backends.oci.layout import parse_layout_ref
+    from crossplan.backends.oci.registry import MANIFEST_ACCEPT
+    from crossplan.imageref import DOCKER_HUB, Reference, is_loopback
+    from crossplan.images.pin import base_pin
+    from crossplan.probe.lockfile import LOCK_NAME, read_lock
+    from crossplan.recipes.models import ImageStep
+
+    assert p.facts is not None
+    lock = read_lock(p.recipe.root / LOCK_NAME)
+    locked = {b.digest for b in lock.bases.values()} if lock is not None else set()
+    refs = []
+    for node, identity in sorted(p.facts.identities.items(), key=lambda kv: str(kv[0])):
+        step = p.recipe.steps.get(node.step)
+        if not isinstance(step, ImageStep) or step.base == "scratch":
+            continue
+        if parse_layout_ref(step.base) is not None:
+            raise _Racy(node.step)
+        ref = Reference.parse(step.base)
+        if ref.digest and ref.digest not in locked:
+            continue
+        want = ref.digest or base_pin(identity).rpartition("@")[2]
+        if ref.registry == DOCKER_HUB or not want.startswith("sha256:") or "," in want:
+            raise _Racy(node.step)
+        scheme = "http" if is_loopback(ref.registry) else "https"
+        refs.append([scheme, ref.registry,
+                     f"/v2/{ref.repository}/manifests/{ref.digest or ref.tag}",
+                     MANIFEST_ACCEPT, want])
+    return refs
 
 
 def _plan_search(root: Path, argv: list[str], file: Any, directory: Any) -> None:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from crossplan.cli.noop_record import _self_contained
+from crossplan.cli.noop_record import _daemonless
 from crossplan.images.oci import _pinned, oci_pin
 from crossplan.images.pin import base_pin, identity_fields, image_identity
 from crossplan.platforms import Platform
@@ -62,12 +62,10 @@ def test_the_oci_build_uses_the_base_pin_the_key_names(base: str, want: str | No
 
 @pytest.mark.parametrize(("identity", "replayable"), [
     (image_identity(backend="oci", base="scratch", layers="gzip"), True),
-    (image_identity(backend="oci", base=f"localhost:5000/demo/base@{DIGEST}"), False),
+    (image_identity(backend="oci", base=f"localhost:5000/demo/base@{DIGEST}"), True),
     (image_identity(backend="buildx", base="scratch", compile="host"), False),
     ("base=scratch;layers=gzip;revision=;source=", False),  # another version's identity
     (None, False),
 ])
-def test_only_a_daemonless_image_on_scratch_is_replayed_without_asking(
-    identity: str | None, replayable: bool
-) -> None:
-    assert _self_contained(identity) is replayable
+def test_only_a_daemonless_image_is_replayed(identity: str | None, replayable: bool) -> None:
+    assert _daemonless(identity) is replayable
