@@ -255,6 +255,25 @@ up() {
   log "up: grpc://127.0.0.1:$PORT instance main, workers: $WORKERS"
 }
 
+sweep() {  # what an interrupted `up` left running without a pid file (another run's `down`
+  # removed them, or `up` timed out): found by this cluster's paths in their command lines,
+  # each with its process group (a supervisor loop's group holds its worker)
+  local url="http://127.0.0.1:$PORT"
+  local pats=("buildbox-worker.*$STATE" "buildbox-worker --bots-remote=$url"
+              "buildbox-casd --cas-remote=$url" "bgd server start $STATE/")
+  local pat pid
+  for pat in "${pats[@]}"; do
+    for pid in $(pgrep -f -- "$pat" || true); do
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+  done
+  for _ in $(seq 30); do
+    pgrep -f -- "$(IFS='|'; echo "${pats[*]}")" >/dev/null || return 0
+    sleep 0.1
+  done
+  for pat in "${pats[@]}"; do pkill -KILL -f -- "$pat" || true; done
+}
+
 down() {
   for f in "$STATE"/supervisor-*.pid; do
     [ -e "$f" ] || continue
@@ -262,6 +281,7 @@ down() {
   done
   stop_pid "$STATE/casd.pid"
   stop_pid "$STATE/server.pid"
+  sweep
   if [ -f "$STATE/pg/PG_VERSION" ]; then
     su -s /bin/sh "$PGUSER_OS" -c "pg_ctl -D '$STATE/pg' -m fast stop" >/dev/null 2>&1 || true
   fi
