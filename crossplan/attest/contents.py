@@ -120,12 +120,22 @@ def _walk(layout: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
     layers = _layers(layout, manifest, config, image_step, sources)
 
     def read(entry: Entry, stream: IO[bytes]) -> _Read:
-        data = stream.read()
-        step = layers[entry.layer][0]
-        mods = go_packages(entry.path, data, step) if data.startswith(b"\x7fELF") else []
-        return _Read(entry.path, "sha256:" + hashlib.sha256(data).hexdigest(),
-                     hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data),
-                     tuple(mods), data if entry.path in (_DPKG, _APK) else None)
+        head = stream.read(4)
+        if head == b"\x7fELF" or entry.path in (_DPKG, _APK):  # parsed: read whole
+            data = head + stream.read()
+            step = layers[entry.layer][0]
+            mods = go_packages(entry.path, data, step) if head == b"\x7fELF" else []
+            return _Read(entry.path, "sha256:" + hashlib.sha256(data).hexdigest(),
+                         hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data),
+                         tuple(mods), data if entry.path in (_DPKG, _APK) else None)
+        sha256, sha1 = hashlib.sha256(head), hashlib.sha1(head, usedforsecurity=False)
+        size = len(head)
+        while chunk := stream.read(1 << 20):  # any other file: hashed as it streams past
+            sha256.update(chunk)
+            sha1.update(chunk)
+            size += len(chunk)
+        return _Read(entry.path, "sha256:" + sha256.hexdigest(), sha1.hexdigest(), size, (),
+                     None)
 
     stack = apply_layers((blob for _, blob in layers), read)
     files: dict[str, tuple[FileFact, list[PackageFact]]] = {}

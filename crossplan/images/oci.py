@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ from crossplan.platforms import Platform
 from crossplan.recipes.models import CopySpec, ImageStep, Recipe
 
 __all__ = ["OciBackend", "oci_pin"]
+
+_SPOOL = ".layers"  # in the image node's work dir: layers too large to hold in memory
 
 
 def oci_pin(recipe: Recipe, sid: str, step: ImageStep, platforms: tuple[Platform, ...], *,
@@ -120,6 +123,10 @@ class OciBackend:
         self._early: dict[LayerKey, Future[Layer]] = {}  # layers started by ``prepare``
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        # where a layer started early goes when too large to hold in memory (made when one
+        # is): in the store's tmp/, named for this handle (swept if the process dies)
+        self._early_spool = store.root / "tmp" / (
+            f"{store.tmp_prefix('early-layers')}{os.getpid()}-{id(self):x}")
 
     def pin(self, sid: str, step: ImageStep, platforms: tuple[Platform, ...]) -> str:
         return oci_pin(self.recipe, sid, step, platforms, docs=self.store.root / DOCS)
@@ -165,7 +172,7 @@ class OciBackend:
         with self._lock:
             started = {k: self._early.pop(k) for k in self._early.keys() & _keys(specs)}
         built = build_index(specs, created=pn.components["source_date_epoch"], revision=rev,
-                            source=src, started=started)
+                            source=src, started=started, spool=workdir / _SPOOL)
         name = ref_name(step)
         # Not flushed here: collecting the outputs moves each file into the store, which
         # flushes it there (one fsync per blob, not two).
@@ -194,7 +201,7 @@ class OciBackend:
                 with self._lock:
                     if layer.entries and key not in self._early:
                         self._early[key] = self._early_pool().submit(
-                            build_layer, layer.entries, mtime=mtime)
+                            build_layer, layer.entries, mtime=mtime, spool=self._early_spool)
 
     def _early_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -203,7 +210,7 @@ class OciBackend:
         return self._pool
 
     def close(self) -> None:
-        """Layers started early and never used are not waited for."""
+        """Layers started early and never used are not waited for (their files go)."""
         with self._lock:
             for future in self._early.values():
                 future.cancel()
@@ -211,6 +218,7 @@ class OciBackend:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        shutil.rmtree(self._early_spool, ignore_errors=True)
 
     def _copy_layers(
         self, pn: PlannedNode, plat: Platform, deps: Mapping[NodeId, Entry]

@@ -63,9 +63,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
     calls: list[str] = []
     real = module.build_layer
 
-    def build_layer(entries: Any, *, mtime: int) -> Any:
+    def build_layer(entries: Any, *, mtime: int, spool: Any = None) -> Any:
         calls.append(next(e.path for e in entries if e.type == "file"))
-        return real(entries, mtime=mtime)
+        return real(entries, mtime=mtime, spool=spool)
 
     monkeypatch.setattr(module, "build_layer", build_layer)
     return calls

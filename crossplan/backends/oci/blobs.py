@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -12,7 +12,8 @@ from typing import Protocol, runtime_checkable
 from crossplan.backends.oci.descriptor import Descriptor, verify_digest
 from crossplan.errors import EnvironmentProblem
 
-__all__ = ["Blob", "BlobSource", "FileBlobSource", "HashedBlobs", "MemoryBlobs", "Origin"]
+__all__ = ["Blob", "BlobSource", "FileBlobSource", "HashedBlobs", "MemoryBlobs", "Origin",
+           "SpooledBlobs"]
 
 
 class BlobSource(Protocol):
@@ -60,6 +61,21 @@ class MemoryBlobs:
 class HashedBlobs(MemoryBlobs):
     """Blobs held in memory whose digests were computed from these very bytes by this
     process (a layer just compressed): ``Blob.read`` does not hash them a second time."""
+
+
+class SpooledBlobs:
+    """Blobs this process wrote to files of its own as it hashed them (a layer too large to
+    hold in memory): handed over as those files, which a work dir may link to."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self._paths = paths
+
+    def read_blob(self, digest: str) -> bytes:
+        return self._paths[digest].read_bytes()
+
+    @contextmanager
+    def blob_file(self, digest: str) -> Iterator[Path]:
+        yield self._paths[digest]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import struct
 import threading
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -104,21 +105,25 @@ def _cpu_class() -> str:
 
 class Deflater(Protocol):
     """A gzip stream of a tar: ``write`` takes the tar in pieces of any size, ``finish``
-    returns the blob and the tar's sha256 (hex)."""
+    returns the blob and the tar's sha256 (hex). Made with ``out``, the blob is handed to
+    it piece by piece as it is compressed instead (``finish`` returns ``b""``)."""
 
     def write(self, data: bytes | memoryview) -> None: ...
 
     def finish(self) -> tuple[bytes, str]: ...
 
 
-def new_deflater() -> Deflater:
+Out = Callable[[bytes], None]
+
+
+def new_deflater(out: Out | None = None) -> Deflater:
     """A deflater of the encoding ``layer_encoding()`` names."""
     encoding = layer_encoding()
     if encoding.startswith("igzip-"):
-        return _Igzip()
+        return _Igzip(out)
     if "libdeflate" in encoding:
-        return _Whole()
-    return _ZlibBlocks()
+        return _Whole(out)
+    return _ZlibBlocks(out)
 
 
 _pool_lock = threading.Lock()
@@ -148,9 +153,17 @@ class _Aligned:
     of the tar's bytes alone (zlib blocks are deflated each on its own, and igzip's output
     depends on how its input is split)."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Out | None) -> None:
         self._tar_hash = hashlib.sha256()
         self._pending = bytearray()
+        self._out = out
+        self._parts: list[bytes] = []  # the blob so far, without ``out``
+
+    def _emit(self, part: bytes) -> None:
+        if self._out is not None:
+            self._out(part)
+        else:
+            self._parts.append(part)
 
     def write(self, data: bytes | memoryview) -> None:
         self._tar_hash.update(data)
@@ -178,12 +191,12 @@ class _Aligned:
 class _ZlibBlocks(_Aligned):
     """pigz's scheme with zlib: blocks deflated in parallel, joined in order."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, out: Out | None = None) -> None:
+        super().__init__(out)
         self.crc = 0
         self.size = 0
         self.primer = b""
-        self.parts: list[bytes] = [_HEADER]
+        self._emit(_HEADER)
         self.pending: deque[Future[bytes]] = deque()
         self.limit = 2 * (os.cpu_count() or 1)  # blocks in flight: memory stays bounded
 
@@ -194,13 +207,14 @@ class _ZlibBlocks(_Aligned):
         self.pending.append(_threads().submit(_deflate_block, block, self.primer, last))
         self.primer = block[-_WINDOW:]
         while len(self.pending) > self.limit:
-            self.parts.append(self.pending.popleft().result())
+            self._emit(self.pending.popleft().result())
 
     def _blob(self) -> bytes:
-        self.parts.extend(f.result() for f in self.pending)
+        for f in self.pending:
+            self._emit(f.result())
         self.pending.clear()
-        self.parts.append(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
-        return b"".join(self.parts)
+        self._emit(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
+        return b"".join(self._parts)
 
 
 class _Whole:
@@ -209,9 +223,10 @@ class _Whole:
     alone, and two platforms' layers compress on two cores); past the limit, what was held
     goes to zlib blocks and the rest streams there."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Out | None = None) -> None:
         self.tar = bytearray()
         self.blocks: _ZlibBlocks | None = None
+        self.out = out
 
     def write(self, data: bytes | memoryview) -> None:
         if self.blocks is not None:
@@ -219,7 +234,7 @@ class _Whole:
             return
         self.tar += data
         if len(self.tar) > WHOLE_LIMIT:
-            self.blocks = _ZlibBlocks()
+            self.blocks = _ZlibBlocks(self.out)
             held = memoryview(self.tar)
             for start in range(0, len(held), BLOCK):
                 self.blocks.write(held[start:start + BLOCK])
@@ -233,6 +248,9 @@ class _Whole:
 
         tar_hash = _threads().submit(_sha256, self.tar)
         blob = bytes(deflate.gzip_compress(self.tar, GZIP_LEVEL))
+        if self.out is not None:
+            self.out(blob)
+            blob = b""
         return blob, tar_hash.result()
 
 
@@ -241,18 +259,17 @@ def _sha256(data: bytearray) -> str:
 
 
 class _Igzip(_Aligned):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, out: Out | None = None) -> None:
+        super().__init__(out)
         from isal import isal_zlib
 
         self._comp = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED,
                                            16 + isal_zlib.MAX_WBITS)
-        self._parts: list[bytes] = []
 
     def _block(self, data: memoryview, last: bool) -> None:
-        self._parts.append(self._comp.compress(data))
+        self._emit(self._comp.compress(data))
         if last:
-            self._parts.append(self._comp.flush())
+            self._emit(self._comp.flush())
 
     def _blob(self) -> bytes:
         return b"".join(self._parts)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crossplan.backends.oci.blobs import Blob, MemoryBlobs
@@ -92,7 +93,7 @@ def build_image(platform: Platform, spec: ImageSpec) -> tuple[BuiltImage, dict[s
 
 
 def _build_image(
-    platform: Platform, spec: ImageSpec, cache: _LayerCache
+    platform: Platform, spec: ImageSpec, cache: _LayerCache, spool: Path | None = None
 ) -> tuple[BuiltImage, dict[str, Blob]]:
     blobs: dict[str, Blob] = {}
     layers: list[Descriptor] = []
@@ -115,7 +116,7 @@ def _build_image(
             continue
         key = (tuple(layer_spec.entries), spec.created)
         if key not in cache:
-            cache[key] = build_layer(layer_spec.entries, mtime=spec.created)
+            cache[key] = build_layer(layer_spec.entries, mtime=spec.created, spool=spool)
         layer = cache[key]
         diff_ids.append(layer.diff_id)
         layers.append(layer.descriptor)
@@ -141,6 +142,7 @@ def _build_image(
 
 def _layers_in_parallel(
     images: Mapping[Platform, ImageSpec], started: Mapping[LayerKey, Future[Layer]],
+    spool: Path | None,
 ) -> _LayerCache:
     """Every distinct layer of ``images`` built at once, one thread each (zlib and sha256
     release the GIL: a two-platform image compresses its two binaries on two cores), or
@@ -156,7 +158,7 @@ def _layers_in_parallel(
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max(1, min(len(missing), os.cpu_count() or 1))) as pool:
-        built = pool.map(lambda k: build_layer(k[0], mtime=k[1]), missing)
+        built = pool.map(lambda k: build_layer(k[0], mtime=k[1], spool=spool), missing)
         for key in wanted:
             future = started.get(key)
             if future is not None:
@@ -184,20 +186,23 @@ def build_index(
     source: str | None = None,
     annotations: Mapping[str, str] | None = None,
     started: Mapping[LayerKey, Future[Layer]] | None = None,
+    spool: Path | None = None,
 ) -> BuiltIndex:
     """Build every platform and the index over them (platforms sorted, so order is irrelevant).
 
     ``created`` defaults to the newest spec's ``created``; ``revision`` and ``source`` become
     ``org.opencontainers.image.revision``/``.source`` annotations when given. ``started``:
     layers already being built (``LayerKey`` -> future), used instead of building them again.
+    ``spool``: where a layer too large to hold in memory goes (``build_layer``; the caller
+    removes it once the index is written).
     """
     if not images:
         raise RecipeError("an image needs at least one platform")
-    cache: _LayerCache = _layers_in_parallel(images, started or {})
+    cache: _LayerCache = _layers_in_parallel(images, started or {}, spool)
     built: dict[Platform, BuiltImage] = {}
     blobs: dict[str, Blob] = {}
     for platform in sorted(images):
-        image, image_blobs = _build_image(platform, images[platform], cache)
+        image, image_blobs = _build_image(platform, images[platform], cache, spool)
         built[platform] = image
         blobs.update(image_blobs)
     epoch = created if created is not None else max(s.created for s in images.values())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from crossplan.backends.oci._tar import TarWriter
-from crossplan.backends.oci.blobs import Blob, HashedBlobs
+from crossplan.backends.oci.blobs import Blob, HashedBlobs, SpooledBlobs
 from crossplan.backends.oci.deflate import (
     DEFLATE_ENV,
     GZIP_LEVEL,
@@ -43,32 +44,75 @@ class LayerEntry:
 
 @dataclass(frozen=True)
 class Layer:
-    """A built layer: the gzip blob (held in memory) and the digest of the tar inside it."""
+    """A built layer: the gzip blob (in memory, or in the file ``path`` once it outgrew
+    ``SPILL``) and the digest of the tar inside it."""
 
     diff_id: str  # sha256 of the uncompressed tar
     digest: str  # sha256 of the gzip blob
     size: int
-    blob: bytes = field(repr=False)
+    blob: bytes = field(repr=False)  # b"" when spooled to ``path``
     media_type: str = OCI_LAYER_GZIP
+    path: Path | None = None
 
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)
 
     def as_blob(self) -> Blob:
+        if self.path is not None:
+            return Blob(self.descriptor, SpooledBlobs({self.digest: self.path}))
         return Blob(self.descriptor, HashedBlobs({self.digest: self.blob}))
 
 
-def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
+SPILL = 32 << 20  # a layer's blob past this size goes to a file (memory stays bounded)
+
+
+class _Output:
+    """Where the blob goes as it is compressed: memory, then past ``SPILL`` a new file in
+    ``spool`` (with what was held); hashed on the way."""
+
+    def __init__(self, spool: Path | None) -> None:
+        self.spool = spool
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.sha = hashlib.sha256()
+        self.file: BinaryIO | None = None
+        self.path: Path | None = None
+
+    def __call__(self, part: bytes) -> None:
+        self.sha.update(part)
+        self.size += len(part)
+        if self.file is None and self.spool is not None and self.size > SPILL:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="layer-", dir=self.spool)
+            self.file, self.path = os.fdopen(fd, "wb"), Path(name)
+            for held in self.parts:
+                self.file.write(held)
+            self.parts = []
+        if self.file is not None:
+            self.file.write(part)
+        else:
+            self.parts.append(part)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            os.chmod(self.path, 0o444)  # type: ignore[arg-type]
+
+
+def build_layer(entries: Iterable[LayerEntry], *, mtime: int, spool: Path | None = None) -> Layer:
     """Tar + gzip ``entries`` reproducibly: same entries and mtime give the same bytes.
 
     Entries are sorted by path, missing parent directories are added (0755), owners are
     root with empty names, every mtime is ``mtime`` (SOURCE_DATE_EPOCH). File sources are
-    streamed in 1 MiB chunks; only the compressed blob is kept, in memory. The gzip header
-    has mtime 0 and no file name; the encoding is fixed (``layer_encoding()``).
+    streamed in 1 MiB chunks; only the compressed blob is kept: in memory, or past ``SPILL``
+    in a file of ``spool`` (the caller removes it; without ``spool``, in memory whatever
+    its size). The gzip header has mtime 0 and no file name; the encoding is fixed
+    (``layer_encoding()``).
     """
     members = _plan(entries)
-    deflater = new_deflater()
+    output = _Output(spool)
+    deflater = new_deflater(output)
     tar = TarWriter(deflater.write, mtime=mtime)
     for name, entry in members:
         if entry.type == "file":
@@ -77,12 +121,16 @@ def build_layer(entries: Iterable[LayerEntry], *, mtime: int) -> Layer:
         else:
             tar.add(name, kind=entry.type, mode=entry.mode, linkname=entry.linkname)
     tar.close()
-    blob, tar_digest = deflater.finish()
+    try:
+        _, tar_digest = deflater.finish()
+    finally:
+        output.close()
     return Layer(
         diff_id="sha256:" + tar_digest,
-        digest="sha256:" + hashlib.sha256(blob).hexdigest(),
-        size=len(blob),
-        blob=blob,
+        digest="sha256:" + output.sha.hexdigest(),
+        size=output.size,
+        blob=b"".join(output.parts),
+        path=output.path,
     )
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import IO, BinaryIO, Literal
 
 from crossplan.backends.oci._fsutil import (
     fsync_write,
@@ -21,10 +23,10 @@ from crossplan.backends.oci._fsutil import (
     temp_file_beside,
 )
 from crossplan.backends.oci._tar import TarWriter
-from crossplan.backends.oci.blobs import FileBlobSource, MemoryBlobs
-from crossplan.backends.oci.descriptor import Descriptor, canonical_json
+from crossplan.backends.oci.blobs import FileBlobSource, MemoryBlobs, SpooledBlobs
+from crossplan.backends.oci.descriptor import Descriptor, DigestMismatch, canonical_json
 from crossplan.backends.oci.image import BuiltIndex
-from crossplan.backends.oci.kept import link_or_copy
+from crossplan.backends.oci.kept import KeptLayers, link_or_copy
 from crossplan.backends.oci.resolve import resolve_platforms
 from crossplan.backends.oci.spec import BaseImage
 from crossplan.errors import EnvironmentProblem, RecipeError
@@ -42,9 +44,10 @@ __all__ = [
 REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 # (name in the layout, its bytes, whether they are held in memory already, or the file
-# holding them: a base's layer kept on disk, written by link or copy, never read whole)
+# holding them, never read whole: a layout's, a base's layer kept on disk; and whether that
+# file is the store's own, which a work dir may link to rather than copy)
 _File = Callable[[], AbstractContextManager[Path]]
-_Files = list[tuple[str, Callable[[], bytes], bool, _File | None]]
+_Files = list[tuple[str, Callable[[], bytes], bool, _File | None, bool]]
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,17 @@ def write_layout(
     files = _files(built, ref_name, platform_refs)
     tmp = temp_dir_beside(path)
 
-    def write(name: str, read: Callable[[], bytes], file: _File | None = None) -> None:
+    def write(name: str, read: Callable[[], bytes], file: _File | None = None,
+              ours: bool = False) -> None:
         target = tmp / name
         if file is not None:
             with file() as src:
                 if sync:
                     fsync_copy(src, target)
-                else:  # a work dir the store takes the files of: a link costs no copy
+                elif ours:  # a work dir the store takes the files of: a link costs no copy
                     link_or_copy(src, target)
+                else:  # (a user's file: the store would make it read-only)
+                    fsync_copy(src, target)
         elif sync:
             fsync_write(target, read())
         else:
@@ -108,13 +114,13 @@ def write_layout(
         # threads (sha256, writes and fsync release the GIL): an image's layers at once
         # rather than one after the other. Blobs read from elsewhere are read one at a
         # time: memory stays one blob.
-        held = [(name, read) for name, read, in_memory, _ in files if in_memory]
+        held = [(name, read) for name, read, in_memory, _, _ in files if in_memory]
         with ThreadPoolExecutor(min(4, max(1, len(held))), thread_name_prefix="layout") as pool:
             for future in [pool.submit(write, name, read) for name, read in held]:
                 future.result()
-        for name, read, in_memory, file in files:
+        for name, read, in_memory, file, ours in files:
             if not in_memory:
-                write(name, read, file)
+                write(name, read, file, ours)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -137,7 +143,7 @@ def write_archive(
             tar = TarWriter(fh.write, mtime=0)
             for directory in ("blobs", "blobs/sha256"):
                 tar.add(directory, kind="dir", mode=0o755)
-            for name, read, _, on_disk in sorted(files, key=lambda f: f[0]):
+            for name, read, _, on_disk, _ in sorted(files, key=lambda f: f[0]):
                 if on_disk is None:
                     data = read()
                     tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
@@ -161,16 +167,18 @@ def _files(
         entries.append(_annotated(built.images[platform].descriptor, name))
     top = {"schemaVersion": 2, "mediaType": built.descriptor.media_type, "manifests": entries}
     files: _Files = [
-        ("oci-layout", lambda: _OCI_LAYOUT, True, None),
-        ("index.json", lambda: canonical_json(top), True, None),
+        ("oci-layout", lambda: _OCI_LAYOUT, True, None, False),
+        ("index.json", lambda: canonical_json(top), True, None, False),
     ]
     for digest, doc in built.documents().items():
-        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True, None))
+        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True, None,
+                      False))
     for digest, blob in sorted(built.blobs.items()):
         source = blob.source
         file = (functools.partial(source.blob_file, digest)
                 if isinstance(source, FileBlobSource) else None)
-        files.append((_blob_path(digest), blob.read, isinstance(source, MemoryBlobs), file))
+        files.append((_blob_path(digest), blob.read, isinstance(source, MemoryBlobs), file,
+                      isinstance(source, (KeptLayers, SpooledBlobs))))
     return files
 
 
@@ -185,6 +193,19 @@ def fsync_copy(src: Path, dest: Path) -> None:
 def _chunks(f: BinaryIO) -> Iterator[bytes]:
     while chunk := f.read(1 << 20):
         yield chunk
+
+
+def _check(f: IO[bytes], out: IO[bytes] | None, digest: str, what: str) -> None:
+    """Read ``f`` to its end (copied to ``out`` if given): DigestMismatch unless it hashes
+    to ``digest``."""
+    h = hashlib.sha256()
+    for chunk in _chunks(f):  # type: ignore[arg-type]
+        h.update(chunk)
+        if out is not None:
+            out.write(chunk)
+    if "sha256:" + h.hexdigest() != digest:
+        raise DigestMismatch(f"{what}: content has digest sha256:{h.hexdigest()}, expected "
+                             f"{digest}", hint="the layout is corrupt or was modified")
 
 
 def _annotated(desc: Descriptor, ref_name: str | None) -> dict[str, object]:
@@ -224,6 +245,41 @@ class _LayoutBlobs:
 
     def read_blob(self, digest: str) -> bytes:
         return self._read(_blob_path(digest))
+
+    @contextmanager
+    def blob_file(self, digest: str) -> Iterator[Path]:
+        """The blob as a file, checked against ``digest`` as it is read (a push or an export
+        streams it, never holds it whole): the directory's own file, or spooled out of the
+        archive into a temporary one."""
+        name = _blob_path(digest)
+        if self.ref.kind == "oci":
+            self._checked(name, digest, None)
+            yield self.ref.path / name
+            return
+        with tempfile.TemporaryDirectory(prefix="crossplan-blob-") as tmp:
+            self._checked(name, digest, Path(tmp) / "blob")
+            yield Path(tmp) / "blob"
+
+    def _checked(self, name: str, digest: str, spool: Path | None) -> None:
+        """Read ``name`` through (into ``spool`` if given) and check it hashes to ``digest``."""
+        where = f"{name} of {self.ref.kind}:{self.ref.path}"
+        try:
+            if spool is None:
+                with (self.ref.path / name).open("rb") as f:
+                    _check(f, None, digest, where)
+                return
+            with tarfile.open(self.ref.path) as tar:
+                member = next((m for m in tar if m.name.removeprefix("./") == name), None)
+                fh = tar.extractfile(member) if member is not None else None
+                if fh is None:
+                    raise FileNotFoundError(name)
+                with spool.open("wb") as out:
+                    _check(fh, out, digest, where)
+        except (OSError, tarfile.TarError) as exc:
+            raise EnvironmentProblem(
+                f"cannot read {where}: {exc}",
+                hint="is it a complete OCI layout (oci-layout, index.json, blobs/)?",
+            ) from None
 
     def read_manifest(self, digest: str) -> bytes:
         return self._read(_blob_path(digest))
