@@ -71,9 +71,10 @@ class KeptLayers:
             if not ok:
                 path.unlink()
                 return None
-            os.utime(path)
         except OSError:
             return None
+        with contextlib.suppress(OSError):  # (a read-only store: still a good copy)
+            os.utime(path)
         return path
 
     def _fetch(self, digest: str) -> Path | None:

@@ -64,7 +64,9 @@ class Layer:
         return Blob(self.descriptor, HashedBlobs({self.digest: self.blob}))
 
 
-SPILL = 32 << 20  # a layer's blob past this size goes to a file (memory stays bounded)
+# A layer's blob past this size goes to a file (memory stays bounded): no dearer than held,
+# since a held blob is written to the layout anyway, and a spooled one is linked there.
+SPILL = 8 << 20
 
 
 class _Output:
