@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from crossplan.backends.oci.kept import KeptLayers, link_or_copy
+from crossplan.backends.oci._fsutil import link_or_copy
+from crossplan.backends.oci.kept import KeptLayers
 from crossplan.backends.oci.registry import DigestMismatch
 from crossplan.cache.store import Store
 
@@ -69,6 +70,7 @@ def test_a_kept_layer_that_does_not_hash_to_its_name_is_fetched_again(tmp_path: 
         pass
     os.chmod(path, 0o644)
     path.write_bytes(b"rot")
+    kept = KeptLayers(source, tmp_path / "layers")  # the next build's
     assert kept.read_blob(DIGEST) == LAYER
     assert source.streamed == 2
     assert path.read_bytes() == LAYER

@@ -7,9 +7,11 @@ import ctypes
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["fsync_write", "replace_dir", "temp_dir_beside", "temp_file_beside", "write_whole"]
+__all__ = ["copy_file", "fsync_write", "link_or_copy", "replace_dir", "temp_dir_beside",
+           "temp_file_beside", "write_whole"]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -21,6 +23,26 @@ def fsync_write(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def copy_file(src: Path, dest: Path, *, sync: bool = True) -> None:
+    """A new file ``dest`` with ``src``'s bytes (a MiB at a time), flushed to disk if
+    ``sync``."""
+    with src.open("rb") as fi, dest.open("xb") as fo:
+        shutil.copyfileobj(fi, fo, 1 << 20)
+        if sync:
+            fo.flush()
+            os.fsync(fo.fileno())
+
+
+def link_or_copy(src: Path, dest: Path, *,
+                 link: Callable[[Path, Path], None] = os.link) -> None:
+    """``dest`` with ``src``'s bytes: a hard link (both read-only copies of the same digest:
+    no space twice) where the filesystem allows, else a copy (not flushed)."""
+    try:
+        link(src, dest)
+    except OSError:
+        copy_file(src, dest, sync=False)
 
 
 def write_whole(path: Path, data: bytes) -> None:

@@ -9,15 +9,14 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["KeptLayers", "StreamSource", "link_or_copy"]
+__all__ = ["KeptLayers", "StreamSource"]
 
 _HEX = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 1 << 20
 
 
 class StreamSource(Protocol):
@@ -42,6 +41,9 @@ class KeptLayers:
         self.source = source
         self.root = root
         self.fetched = 0  # how many layers came from the source (not from disk)
+        # checked (or fetched) by this instance, one build's: it reads a layer twice (the
+        # binary check, the layout), hashed the first time only
+        self._checked: set[str] = set()
 
     def read_blob(self, digest: str) -> bytes:
         with self.blob_file(digest) as path:
@@ -65,6 +67,8 @@ class KeptLayers:
         path = self._path(digest)
         if path is None:
             return None
+        if digest in self._checked and path.is_file():
+            return path
         try:
             with path.open("rb") as f:
                 ok = hashlib.file_digest(f, "sha256").hexdigest() == path.name
@@ -75,6 +79,7 @@ class KeptLayers:
             return None
         with contextlib.suppress(OSError):  # (a read-only store: still a good copy)
             os.utime(path)
+        self._checked.add(digest)
         return path
 
     def _fetch(self, digest: str) -> Path | None:
@@ -99,6 +104,7 @@ class KeptLayers:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         self.fetched += 1
+        self._checked.add(digest)
         return path
 
     def _path(self, digest: str) -> Path | None:
@@ -107,14 +113,3 @@ class KeptLayers:
             return None
         return self.root / hexed[:2] / hexed
 
-
-def link_or_copy(src: Path, dest: Path, *,
-                 link: Callable[[Path, Path], None] = os.link) -> None:
-    """``dest`` with ``src``'s bytes: a hard link (both are read-only copies of the same
-    digest; no space twice) where the filesystem allows, else a copy."""
-    try:
-        link(src, dest)
-    except OSError:
-        with src.open("rb") as fi, dest.open("xb") as fo:
-            while chunk := fi.read(_CHUNK):
-                fo.write(chunk)

@@ -14,10 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Literal
+from typing import IO, BinaryIO, Literal, NamedTuple
 
 from crossplan.backends.oci._fsutil import (
+    copy_file,
     fsync_write,
+    link_or_copy,
     replace_dir,
     temp_dir_beside,
     temp_file_beside,
@@ -26,7 +28,7 @@ from crossplan.backends.oci._tar import TarWriter
 from crossplan.backends.oci.blobs import FileBlobSource, MemoryBlobs, SpooledBlobs
 from crossplan.backends.oci.descriptor import Descriptor, DigestMismatch, canonical_json
 from crossplan.backends.oci.image import BuiltIndex
-from crossplan.backends.oci.kept import KeptLayers, link_or_copy
+from crossplan.backends.oci.kept import KeptLayers
 from crossplan.backends.oci.resolve import resolve_platforms
 from crossplan.backends.oci.spec import BaseImage
 from crossplan.errors import EnvironmentProblem, RecipeError
@@ -43,11 +45,17 @@ __all__ = [
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-# (name in the layout, its bytes, whether they are held in memory already, or the file
-# holding them, never read whole: a layout's, a base's layer kept on disk; and whether that
-# file is the store's own, which a work dir may link to rather than copy)
-_File = Callable[[], AbstractContextManager[Path]]
-_Files = list[tuple[str, Callable[[], bytes], bool, _File | None, bool]]
+
+
+class _LayoutFile(NamedTuple):
+    """One file of a layout being written."""
+
+    name: str  # its path in the layout
+    read: Callable[[], bytes]  # its bytes
+    in_memory: bool  # ``read`` costs nothing: they are held already
+    # or the file holding them, never read whole (a layout's, a kept or spooled layer)
+    on_disk: Callable[[], AbstractContextManager[Path]] | None = None
+    ours: bool = False  # that file is the store's own: a work dir may link to it
 
 
 @dataclass(frozen=True)
@@ -91,36 +99,33 @@ def write_layout(
     files = _files(built, ref_name, platform_refs)
     tmp = temp_dir_beside(path)
 
-    def write(name: str, read: Callable[[], bytes], file: _File | None = None,
-              ours: bool = False) -> None:
-        target = tmp / name
-        if file is not None:
-            with file() as src:
-                if sync:
-                    fsync_copy(src, target)
-                elif ours:  # a work dir the store takes the files of: a link costs no copy
-                    link_or_copy(src, target)
-                else:  # (a user's file: the store would make it read-only)
-                    fsync_copy(src, target)
+    def write(f: _LayoutFile) -> None:
+        target = tmp / f.name
+        if f.on_disk is not None:
+            with f.on_disk() as src:
+                if f.ours and not sync:  # a work dir the store takes the files of: a link
+                    link_or_copy(src, target)  # (never a user's file: the store would
+                else:  # make it read-only)
+                    copy_file(src, target, sync=sync)
         elif sync:
-            fsync_write(target, read())
+            fsync_write(target, f.read())
         else:
-            target.write_bytes(read())
+            target.write_bytes(f.read())
 
     try:
-        for parent in {(tmp / f[0]).parent for f in files}:
+        for parent in {(tmp / f.name).parent for f in files}:
             parent.mkdir(parents=True, exist_ok=True)
         # What is held in memory (a built image's layers) is verified and written on a few
         # threads (sha256, writes and fsync release the GIL): an image's layers at once
         # rather than one after the other. Blobs read from elsewhere are read one at a
         # time: memory stays one blob.
-        held = [(name, read) for name, read, in_memory, _, _ in files if in_memory]
+        held = [f for f in files if f.in_memory]
         with ThreadPoolExecutor(min(4, max(1, len(held))), thread_name_prefix="layout") as pool:
-            for future in [pool.submit(write, name, read) for name, read in held]:
+            for future in [pool.submit(write, f) for f in held]:
                 future.result()
-        for name, read, in_memory, file, ours in files:
-            if not in_memory:
-                write(name, read, file, ours)
+        for f in files:
+            if not f.in_memory:
+                write(f)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -143,14 +148,14 @@ def write_archive(
             tar = TarWriter(fh.write, mtime=0)
             for directory in ("blobs", "blobs/sha256"):
                 tar.add(directory, kind="dir", mode=0o755)
-            for name, read, _, on_disk, _ in sorted(files, key=lambda f: f[0]):
-                if on_disk is None:
-                    data = read()
-                    tar.add(name, kind="file", mode=0o644, size=len(data), chunks=(data,))
+            for f in sorted(files, key=lambda f: f.name):
+                if f.on_disk is None:
+                    data = f.read()
+                    tar.add(f.name, kind="file", mode=0o644, size=len(data), chunks=(data,))
                     continue
-                with on_disk() as src, src.open("rb") as f:
-                    tar.add(name, kind="file", mode=0o644, size=os.fstat(f.fileno()).st_size,
-                            chunks=_chunks(f))
+                with f.on_disk() as src, src.open("rb") as fi:
+                    tar.add(f.name, kind="file", mode=0o644, size=os.fstat(fi.fileno()).st_size,
+                            chunks=_chunks(fi))
             tar.close()
         tmp.replace(file)
     except BaseException:
@@ -161,33 +166,25 @@ def write_archive(
 
 def _files(
     built: BuiltIndex, ref_name: str | None, platform_refs: Mapping[Platform, str] | None
-) -> _Files:
+) -> list[_LayoutFile]:
     entries = [_annotated(built.descriptor, ref_name)]
     for platform, name in sorted((platform_refs or {}).items()):
         entries.append(_annotated(built.images[platform].descriptor, name))
     top = {"schemaVersion": 2, "mediaType": built.descriptor.media_type, "manifests": entries}
-    files: _Files = [
-        ("oci-layout", lambda: _OCI_LAYOUT, True, None, False),
-        ("index.json", lambda: canonical_json(top), True, None, False),
+    files = [
+        _LayoutFile("oci-layout", lambda: _OCI_LAYOUT, True),
+        _LayoutFile("index.json", lambda: canonical_json(top), True),
     ]
     for digest, doc in built.documents().items():
-        files.append((_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest), True, None,
-                      False))
+        files.append(_LayoutFile(_blob_path(digest), MemoryBlobs({digest: doc}).reader(digest),
+                                 True))
     for digest, blob in sorted(built.blobs.items()):
         source = blob.source
-        file = (functools.partial(source.blob_file, digest)
-                if isinstance(source, FileBlobSource) else None)
-        files.append((_blob_path(digest), blob.read, isinstance(source, MemoryBlobs), file,
-                      isinstance(source, (KeptLayers, SpooledBlobs))))
+        on_disk = (functools.partial(source.blob_file, digest)
+                   if isinstance(source, FileBlobSource) else None)
+        files.append(_LayoutFile(_blob_path(digest), blob.read, isinstance(source, MemoryBlobs),
+                                 on_disk, isinstance(source, (KeptLayers, SpooledBlobs))))
     return files
-
-
-def fsync_copy(src: Path, dest: Path) -> None:
-    """A new file ``dest`` with ``src``'s bytes, flushed to disk."""
-    with src.open("rb") as fi, dest.open("xb") as fo:
-        shutil.copyfileobj(fi, fo, 1 << 20)
-        fo.flush()
-        os.fsync(fo.fileno())
 
 
 def _chunks(f: BinaryIO) -> Iterator[bytes]:
